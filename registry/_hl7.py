@@ -1,0 +1,194 @@
+"""HL7 v2 value types used by XDS metadata (XDS.md §4.4): DTM, CX, XCN, XON, XTN, plus OID/UUID and the
+French NIR. Each ``check_*`` returns ``None`` when the value is acceptable, otherwise the reason. Parsing is
+pure and total: it never raises on odd input, so validation can report every problem at once."""
+
+from __future__ import annotations
+
+import calendar
+import re
+import uuid
+from dataclasses import dataclass
+
+_DTM = re.compile(r"\d{4}(?:\d{2}){0,5}")
+_OID = re.compile(r"[1-9][0-9]*(?:\.(?:0|[1-9][0-9]*))+|0(?:\.(?:0|[1-9][0-9]*))+|[12]")
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+_MIME = re.compile(r"[\w!#$&.+^-]+/[\w!#$&.+^-]+")
+_HASH = re.compile(r"[0-9a-fA-F]{40}")
+
+INS_NIR_OIDS = frozenset({"1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10", "1.2.250.1.213.1.4.11"})
+INS_NIA_OID = "1.2.250.1.213.1.4.9"
+
+
+# --- DTM -------------------------------------------------------------------------------------------
+
+
+def check_dtm(value: str) -> str | None:
+    """DTM ``YYYY[MM[DD[hh[mm[ss]]]]]`` in UTC, no zone, no fraction (XDS.md §4.4)."""
+    if not _DTM.fullmatch(value):
+        return f"'{value}' is not an HL7 DTM (YYYY[MM[DD[hh[mm[ss]]]]], 4 to 14 digits, no time zone)"
+    parts = [int(value[i : i + 2]) for i in range(4, len(value), 2)]
+    year = int(value[:4])
+    limits = [(1, 12), (1, 31), (0, 23), (0, 59), (0, 59)]
+    for i, (part, (lo, hi)) in enumerate(zip(parts, limits, strict=False)):
+        if i == 1:
+            hi = calendar.monthrange(year, parts[0])[1]
+        if not lo <= part <= hi:
+            return f"'{value}' is not a valid date/time"
+    return None
+
+
+def dtm_floor(value: str) -> str:
+    """Right-pad to 14 digits with the earliest instant the value denotes (for range comparisons)."""
+    return (value + "0101000000"[max(0, len(value) - 4) :])[:14] if len(value) < 14 else value
+
+
+def dtm_ceiling(value: str) -> str:
+    """Right-pad to 14 digits with the latest instant (used for serviceStopTime <= checks)."""
+    return (value + "1231235959"[max(0, len(value) - 4) :])[:14] if len(value) < 14 else value
+
+
+# --- identifiers -----------------------------------------------------------------------------------
+
+
+def check_oid(value: str) -> str | None:
+    if len(value) > 64 or not _OID.fullmatch(value):
+        return f"'{value}' is not an OID (digits separated by dots, at most 64 characters)"
+    return None
+
+
+def check_document_unique_id(value: str) -> str | None:
+    """DocumentEntry.uniqueId: OID or ``OID^extension``, printable ASCII, at most 128 characters."""
+    if len(value) > 128:
+        return f"uniqueId longer than 128 characters ({len(value)})"
+    if not _PRINTABLE.fullmatch(value):
+        return f"uniqueId '{value}' contains characters outside printable ASCII"
+    root, _, ext = value.partition("^")
+    if check_oid(root) is not None:
+        return f"uniqueId '{value}' does not start with an OID"
+    if "^" in value and not ext:
+        return f"uniqueId '{value}' has an empty extension"
+    return None
+
+
+def is_uuid_urn(value: str) -> bool:
+    if not value.startswith("urn:uuid:"):
+        return False
+    try:
+        uuid.UUID(value[9:])
+    except ValueError:
+        return False
+    return len(value) == 45
+
+
+def check_mime_type(value: str) -> str | None:
+    return None if _MIME.fullmatch(value) else f"mimeType '{value}' is not of the form type/subtype"
+
+
+def check_hash(value: str) -> str | None:
+    return None if _HASH.fullmatch(value) else f"hash '{value}' is not 40 hexadecimal digits (SHA-1)"
+
+
+def check_size(value: str) -> str | None:
+    return None if value.isascii() and value.isdigit() else f"size '{value}' is not a decimal byte count"
+
+
+# --- CX --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CX:
+    """Patient identifier ``id^^^&OID&ISO`` (CX.1, CX.4); CX.5 (``NH``, ``PI``) is kept but not part of
+    identity: French clients append it (XDS.md §4.4)."""
+
+    id: str
+    authority: str
+    id_type: str = ""
+
+    @classmethod
+    def parse(cls, value: str) -> CX | None:
+        comps = value.split("^")
+        if len(comps) < 4:
+            return None
+        hd = comps[3].split("&")
+        if len(hd) != 3 or hd[0] or hd[2] != "ISO" or not comps[0] or comps[1] or comps[2]:
+            return None
+        if check_oid(hd[1]) is not None:
+            return None
+        return cls(comps[0], hd[1], comps[4] if len(comps) > 4 else "")
+
+    @property
+    def key(self) -> str:
+        """Identity used to compare patients: ``id^^^&OID&ISO`` without CX.5."""
+        return f"{self.id}^^^&{self.authority}&ISO"
+
+    def __str__(self) -> str:
+        return self.key + (f"^{self.id_type}" if self.id_type else "")
+
+
+def check_cx(value: str) -> str | None:
+    if CX.parse(value) is None:
+        return f"'{value}' is not a CX identifier of the form id^^^&OID&ISO"
+    return None
+
+
+def patient_key(value: str) -> str:
+    """The comparable identity of a patient id; the raw value when it does not parse."""
+    cx = CX.parse(value)
+    return cx.key if cx is not None else value
+
+
+# --- XCN / XON / XTN -------------------------------------------------------------------------------
+
+
+def check_xcn(value: str) -> str | None:
+    """XCN: XCN.1 (id) and/or XCN.2 (family name); an assigning authority (XCN.9) needs an id."""
+    comps = value.split("^")
+    ident = comps[0]
+    family = comps[1] if len(comps) > 1 else ""
+    if not ident and not family.split("&")[0]:
+        return f"'{value}' is not an XCN: it has neither an identifier (XCN.1) nor a family name (XCN.2)"
+    if len(comps) > 8 and comps[8] and not ident:
+        return f"'{value}' is not an XCN: assigning authority (XCN.9) given without identifier (XCN.1)"
+    return None
+
+
+def check_xon(value: str) -> str | None:
+    """XON: organisation name (XON.1) required. French kits put ``IDNST`` in XON.7: accepted."""
+    if not value.split("^")[0]:
+        return f"'{value}' is not an XON: organization name (XON.1) is empty"
+    return None
+
+
+def check_xtn(value: str) -> str | None:
+    """XTN: ``^NET^Internet^address`` or a phone number in XTN.12 (or XTN.5-7)."""
+    comps = value.split("^")
+    use = comps[1] if len(comps) > 1 else ""
+    kind = comps[2] if len(comps) > 2 else ""
+    if kind == "Internet":
+        if len(comps) < 4 or "@" not in comps[3]:
+            return f"'{value}' is not an XTN: Internet address (XTN.4) missing or without '@'"
+        return None
+    if kind in ("PH", "FX", "CP", "BP") or use in ("PRN", "WPN", "ORN", "PRS", "EMR"):
+        has_number = (len(comps) > 11 and comps[11]) or (len(comps) > 6 and comps[6])
+        return None if has_number else f"'{value}' is not an XTN: telephone number missing"
+    if comps[0]:  # deprecated XTN.1 free-form number
+        return None
+    return f"'{value}' is not an XTN: no e-mail address or telephone number"
+
+
+# --- NIR -------------------------------------------------------------------------------------------
+
+
+def check_nir(value: str) -> str | None:
+    """French NIR (15 characters: 13 + 2-digit key, Corsica 2A/2B), key = 97 - (N mod 97) (DMP.md §4.2)."""
+    v = value.replace(" ", "")
+    if len(v) != 15:
+        return f"NIR '{value}' must have 15 characters (13 + 2-digit key)"
+    body, key = v[:13], v[13:]
+    digits = body[:5] + body[5:7].upper().replace("2A", "19").replace("2B", "18") + body[7:]
+    if not digits.isdigit() or not key.isdigit():
+        return f"NIR '{value}' must be digits (2A/2B allowed for the département)"
+    expected = 97 - int(digits) % 97
+    if int(key) != expected:
+        return f"NIR '{value}' has key {key}, expected {expected:02d}"
+    return None

@@ -1,0 +1,126 @@
+"""The Document Registry actor: patient identity, registration (ITI-42), look-ups for the repository."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from lxml import etree
+from sqlalchemy import exc, insert, select
+
+from registry import _hl7
+from registry._errors import ErrorCode, RegistryError, RegistryResponse, ResponseStatus, SubmissionRefused
+from registry._rim import RimSubmission, read_registry_object_list
+from registry._schema import document_entry, patient, registry_object
+from registry._store import Store
+from registry._submission import register
+from soap_wsdl import ns
+
+log = logging.getLogger(__name__)
+
+
+class PatientError(ValueError):
+    """The patient identifier given to patient administration is not acceptable."""
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """What the repository needs to serve a document (ITI-43)."""
+
+    entry_uuid: str
+    unique_id: str
+    repository_unique_id: str | None
+    mime_type: str
+    hash: str | None
+    size: int | None
+    status: str
+
+
+def now_dtm() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+
+
+class Registry:
+    def __init__(self, store: Store, *, clock: Callable[[], str] = now_dtm) -> None:
+        self.store = store
+        self._clock = clock
+
+    # --- patient identity -------------------------------------------------------------------------
+
+    def create_patient(self, ins: str) -> str:
+        """Open a dossier for an INS given as CX (``NIR^^^&1.2.250.1.213.1.4.10&ISO``). Returns its key.
+
+        The NIR key is checked for INS-NIR authorities (DMP.md §4.2)."""
+        cx = _hl7.CX.parse(ins.strip())
+        if cx is None:
+            raise PatientError(f"'{ins}' is not a CX identifier of the form NIR^^^&OID&ISO")
+        if cx.authority in _hl7.INS_NIR_OIDS and (reason := _hl7.check_nir(cx.id)) is not None:
+            raise PatientError(reason)
+        try:
+            with self.store.write() as conn:
+                conn.execute(insert(patient).values(patient_key=cx.key, created_at=self._clock()))
+        except exc.IntegrityError:
+            raise PatientError(f"patient {cx.key} already exists") from None
+        return cx.key
+
+    def patient_exists(self, ins: str) -> bool:
+        with self.store.read() as conn:
+            key = _hl7.patient_key(ins)
+            return conn.execute(select(patient.c.patient_key).where(patient.c.patient_key == key)).first() is not None
+
+    # --- ITI-42 -----------------------------------------------------------------------------------
+
+    def register_request(self, request: etree._Element) -> RegistryResponse:
+        """ITI-42 Register Document Set-b: ``request`` is an ``lcm:SubmitObjectsRequest``."""
+        if request.tag != f"{{{ns.LCM}}}SubmitObjectsRequest":
+            return RegistryResponse.of([RegistryError(
+                ErrorCode.REGISTRY_METADATA_ERROR,
+                f"expected lcm:SubmitObjectsRequest, received {etree.QName(request).localname}", None)])
+        return self.register_submission(read_registry_object_list(request.find(f"{{{ns.RIM}}}RegistryObjectList")))
+
+    def register_submission(self, sub: RimSubmission) -> RegistryResponse:
+        """Validate and register ``sub`` as a whole in one transaction (ITI TF-3 §4.1)."""
+        try:
+            with self.store.write() as conn:
+                warnings = register(conn, sub, require_repository_attributes=True, now=self._clock())
+        except SubmissionRefused as refused:
+            return RegistryResponse.of(refused.errors)
+        except exc.IntegrityError:
+            # A concurrent submission registered the same ids/uniqueIds between our checks and our inserts.
+            log.warning("registration lost a race on a unique constraint", exc_info=True)
+            return RegistryResponse.of([RegistryError(
+                ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
+                "an object of this submission was registered concurrently by another submission", None)])
+        except exc.SQLAlchemyError:
+            log.exception("registry database error")
+            return RegistryResponse(ResponseStatus.FAILURE, (RegistryError(
+                ErrorCode.REGISTRY_ERROR, "the registry database is unavailable; nothing was registered",
+                None),))
+        return RegistryResponse.of(warnings)
+
+    # --- look-ups ---------------------------------------------------------------------------------
+
+    def is_registered(self, unique_id: str) -> bool:
+        with self.store.read() as conn:
+            ro = registry_object.c
+            return conn.execute(select(ro.id).where(ro.unique_id == unique_id, ro.kind == "DE").limit(1)
+                                ).first() is not None
+
+    def documents_by_unique_id(self, unique_ids: list[str]) -> dict[str, StoredDocument]:
+        """The latest Approved-or-other version of each document uniqueId (several entries may share a
+        uniqueId only when they describe the same bytes)."""
+        if not unique_ids:
+            return {}
+        ro, de = registry_object.c, document_entry.c
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(ro.id, ro.unique_id, ro.status, ro.version, de.repository_unique_id, de.mime_type,
+                       de.hash, de.size)
+                .join(document_entry, de.id == ro.id)
+                .where(ro.kind == "DE", ro.unique_id.in_(sorted(set(unique_ids))))
+                .order_by(ro.version)
+            ).all()
+        return {r.unique_id: StoredDocument(r.id, r.unique_id, r.repository_unique_id, r.mime_type, r.hash,
+                                            r.size, r.status) for r in rows}

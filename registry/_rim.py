@@ -1,0 +1,284 @@
+"""ebRIM 3.0 objects as plain data, and their XML form (both directions).
+
+This layer is structural only: it keeps what was on the wire (ids may still be symbolic, values are not
+checked). Validation (``_validate``) works on it and reports errors against what the sender wrote;
+``_model`` turns validated objects into typed XDS metadata. Element order on output follows rim.xsd
+(XDS.md §4.5): Slot*, Name?, Description?, VersionInfo?, Classification*, ExternalIdentifier*.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from soap_wsdl import ns
+
+_RIM = ns.RIM
+
+
+def _q(local: str) -> str:
+    return f"{{{_RIM}}}{local}"
+
+
+class Kind(enum.Enum):
+    EXTRINSIC_OBJECT = "ExtrinsicObject"
+    REGISTRY_PACKAGE = "RegistryPackage"
+    ASSOCIATION = "Association"
+
+
+@dataclass
+class LocalizedString:
+    value: str
+    lang: str | None = None
+    charset: str | None = None
+
+
+@dataclass
+class Slot:
+    name: str
+    values: list[str]
+
+
+@dataclass
+class Classification:
+    id: str
+    classified_object: str
+    scheme: str | None = None
+    node: str | None = None
+    node_representation: str | None = None
+    slots: list[Slot] = field(default_factory=list)
+    name: list[LocalizedString] = field(default_factory=list)
+
+    def slot(self, name: str) -> Slot | None:
+        return next((s for s in self.slots if s.name == name), None)
+
+
+@dataclass
+class ExternalIdentifier:
+    id: str
+    registry_object: str
+    scheme: str
+    value: str
+    name: str | None = None
+
+
+@dataclass
+class RimObject:
+    """An ExtrinsicObject, RegistryPackage or Association with everything nested in it."""
+
+    kind: Kind
+    id: str
+    lid: str | None = None
+    status: str | None = None
+    object_type: str | None = None
+    home: str | None = None
+    mime_type: str | None = None
+    slots: list[Slot] = field(default_factory=list)
+    name: list[LocalizedString] = field(default_factory=list)
+    description: list[LocalizedString] = field(default_factory=list)
+    version_name: str | None = None
+    classifications: list[Classification] = field(default_factory=list)
+    external_ids: list[ExternalIdentifier] = field(default_factory=list)
+    association_type: str | None = None
+    source: str | None = None
+    target: str | None = None
+
+    def slot(self, name: str) -> Slot | None:
+        return next((s for s in self.slots if s.name == name), None)
+
+    def slot_value(self, name: str) -> str | None:
+        s = self.slot(name)
+        return s.values[0] if s is not None and s.values else None
+
+    def classified(self, scheme: str) -> list[Classification]:
+        return [c for c in self.classifications if c.scheme == scheme]
+
+    def external_id(self, scheme: str) -> str | None:
+        return next((e.value for e in self.external_ids if e.scheme == scheme), None)
+
+
+@dataclass
+class RimSubmission:
+    """The content of an ``lcm:SubmitObjectsRequest``'s ``rim:RegistryObjectList``."""
+
+    objects: list[RimObject] = field(default_factory=list)
+    classifications: list[Classification] = field(default_factory=list)  # top-level ones
+    object_refs: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # local names of elements we do not accept
+
+
+# --- XML -> objects ---------------------------------------------------------------------------------
+
+
+def read_registry_object_list(rol: etree._Element | None) -> RimSubmission:
+    sub = RimSubmission()
+    if rol is None:
+        return sub
+    for el in rol:
+        if not isinstance(el.tag, str):
+            continue
+        qn = etree.QName(el)
+        if qn.namespace != _RIM:
+            sub.unknown.append(qn.localname)
+        elif qn.localname in ("ExtrinsicObject", "RegistryPackage", "Association"):
+            sub.objects.append(read_object(el))
+        elif qn.localname == "Classification":
+            sub.classifications.append(_read_classification(el, default_object=""))
+        elif qn.localname == "ObjectRef":
+            sub.object_refs.append(el.get("id", ""))
+        else:
+            sub.unknown.append(qn.localname)
+    return sub
+
+
+def read_object(el: etree._Element) -> RimObject:
+    kind = Kind(etree.QName(el).localname)
+    obj = RimObject(
+        kind=kind,
+        id=el.get("id", ""),
+        lid=el.get("lid"),
+        status=el.get("status"),
+        object_type=el.get("objectType"),
+        home=el.get("home"),
+        mime_type=el.get("mimeType"),
+        association_type=el.get("associationType"),
+        source=el.get("sourceObject"),
+        target=el.get("targetObject"),
+    )
+    for child in el:
+        if not isinstance(child.tag, str) or etree.QName(child).namespace != _RIM:
+            continue
+        local = etree.QName(child).localname
+        if local == "Slot":
+            obj.slots.append(_read_slot(child))
+        elif local == "Name":
+            obj.name = _read_strings(child)
+        elif local == "Description":
+            obj.description = _read_strings(child)
+        elif local == "VersionInfo":
+            obj.version_name = child.get("versionName")
+        elif local == "Classification":
+            obj.classifications.append(_read_classification(child, default_object=obj.id))
+        elif local == "ExternalIdentifier":
+            obj.external_ids.append(
+                ExternalIdentifier(
+                    id=child.get("id", ""),
+                    registry_object=child.get("registryObject", obj.id),
+                    scheme=child.get("identificationScheme", ""),
+                    value=child.get("value", ""),
+                    name=_first_string(child.find(_q("Name"))),
+                )
+            )
+    return obj
+
+
+def _read_slot(el: etree._Element) -> Slot:
+    values = [(v.text or "") for v in el.iterfind(f"{_q('ValueList')}/{_q('Value')}")]
+    return Slot(el.get("name", ""), values)
+
+
+def _read_strings(el: etree._Element) -> list[LocalizedString]:
+    return [
+        LocalizedString(ls.get("value", ""), ls.get(f"{{{ns.XML}}}lang"), ls.get("charset"))
+        for ls in el.iterfind(_q("LocalizedString"))
+    ]
+
+
+def _first_string(el: etree._Element | None) -> str | None:
+    if el is None:
+        return None
+    ls = el.find(_q("LocalizedString"))
+    return ls.get("value") if ls is not None else None
+
+
+def _read_classification(el: etree._Element, default_object: str) -> Classification:
+    c = Classification(
+        id=el.get("id", ""),
+        classified_object=el.get("classifiedObject", default_object),
+        scheme=el.get("classificationScheme"),
+        node=el.get("classificationNode"),
+        node_representation=el.get("nodeRepresentation"),
+    )
+    for child in el:
+        if not isinstance(child.tag, str):
+            continue
+        if child.tag == _q("Slot"):
+            c.slots.append(_read_slot(child))
+        elif child.tag == _q("Name"):
+            c.name = _read_strings(child)
+    return c
+
+
+# --- objects -> XML ---------------------------------------------------------------------------------
+
+
+def write_object(obj: RimObject, parent: etree._Element | None = None) -> etree._Element:
+    tag = _q(obj.kind.value)
+    el = etree.Element(tag, nsmap={"rim": _RIM}) if parent is None else etree.SubElement(parent, tag)
+    _set(el, "id", obj.id)
+    _set(el, "lid", obj.lid)
+    _set(el, "objectType", obj.object_type)
+    _set(el, "status", obj.status)
+    _set(el, "home", obj.home)
+    _set(el, "mimeType", obj.mime_type)
+    _set(el, "associationType", obj.association_type)
+    _set(el, "sourceObject", obj.source)
+    _set(el, "targetObject", obj.target)
+    _write_slots(el, obj.slots)
+    _write_strings(el, "Name", obj.name)
+    _write_strings(el, "Description", obj.description)
+    if obj.version_name is not None:
+        etree.SubElement(el, _q("VersionInfo")).set("versionName", obj.version_name)
+    for c in obj.classifications:
+        write_classification(c, el)
+    for e in obj.external_ids:
+        ei = etree.SubElement(el, _q("ExternalIdentifier"))
+        ei.set("id", e.id)
+        ei.set("registryObject", e.registry_object)
+        ei.set("identificationScheme", e.scheme)
+        ei.set("value", e.value)
+        if e.name is not None:
+            _write_strings(ei, "Name", [LocalizedString(e.name)])
+    return el
+
+
+def write_classification(c: Classification, parent: etree._Element) -> etree._Element:
+    el = etree.SubElement(parent, _q("Classification"))
+    el.set("id", c.id)
+    _set(el, "classificationScheme", c.scheme)
+    el.set("classifiedObject", c.classified_object)
+    _set(el, "classificationNode", c.node)
+    _set(el, "nodeRepresentation", c.node_representation)
+    _write_slots(el, c.slots)
+    _write_strings(el, "Name", c.name)
+    return el
+
+
+def _set(el: etree._Element, name: str, value: str | None) -> None:
+    if value is not None:
+        el.set(name, value)
+
+
+def _write_slots(el: etree._Element, slots: Iterable[Slot]) -> None:
+    for s in slots:
+        se = etree.SubElement(el, _q("Slot"))
+        se.set("name", s.name)
+        vl = etree.SubElement(se, _q("ValueList"))
+        for v in s.values:
+            etree.SubElement(vl, _q("Value")).text = v
+
+
+def _write_strings(el: etree._Element, tag: str, strings: list[LocalizedString]) -> None:
+    if not strings:
+        return
+    holder = etree.SubElement(el, _q(tag))
+    for s in strings:
+        ls = etree.SubElement(holder, _q("LocalizedString"))
+        if s.lang is not None:
+            ls.set(f"{{{ns.XML}}}lang", s.lang)
+        if s.charset is not None:
+            ls.set("charset", s.charset)
+        ls.set("value", s.value)

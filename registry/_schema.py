@@ -1,0 +1,104 @@
+"""Tables of the registry store (SQLAlchemy Core). The schema is owned by Alembic migrations in
+``registry/migrations``; these definitions must match the latest revision (a test checks it).
+
+Layout: ``registry_object`` holds what every object has plus its ebRIM XML (with registry UUIDs) so a
+LeafClass answer is a read of stored XML, not a reassembly from rows; the per-kind tables and
+``object_value`` hold the indexed attributes that stored queries filter on.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+patient = Table(
+    "patient",
+    metadata,
+    Column("patient_key", String(256), primary_key=True),  # CX without CX.5: id^^^&OID&ISO
+    Column("created_at", String(14), nullable=False),
+    Column("closed_at", String(14), nullable=True),
+)
+
+registry_object = Table(
+    "registry_object",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("lid", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(2), nullable=False),  # DE, SS, FD, AS
+    Column("status", String(64), nullable=False),
+    Column("patient_key", String(256), nullable=True),
+    Column("unique_id", String(128), nullable=True),
+    Column("submission_set_id", String(64), nullable=False),  # the SubmissionSet that created it
+    Column("xml", Text, nullable=False),
+    Index("ix_object_patient_kind_status", "patient_key", "kind", "status"),
+    Index("ix_object_unique_id", "unique_id"),
+    Index("ix_object_lid", "lid", "version"),
+)
+
+document_entry = Table(
+    "document_entry",
+    metadata,
+    Column("id", String(64), ForeignKey("registry_object.id", ondelete="CASCADE"), primary_key=True),
+    Column("object_type", String(64), nullable=False),
+    Column("mime_type", String(128), nullable=False),
+    Column("hash", String(40), nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("repository_unique_id", String(64), nullable=True),
+    Column("creation_time", String(14), nullable=True),
+    Column("service_start_time", String(14), nullable=True),
+    Column("service_stop_time", String(14), nullable=True),
+    Column("class_code", String(256), nullable=True),
+    Column("class_scheme", String(128), nullable=True),
+    Column("type_code", String(256), nullable=True),
+    Column("type_scheme", String(128), nullable=True),
+    Column("format_code", String(256), nullable=True),
+    Column("format_scheme", String(128), nullable=True),
+    Column("hcft_code", String(256), nullable=True),
+    Column("hcft_scheme", String(128), nullable=True),
+    Column("practice_code", String(256), nullable=True),
+    Column("practice_scheme", String(128), nullable=True),
+)
+
+submission_set = Table(
+    "submission_set",
+    metadata,
+    Column("id", String(64), ForeignKey("registry_object.id", ondelete="CASCADE"), primary_key=True),
+    Column("source_id", String(64), nullable=False),
+    Column("submission_time", String(14), nullable=True),
+    Column("content_type_code", String(256), nullable=True),
+    Column("content_type_scheme", String(128), nullable=True),
+)
+
+folder = Table(
+    "folder",
+    metadata,
+    Column("id", String(64), ForeignKey("registry_object.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_update_time", String(14), nullable=False),
+)
+
+association = Table(
+    "association",
+    metadata,
+    Column("id", String(64), ForeignKey("registry_object.id", ondelete="CASCADE"), primary_key=True),
+    Column("association_type", String(128), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("submission_set_status", String(16), nullable=True),
+    Index("ix_association_source", "source"),
+    Index("ix_association_target", "target"),
+)
+
+# Multi-valued attributes stored queries filter on: confidentialityCode, eventCodeList, authorPerson,
+# referenceIdList, Folder codeList.
+object_value = Table(
+    "object_value",
+    metadata,
+    Column("object_id", String(64), ForeignKey("registry_object.id", ondelete="CASCADE"), nullable=False),
+    Column("attribute", String(32), nullable=False),
+    Column("value", String(256), nullable=False),
+    Column("scheme", String(128), nullable=True),
+    Index("ix_object_value_object", "object_id"),
+    Index("ix_object_value_lookup", "attribute", "value"),
+)

@@ -1,0 +1,75 @@
+"""How the repository reaches the registry: in-process, or as a separate actor over ITI-42.
+
+Both sides speak :class:`RegistryPort`; the remote one sends a SOAP 1.2 ITI-42 request with WS-Addressing
+and relays the registry's RegistryResponse unchanged (XDS.md §7.1 rule 6)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Protocol
+
+import httpx
+from lxml import etree
+
+from registry import ErrorCode, RegistryError, RegistryResponse, ResponseStatus, RimSubmission, parse_registry_response
+from registry._rim_write import submit_objects_request
+from soap_wsdl import SoapFault, ns, read_envelope, serialize
+
+log = logging.getLogger(__name__)
+ITI42_ACTION = "urn:ihe:iti:2007:RegisterDocumentSet-b"
+
+
+class RegistryPort(Protocol):
+    def register_submission(self, sub: RimSubmission) -> RegistryResponse: ...
+
+    def is_registered(self, unique_id: str) -> bool | None:
+        """True/False when known; None when this port cannot tell (the caller then keeps waiting)."""
+        ...
+
+
+class RemoteRegistry:
+    """A Document Registry reached over ITI-42 at ``url`` (e.g. ``http://host:8080/xds/registry``)."""
+
+    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+        self.url = url
+        self._client = httpx.Client(timeout=timeout)
+
+    def register_submission(self, sub: RimSubmission) -> RegistryResponse:
+        envelope = _envelope(ITI42_ACTION, self.url, submit_objects_request(sub))
+        try:
+            r = self._client.post(self.url, content=envelope, headers={
+                "Content-Type": f'application/soap+xml; charset=UTF-8; action="{ITI42_ACTION}"'})
+            reply = read_envelope(r.content)
+        except (httpx.HTTPError, SoapFault) as exc:
+            log.warning("registry %s not reachable: %s", self.url, exc)
+            return RegistryResponse(ResponseStatus.FAILURE, (RegistryError(
+                ErrorCode.REGISTRY_NOT_AVAILABLE, f"the registry at {self.url} could not be reached or answered "
+                f"with a fault: {exc}", "repository.register"),))
+        if reply.body.tag != f"{{{ns.RS}}}RegistryResponse":
+            return RegistryResponse(ResponseStatus.FAILURE, (RegistryError(
+                ErrorCode.REGISTRY_NOT_AVAILABLE, "the registry answered without a RegistryResponse",
+                "repository.register"),))
+        return parse_registry_response(reply.body)
+
+    def is_registered(self, unique_id: str) -> bool | None:
+        # Without a query transaction to the remote registry a pending blob left by a crash cannot be
+        # confirmed or refuted; it stays pending (never served) until an operator decides.
+        return None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _envelope(action: str, to: str, body: etree._Element) -> bytes:
+    env = etree.Element(f"{{{ns.SOAP12}}}Envelope", nsmap={"env": ns.SOAP12, "wsa": ns.WSA})
+    header = etree.SubElement(env, f"{{{ns.SOAP12}}}Header")
+    act = etree.SubElement(header, f"{{{ns.WSA}}}Action")
+    act.set(f"{{{ns.SOAP12}}}mustUnderstand", "true")
+    act.text = action
+    etree.SubElement(header, f"{{{ns.WSA}}}MessageID").text = f"urn:uuid:{uuid.uuid4()}"
+    reply = etree.SubElement(header, f"{{{ns.WSA}}}ReplyTo")
+    etree.SubElement(reply, f"{{{ns.WSA}}}Address").text = ns.WSA_ANONYMOUS
+    etree.SubElement(header, f"{{{ns.WSA}}}To").text = to
+    etree.SubElement(env, f"{{{ns.SOAP12}}}Body").append(body)
+    return serialize(env)

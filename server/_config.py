@@ -1,0 +1,51 @@
+"""The one configuration object. Stored as ``config.json`` in the data directory by ``dmp init``;
+command-line options of ``dmp serve`` override it for one run."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+CONFIG_FILE = "config.json"
+# An arc under the project's test root: a real deployment passes its own repository OID.
+DEFAULT_OID_ARC = "1.2.250.1.999.1.1"
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    repository_unique_id: str
+    database_url: str
+    registry_url: str | None = None          # None: the registry runs in this process
+    max_soap_bytes: int = 64 * 1024 * 1024   # SOAP part (and plain SOAP body with inline documents)
+    sqlite_synchronous: str = "FULL"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @classmethod
+    def new(cls, data_dir: Path, *, repository_unique_id: str | None = None,
+            database_url: str | None = None) -> Config:
+        data_dir = data_dir.resolve()
+        return cls(
+            data_dir=data_dir,
+            repository_unique_id=repository_unique_id or f"{DEFAULT_OID_ARC}.{secrets.randbelow(10**9) + 1}.3",
+            database_url=database_url or f"sqlite:///{data_dir / 'registry.db'}",
+        )
+
+    @classmethod
+    def load(cls, data_dir: Path, **overrides: object) -> Config:
+        path = data_dir.resolve() / CONFIG_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: run `dmp init --data {data_dir}` first")
+        raw = json.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        cfg = cls(**{k: v for k, v in raw.items() if k in known and k != "data_dir"}, data_dir=data_dir.resolve())
+        return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+    def save(self) -> None:
+        raw = {k: v for k, v in asdict(self).items() if k != "data_dir"}
+        (self.data_dir / CONFIG_FILE).write_text(json.dumps(raw, indent=2) + "\n")

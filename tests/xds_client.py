@@ -1,0 +1,139 @@
+"""A small SOAP 1.2 / MTOM client for the end-to-end tests and benchmarks (real HTTP, our codec)."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from lxml import etree
+
+from soap_wsdl import ns, parse_xml, serialize
+from soap_wsdl._mtom import MtomDecoder, MtomMessage, OutgoingAttachment, mtom_content_type, mtom_stream, new_boundary
+
+ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
+ITI42 = "urn:ihe:iti:2007:RegisterDocumentSet-b"
+ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
+RS_STATUS = {
+    "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success": "Success",
+    "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure": "Failure",
+    "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess": "PartialSuccess",
+}
+
+
+def envelope(action: str, body: etree._Element, *, message_id: str | None = None, to: str = "") -> bytes:
+    env = etree.Element(f"{{{ns.SOAP12}}}Envelope", nsmap={"soap": ns.SOAP12, "wsa": ns.WSA})
+    header = etree.SubElement(env, f"{{{ns.SOAP12}}}Header")
+    act = etree.SubElement(header, f"{{{ns.WSA}}}Action")
+    act.set(f"{{{ns.SOAP12}}}mustUnderstand", "true")
+    act.text = action
+    etree.SubElement(header, f"{{{ns.WSA}}}MessageID").text = message_id or f"urn:uuid:{uuid.uuid4()}"
+    if to:
+        etree.SubElement(header, f"{{{ns.WSA}}}To").text = to
+    etree.SubElement(env, f"{{{ns.SOAP12}}}Body").append(body)
+    return serialize(env)
+
+
+@dataclass
+class Reply:
+    http_status: int
+    envelope: etree._Element
+    mime: MtomMessage | None
+    content_type: str
+
+    @property
+    def body(self) -> etree._Element:
+        return self.envelope.find(f"{{{ns.SOAP12}}}Body")[0]
+
+    @property
+    def action(self) -> str:
+        return self.envelope.findtext(f"{{{ns.SOAP12}}}Header/{{{ns.WSA}}}Action") or ""
+
+    @property
+    def relates_to(self) -> str:
+        return self.envelope.findtext(f"{{{ns.SOAP12}}}Header/{{{ns.WSA}}}RelatesTo") or ""
+
+    @property
+    def registry_response(self) -> etree._Element:
+        b = self.body
+        if b.tag == f"{{{ns.RS}}}RegistryResponse":
+            return b
+        return b.find(f"{{{ns.RS}}}RegistryResponse")
+
+    @property
+    def status(self) -> str:
+        return RS_STATUS[self.registry_response.get("status")]
+
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        return [dict(e.attrib) for e in self.registry_response.iter(f"{{{ns.RS}}}RegistryError")]
+
+    @property
+    def error_codes(self) -> list[str]:
+        return [e["errorCode"] for e in self.errors]
+
+    @property
+    def fault_reason(self) -> str:
+        return self.body.findtext(f"{{{ns.SOAP12}}}Reason/{{{ns.SOAP12}}}Text") or ""
+
+    @property
+    def fault_code(self) -> str:
+        return self.body.findtext(f"{{{ns.SOAP12}}}Code/{{{ns.SOAP12}}}Value") or ""
+
+    def documents(self) -> dict[str, bytes]:
+        """ITI-43: DocumentUniqueId -> bytes."""
+        out = {}
+        for dr in self.body.iterfind(f"{{{ns.XDSB}}}DocumentResponse"):
+            uid = dr.findtext(f"{{{ns.XDSB}}}DocumentUniqueId")
+            inc = dr.find(f"{{{ns.XDSB}}}Document/{{{ns.XOP}}}Include")
+            assert self.mime is not None and inc is not None
+            att = self.mime.resolve(inc.get("href"))
+            assert att is not None
+            out[uid] = att.path.read_bytes()
+        return out
+
+
+def post(url: str, action: str, body: etree._Element, *, attachments: Iterable[OutgoingAttachment] = (),
+         mtom: bool = True, client: httpx.Client | None = None, spool: Path | None = None,
+         raw_envelope: bytes | None = None, timeout: float = 120) -> Reply:
+    env = raw_envelope if raw_envelope is not None else envelope(action, body)
+    if mtom:
+        boundary, root = new_boundary(), f"root.{uuid.uuid4().hex}@test"
+        content: Iterable[bytes] | bytes = mtom_stream(env, list(attachments), boundary, root)
+        ctype = mtom_content_type(boundary, root, action)
+    else:
+        content, ctype = env, f'application/soap+xml; charset=UTF-8; action="{action}"'
+    c = client or httpx.Client(timeout=timeout)
+    try:
+        r = c.post(url, content=content, headers={"Content-Type": ctype})
+        return parse_reply(r.status_code, r.headers.get("content-type", ""), r.content, spool)
+    finally:
+        if client is None:
+            c.close()
+
+
+def parse_reply(status: int, ctype: str, content: bytes, spool: Path | None = None) -> Reply:
+    mime = None
+    if ctype.lower().startswith("multipart/related"):
+        dec = MtomDecoder(ctype, spool or Path(tempfile.mkdtemp()))
+        dec.feed(content)
+        mime = dec.close()
+        root = mime.root
+    else:
+        root = content
+    return Reply(status, parse_xml(root), mime, ctype)
+
+
+def retrieve_request(repository_unique_id: str, unique_ids: list[str], home: str | None = None) -> etree._Element:
+    x = ns.XDSB
+    req = etree.Element(f"{{{x}}}RetrieveDocumentSetRequest", nsmap={"xdsb": x})
+    for uid in unique_ids:
+        dr = etree.SubElement(req, f"{{{x}}}DocumentRequest")
+        if home:
+            etree.SubElement(dr, f"{{{x}}}HomeCommunityId").text = home
+        etree.SubElement(dr, f"{{{x}}}RepositoryUniqueId").text = repository_unique_id
+        etree.SubElement(dr, f"{{{x}}}DocumentUniqueId").text = uid
+    return req
