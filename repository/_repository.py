@@ -69,7 +69,8 @@ class Repository:
         try:
             documents, errors = self._documents(body, mime, temps)
             entries = [o for o in sub.objects if o.kind is Kind.EXTRINSIC_OBJECT]
-            errors += self._match(entries, documents)
+            reported = {e.location for e in errors}
+            errors += [e for e in self._match(entries, documents) if e.location not in reported]
             if any(e.severity.name == "ERROR" for e in errors):
                 return RegistryResponse.of(errors)
             return self._store_and_register(sub, entries, documents)

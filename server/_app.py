@@ -195,8 +195,11 @@ async def _read_body(request: Request, config: Config) -> tuple[bytes, MtomMessa
     """The SOAP envelope bytes, and the MTOM package when the request is multipart/related."""
     media_type, params = parse_content_type(request.headers.get("content-type", ""))
     if media_type == "multipart/related":
-        decoder = MtomDecoder(request.headers["content-type"], config.blob_dir / ".spool",
-                              max_root_bytes=config.max_soap_bytes)
+        try:
+            decoder = MtomDecoder(request.headers["content-type"], config.blob_dir / ".spool",
+                                  max_root_bytes=config.max_soap_bytes)
+        except MimeError as exc:
+            raise SoapFault(FaultCode.SENDER, f"malformed MTOM/MIME package: {exc}") from None
         try:
             batch = bytearray()
             async for chunk in request.stream():

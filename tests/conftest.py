@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 
 from registry import Registry, Store  # noqa: E402
 from server._config import Config  # noqa: E402
@@ -68,11 +67,12 @@ class RunningNode:
 def start_node(cfg: Config, *extra: str) -> RunningNode:
     port = free_port()
     log = cfg.data_dir / f"server-{port}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--data", str(cfg.data_dir), "--port", str(port),
-         "--log-level", "warning", *extra],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent,
-    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--data", str(cfg.data_dir), "--port", str(port),
+             "--log-level", "warning", *extra],
+            stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -1,0 +1,246 @@
+"""ITI-41 Provide and Register and ITI-43 Retrieve through real HTTP against a real `dmp serve`."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+from soap_wsdl import ns
+from soap_wsdl._mtom import OutgoingAttachment
+from xds_client import ITI41, ITI43, Reply, post, retrieve_request
+from xds_factory import OTHER_PATIENT, REPOSITORY_ID, Doc, content_id, provide_and_register, submission_set
+
+
+def attachments(docs: list[Doc]) -> list[OutgoingAttachment]:
+    return [OutgoingAttachment(content_id(d), d.mime_type, d.content) for d in docs]
+
+
+def provide(node, docs: list[Doc], *, inline: bool = False, attach: list[Doc] | None = None, **kw) -> Reply:
+    body = provide_and_register(docs, inline=inline, attach=attach, **kw)
+    sent = [] if inline else attachments(docs if attach is None else attach)
+    return post(node.repository, ITI41, body, attachments=sent, mtom=not inline)
+
+
+def retrieve(node, uids: list[str], repo: str = REPOSITORY_ID, **kw) -> Reply:
+    return post(node.repository, ITI43, retrieve_request(repo, uids, **kw))
+
+
+def doc(content: bytes, name: str = "Document01", **kw) -> Doc:
+    return Doc(content, name, **kw)
+
+
+TRICKY = [
+    b"Compte rendu de consultation du 12/03/2024 - patient fictif.\r\n",
+    b"\r\n--MIMEBoundary_a1b2c3\r\nnot a boundary\r\n",
+    b"\x00\x01\x02\r\r\n\n\xff" * 100,
+    b"",
+    b"\n",
+    bytes(range(256)) * 40,
+]
+
+
+@pytest.mark.parametrize("content", TRICKY, ids=range(len(TRICKY)))
+def test_provide_then_retrieve_is_byte_exact(node, content):
+    d = doc(content, mime_type="application/octet-stream")
+    reply = provide(node, [d])
+    assert reply.http_status == 200
+    assert reply.status == "Success", reply.errors
+    assert reply.action == "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-bResponse"
+    back = retrieve(node, [d.unique_id])
+    assert back.status == "Success"
+    assert back.action == "urn:ihe:iti:2007:RetrieveDocumentSetResponse"
+    assert back.content_type.startswith("multipart/related")
+    assert back.documents() == {d.unique_id: content}
+    dr = back.body.find(f"{{{ns.XDSB}}}DocumentResponse")
+    assert dr.findtext(f"{{{ns.XDSB}}}mimeType") == "application/octet-stream"
+    assert dr.findtext(f"{{{ns.XDSB}}}RepositoryUniqueId") == REPOSITORY_ID
+
+
+def test_relates_to_echoes_message_id(node):
+    from xds_client import envelope
+
+    d = doc(b"relates")
+    mid = f"urn:uuid:{uuid.uuid4()}"
+    env = envelope(ITI41, provide_and_register([d]), message_id=mid)
+    reply = post(node.repository, ITI41, None, raw_envelope=env, attachments=attachments([d]))
+    assert reply.status == "Success"
+    assert reply.relates_to == mid
+
+
+def test_two_documents_in_one_submission_and_partial_retrieve(node):
+    docs = [doc(b"first", "Document01"), doc(b"second\r\n", "Document02")]
+    assert provide(node, docs).status == "Success"
+    missing = "1.2.250.1.999.1.1.8121.1.424242"
+    back = retrieve(node, [docs[0].unique_id, missing, docs[1].unique_id], home="urn:oid:1.2.250.1.213.4.1")
+    assert back.status == "PartialSuccess"
+    assert back.documents() == {docs[0].unique_id: b"first", docs[1].unique_id: b"second\r\n"}
+    assert back.error_codes == ["XDSDocumentUniqueIdError"]
+    assert back.errors[0]["location"] == missing
+    homes = {h.text for h in back.body.iter(f"{{{ns.XDSB}}}HomeCommunityId")}
+    assert homes == {"urn:oid:1.2.250.1.213.4.1"}
+
+
+def test_retrieve_unknown_repository_and_unknown_document(node):
+    back = retrieve(node, ["1.2.3.4"], repo="1.2.250.1.999.9.9")
+    assert back.status == "Failure"
+    assert back.error_codes == ["XDSUnknownRepositoryId"]
+    assert back.body.find(f"{{{ns.XDSB}}}DocumentResponse") is None
+    back = retrieve(node, ["1.2.3.4"])
+    assert back.status == "Failure"
+    assert back.error_codes == ["XDSDocumentUniqueIdError"]
+
+
+def test_inline_base64_plain_soap_is_accepted(node):
+    d = doc(b"inline \x00 bytes\r\n")
+    reply = provide(node, [d], inline=True)
+    assert reply.status == "Success", reply.errors
+    assert reply.content_type.startswith("application/soap+xml")
+    assert retrieve(node, [d.unique_id]).documents() == {d.unique_id: d.content}
+
+
+def test_repository_fills_hash_and_size_when_absent(node):
+    d = doc(b"no hash sent", send_hash=False)
+    assert provide(node, [d]).status == "Success"
+    stored = node.process and _registered(node, d.unique_id)
+    assert stored == (hashlib.sha1(d.content).hexdigest(), len(d.content))
+
+
+def _registered(node, uid: str) -> tuple[str, int]:
+    from registry import Registry, Store
+
+    store = Store(node.config.database_url)
+    try:
+        entry = Registry(store).documents_by_unique_id([uid])[uid]
+        return entry.hash, entry.size
+    finally:
+        store.dispose()
+
+
+def test_declared_hash_uppercase_is_accepted(node):
+    d = doc(b"case", hash_override=hashlib.sha1(b"case").hexdigest().upper())
+    assert provide(node, [d]).status == "Success"
+
+
+def test_wrong_hash_and_size_are_refused_and_nothing_is_stored(node):
+    d = doc(b"content", hash_override="0" * 40, size_override="999")
+    reply = provide(node, [d])
+    assert reply.status == "Failure"
+    assert sorted(reply.error_codes) == ["XDSNonIdenticalHash", "XDSNonIdenticalSize"]
+    assert all(e["location"] == "Document01" for e in reply.errors)
+    assert "0000000000000000000000000000000000000000" in reply.errors[0]["codeContext"]
+    assert retrieve(node, [d.unique_id]).error_codes == ["XDSDocumentUniqueIdError"]
+
+
+def test_document_entry_without_document(node):
+    d1, d2 = doc(b"a", "Document01"), doc(b"b", "Document02")
+    reply = provide(node, [d1, d2], attach=[d1])
+    assert reply.status == "Failure"
+    assert reply.error_codes == ["XDSMissingDocument"]
+    assert reply.errors[0]["location"] == "Document02"
+    assert retrieve(node, [d1.unique_id]).status == "Failure"
+
+
+def test_document_without_document_entry(node):
+    d1, stray = doc(b"a", "Document01"), doc(b"b", "Stray")
+    reply = provide(node, [d1], attach=[d1, stray])
+    assert reply.status == "Failure"
+    assert reply.error_codes == ["XDSMissingDocumentMetadata"]
+    assert reply.errors[0]["location"] == "Stray"
+
+
+def test_xop_include_to_absent_part(node):
+    d = doc(b"a")
+    body = provide_and_register([d])
+    reply = post(node.repository, ITI41, body, attachments=[])
+    assert reply.status == "Failure"
+    assert reply.error_codes == ["XDSMissingDocument"]
+
+
+def test_unknown_patient_is_refused_and_blob_removed(node):
+    d = doc(b"who?", patient_id="255069999999934^^^&1.2.250.1.213.1.4.10&ISO")
+    reply = provide(node, [d])
+    assert reply.status == "Failure"
+    assert reply.error_codes == ["XDSUnknownPatientId"]
+    assert "255069999999934" in reply.errors[0]["codeContext"]
+    assert retrieve(node, [d.unique_id]).status == "Failure"
+    assert _blob_files(node) == _blob_files(node)  # stable
+    assert not any(p.name.endswith(".tmp") for p in node.config.blob_dir.rglob("*"))
+
+
+def _blob_files(node) -> set[str]:
+    return {p.name for p in node.config.blob_dir.rglob("*") if p.is_file()}
+
+
+def test_patient_id_mismatch_between_entry_and_submission_set(node):
+    d = doc(b"x", patient_id=OTHER_PATIENT)
+    from xds_factory import PATIENT
+
+    reply = provide(node, [d], ss=submission_set(PATIENT))
+    assert reply.status == "Failure"
+    assert reply.error_codes == ["XDSPatientIdDoesNotMatch"]
+    assert reply.errors[0]["location"] == "Document01"
+
+
+def test_duplicate_unique_id_in_message(node):
+    d1 = doc(b"a", "Document01")
+    d2 = doc(b"b", "Document02", unique_id=d1.unique_id)
+    reply = provide(node, [d1, d2])
+    assert reply.status == "Failure"
+    assert "XDSRepositoryDuplicateUniqueIdInMessage" in reply.error_codes
+
+
+def test_submission_set_unique_id_already_registered(node):
+    ss = submission_set()
+    assert provide(node, [doc(b"one")], ss=ss).status == "Success"
+    ss2 = submission_set(unique_id=ss.unique_id)
+    reply = provide(node, [doc(b"two")], ss=ss2)
+    assert reply.status == "Failure"
+    assert reply.error_codes == ["XDSDuplicateUniqueIdInRegistry"]
+
+
+def test_same_document_unique_id_with_other_content(node):
+    d = doc(b"original")
+    assert provide(node, [d]).status == "Success"
+    again = doc(b"changed", unique_id=d.unique_id)
+    reply = provide(node, [again])
+    assert reply.status == "Failure"
+    assert sorted(reply.error_codes) == ["XDSNonIdenticalHash", "XDSNonIdenticalSize"]
+    # The stored original is untouched by the refused submission.
+    assert retrieve(node, [d.unique_id]).documents() == {d.unique_id: b"original"}
+
+
+def test_every_metadata_problem_is_reported_at_once(node):
+    from registry import _model
+
+    d = doc(b"bad metadata")
+    de_patch = {}
+
+    def broken(doc_, **kw):
+        de = _orig(doc_, **kw)
+        de.class_code = None
+        de.creation_time = "2024-03-12"
+        de.language_code = None
+        de.mime_type = "textplain"
+        de_patch["done"] = True
+        return de
+
+    import xds_factory
+
+    _orig = xds_factory.document_entry
+    xds_factory.document_entry = broken
+    try:
+        reply = provide(node, [d])
+    finally:
+        xds_factory.document_entry = _orig
+    assert de_patch
+    assert reply.status == "Failure"
+    assert set(reply.error_codes) == {"XDSRegistryMetadataError"}
+    contexts = " | ".join(e["codeContext"] for e in reply.errors)
+    assert "classCode" in contexts
+    assert "creationTime" in contexts
+    assert "languageCode" in contexts
+    assert "mimeType" in contexts
+    assert len(reply.errors) == 4
+    assert {e["location"] for e in reply.errors} == {"Document01"}
+    assert _model  # the factory builds through the typed model
