@@ -384,7 +384,7 @@ class Validator:
         for a in c.associations:
             # A Folder->DocumentEntry HasMember must itself be a member of the SubmissionSet (ITI TF-3 4.1.8).
             if (a.association_type == AssociationType.HAS_MEMBER.value and a.source != ss
-                    and (a.source in folders or a.source.startswith("urn:uuid:")) and a.id not in members):
+                    and (a.source in folders or (a.source or "").startswith("urn:uuid:")) and a.id not in members):
                 self.error(f"Folder membership {a.id} is not a member of the SubmissionSet "
                            "(SubmissionSet HasMember of the association missing)", a.id)
 

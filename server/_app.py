@@ -193,7 +193,7 @@ def _discard(mime: MtomMessage | None) -> None:
 
 async def _read_body(request: Request, config: Config) -> tuple[bytes, MtomMessage | None]:
     """The SOAP envelope bytes, and the MTOM package when the request is multipart/related."""
-    media_type, params = parse_content_type(request.headers.get("content-type", ""))
+    media_type, _params = parse_content_type(request.headers.get("content-type", ""))
     if media_type == "multipart/related":
         try:
             decoder = MtomDecoder(request.headers["content-type"], config.blob_dir / ".spool",

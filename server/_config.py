@@ -44,7 +44,7 @@ class Config:
         raw = json.loads(path.read_text())
         known = {f.name for f in fields(cls)}
         cfg = cls(**{k: v for k, v in raw.items() if k in known and k != "data_dir"}, data_dir=data_dir.resolve())
-        return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+        return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
     def save(self) -> None:
         raw = {k: v for k, v in asdict(self).items() if k != "data_dir"}

@@ -119,7 +119,7 @@ def _name(el: etree._Element) -> str:
 def response_envelope(action: str, relates_to: str | None, body: etree._Element) -> bytes:
     """A SOAP 1.2 response with ``wsa:Action`` (mustUnderstand), a fresh ``wsa:MessageID`` and
     ``wsa:RelatesTo`` the request's MessageID (WS-Addressing 1.0 Core §3)."""
-    env = etree.Element(q(SOAP12, "Envelope"), nsmap={"env": SOAP12, "wsa": WSA})  # type: ignore[arg-type]
+    env = etree.Element(q(SOAP12, "Envelope"), nsmap={"env": SOAP12, "wsa": WSA})
     header = etree.SubElement(env, q(SOAP12, "Header"))
     act = etree.SubElement(header, q(WSA, "Action"))
     act.set(q(SOAP12, "mustUnderstand"), "true")

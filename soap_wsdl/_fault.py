@@ -69,7 +69,7 @@ class SoapFault(Exception):
 
     def to_envelope(self) -> bytes:
         nsmap = {"env": SOAP12, "wsa": WSA}
-        env = etree.Element(q(SOAP12, "Envelope"), nsmap=nsmap)  # type: ignore[arg-type]
+        env = etree.Element(q(SOAP12, "Envelope"), nsmap=nsmap)
         header = etree.SubElement(env, q(SOAP12, "Header"))
         etree.SubElement(header, q(WSA, "Action")).text = WSA_FAULT_ACTION
         etree.SubElement(header, q(WSA, "MessageID")).text = f"urn:uuid:{uuid.uuid4()}"

@@ -9,6 +9,8 @@ bounds the depth; we lower it further to keep recursive walkers safe.
 
 from __future__ import annotations
 
+from typing import Any
+
 from lxml import etree
 
 MAX_DEPTH = 128
@@ -48,7 +50,8 @@ def parse_xml(data: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> etree._Eleme
     except etree.XMLSyntaxError as exc:
         raise XmlError(f"malformed XML: {exc.msg}") from None
     tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    docinfo: Any = tree.docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
         raise XmlError("DTDs are not allowed (DOCTYPE declaration found)")
     _check_depth(root)
     return root

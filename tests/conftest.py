@@ -15,11 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from xds_factory import OTHER_PATIENT, PATIENT, REPOSITORY_ID
 
-
-from registry import Registry, Store  # noqa: E402
-from server._config import Config  # noqa: E402
-from xds_factory import OTHER_PATIENT, PATIENT, REPOSITORY_ID  # noqa: E402
+from registry import Registry, Store
+from server._config import Config
 
 
 def free_port() -> int:

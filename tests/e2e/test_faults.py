@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from soap_wsdl import ns
 from xds_client import ITI41, ITI43, envelope, parse_reply, post, retrieve_request
 from xds_factory import REPOSITORY_ID, Doc, provide_and_register
+
+from soap_wsdl import ns
 
 SOAP_CT = "application/soap+xml; charset=UTF-8"
 

@@ -89,7 +89,8 @@ class Reply:
         for dr in self.body.iterfind(f"{{{ns.XDSB}}}DocumentResponse"):
             uid = dr.findtext(f"{{{ns.XDSB}}}DocumentUniqueId")
             inc = dr.find(f"{{{ns.XDSB}}}Document/{{{ns.XOP}}}Include")
-            assert self.mime is not None and inc is not None
+            assert self.mime is not None
+            assert inc is not None
             att = self.mime.resolve(inc.get("href"))
             assert att is not None
             out[uid] = att.path.read_bytes()

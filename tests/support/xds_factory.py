@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from registry import _model, _rim
-from registry._vocabulary import AssociationType, NODE_SUBMISSION_SET
+from registry._vocabulary import NODE_SUBMISSION_SET, AssociationType
 from soap_wsdl import ns
 
 PATIENT = "284067512345688^^^&1.2.250.1.213.1.4.10&ISO"
@@ -42,7 +42,7 @@ class Doc:
 
     @property
     def sha1(self) -> str:
-        return hashlib.sha1(self.content).hexdigest()  # noqa: S324 - SHA-1 is what XDS specifies
+        return hashlib.sha1(self.content).hexdigest()
 
 
 def document_entry(doc: Doc, *, repository_attributes: bool = False) -> _model.DocumentEntry:
