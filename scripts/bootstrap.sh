@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what dmp-xds needs on a fresh Debian machine: system packages (apt) and the Python venv.
+# Usage: scripts/bootstrap.sh [server|test]   (test also installs the test tools and test services)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile="${1:-server}"
+
+apt_packages=()
+if [ "$profile" = test ]; then
+  # PostgreSQL: the tests start a throwaway server (the registry's scale-out database).
+  apt_packages+=(postgresql)
+fi
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+extras=""; [ "$profile" = test ] && extras="[test]"
+.venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v -e '^WARNING: Location' -e 'is ignored' || true
+.venv/bin/python -c "import server, registry, repository, soap_wsdl" # fails loudly if the install did not work
