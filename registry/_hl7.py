@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 
 _DTM = re.compile(r"\d{4}(?:\d{2}){0,5}")
-_OID = re.compile(r"[1-9][0-9]*(?:\.(?:0|[1-9][0-9]*))+|0(?:\.(?:0|[1-9][0-9]*))+|[12]")
+_OID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))+")
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 _MIME = re.compile(r"[\w!#$&.+^-]+/[\w!#$&.+^-]+")
 _HASH = re.compile(r"[0-9a-fA-F]{40}")
