@@ -12,7 +12,8 @@ from registry._errors import (
 from registry._hl7 import CX, check_nir, patient_key
 from registry._registry import PatientError, Registry, StoredDocument, now_dtm
 from registry._response import parse_registry_response, registry_response
-from registry._rim import RimObject, RimSubmission, read_registry_object_list
+from registry._rim import Kind, RimObject, RimSubmission, Slot, read_registry_object_list
+from registry._rim_write import submit_objects_request
 from registry._store import Store
 from registry._vocabulary import DE_ON_DEMAND, DE_STABLE, IdScheme, Status
 
@@ -22,6 +23,7 @@ __all__ = [
     "DE_STABLE",
     "ErrorCode",
     "IdScheme",
+    "Kind",
     "PatientError",
     "Registry",
     "RegistryError",
@@ -30,6 +32,7 @@ __all__ = [
     "RimObject",
     "RimSubmission",
     "Severity",
+    "Slot",
     "Status",
     "Store",
     "StoredDocument",
@@ -40,4 +43,5 @@ __all__ = [
     "patient_key",
     "read_registry_object_list",
     "registry_response",
+    "submit_objects_request",
 ]

@@ -12,8 +12,15 @@ from typing import Protocol
 import httpx
 from lxml import etree
 
-from registry import ErrorCode, RegistryError, RegistryResponse, ResponseStatus, RimSubmission, parse_registry_response
-from registry._rim_write import submit_objects_request
+from registry import (
+    ErrorCode,
+    RegistryError,
+    RegistryResponse,
+    ResponseStatus,
+    RimSubmission,
+    parse_registry_response,
+    submit_objects_request,
+)
 from soap_wsdl import SoapFault, ns, read_envelope, serialize
 
 log = logging.getLogger(__name__)

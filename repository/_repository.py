@@ -20,17 +20,18 @@ from registry import (
     DE_ON_DEMAND,
     ErrorCode,
     IdScheme,
+    Kind,
     RegistryError,
     RegistryResponse,
     ResponseStatus,
+    RimObject,
+    Slot,
     read_registry_object_list,
     registry_response,
 )
-from registry._rim import Kind, RimObject, Slot
 from repository._blobstore import FilesystemBlobStore
 from repository._registry_port import RegistryPort
-from soap_wsdl import ns
-from soap_wsdl._mtom import Attachment, MtomMessage, OutgoingAttachment
+from soap_wsdl import Attachment, MtomMessage, OutgoingAttachment, ns
 
 log = logging.getLogger(__name__)
 _B64_CHUNK = 4 * 1024 * 1024

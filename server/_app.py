@@ -25,18 +25,23 @@ from repository import FilesystemBlobStore, RemoteRegistry, Repository
 from repository._registry_port import RegistryPort
 from server._config import Config
 from server._security import RequestContext, establish_principal
-from soap_wsdl import FaultCode, FaultSubcode, SoapFault, read_envelope, response_envelope
-from soap_wsdl._mtom import (
+from soap_wsdl import (
+    FaultCode,
+    FaultSubcode,
     MimeError,
     MtomDecoder,
     MtomMessage,
     OutgoingAttachment,
+    SoapFault,
     mtom_content_type,
     mtom_stream,
     new_boundary,
     parse_content_type,
+    read_envelope,
+    response_envelope,
+    schema_document,
+    wsdl_document,
 )
-from soap_wsdl._wsdl import schema_document, wsdl_document
 
 log = logging.getLogger("dmp.server")
 Endpoint = Literal["registry", "repository"]

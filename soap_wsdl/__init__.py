@@ -4,18 +4,41 @@ XSD files, and the one hardened XML parser every other package uses."""
 from soap_wsdl import _namespaces as ns
 from soap_wsdl._envelope import UNDERSTOOD_HEADERS, SoapRequest, read_envelope, response_envelope
 from soap_wsdl._fault import FaultCode, FaultSubcode, SoapFault
+from soap_wsdl._mtom import (
+    Attachment,
+    MimeError,
+    MtomDecoder,
+    MtomMessage,
+    OutgoingAttachment,
+    mtom_content_type,
+    mtom_stream,
+    new_boundary,
+    parse_content_type,
+)
+from soap_wsdl._wsdl import schema_document, wsdl_document
 from soap_wsdl._xml import XmlError, parse_xml, serialize
 
 __all__ = [
     "UNDERSTOOD_HEADERS",
+    "Attachment",
     "FaultCode",
     "FaultSubcode",
+    "MimeError",
+    "MtomDecoder",
+    "MtomMessage",
+    "OutgoingAttachment",
     "SoapFault",
     "SoapRequest",
     "XmlError",
+    "mtom_content_type",
+    "mtom_stream",
+    "new_boundary",
     "ns",
+    "parse_content_type",
     "parse_xml",
     "read_envelope",
     "response_envelope",
+    "schema_document",
     "serialize",
+    "wsdl_document",
 ]

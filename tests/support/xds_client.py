@@ -11,8 +11,17 @@ from pathlib import Path
 import httpx
 from lxml import etree
 
-from soap_wsdl import ns, parse_xml, serialize
-from soap_wsdl._mtom import MtomDecoder, MtomMessage, OutgoingAttachment, mtom_content_type, mtom_stream, new_boundary
+from soap_wsdl import (
+    MtomDecoder,
+    MtomMessage,
+    OutgoingAttachment,
+    mtom_content_type,
+    mtom_stream,
+    new_boundary,
+    ns,
+    parse_xml,
+    serialize,
+)
 
 ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
 ITI42 = "urn:ihe:iti:2007:RegisterDocumentSet-b"
