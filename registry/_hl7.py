@@ -88,8 +88,15 @@ def check_hash(value: str) -> str | None:
     return None if _HASH.fullmatch(value) else f"hash '{value}' is not 40 hexadecimal digits (SHA-1)"
 
 
+_MAX_SIZE = 2**63 - 1  # what a BIGINT column (and SQLite's INTEGER) holds
+
+
 def check_size(value: str) -> str | None:
-    return None if value.isascii() and value.isdigit() else f"size '{value}' is not a decimal byte count"
+    if not (value.isascii() and value.isdigit()):
+        return f"size '{value}' is not a decimal byte count"
+    if len(value.lstrip("0")) > 19 or int(value) > _MAX_SIZE:
+        return f"size '{value}' is larger than any document can be (at most {_MAX_SIZE} bytes)"
+    return None
 
 
 # --- CX --------------------------------------------------------------------------------------------

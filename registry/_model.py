@@ -4,6 +4,8 @@ transform between these and ebRIM objects (``_rim``), both ways. Values stay str
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from dataclasses import dataclass, field
 
 from registry import _rim
@@ -265,13 +267,21 @@ def association(obj: _rim.RimObject) -> Association:
 
 
 class _Ids:
-    """Deterministic ids for nested classifications/external identifiers of one object."""
+    """Deterministic ids for nested classifications/external identifiers of one object: ``owner.n`` for a
+    symbolic owner; for a ``urn:uuid:`` owner a name-based UUID, since an id that starts with ``urn:uuid:``
+    must be a valid UUID (XDS.md §7.2 rule 2) and ``urn:uuid:X.1`` is not."""
 
     def __init__(self, owner: str) -> None:
         self._owner, self._n = owner, 0
+        self._namespace: uuid.UUID | None = None
+        if owner.startswith("urn:uuid:"):
+            with contextlib.suppress(ValueError):
+                self._namespace = uuid.UUID(owner.removeprefix("urn:uuid:"))
 
     def __call__(self) -> str:
         self._n += 1
+        if self._namespace is not None:
+            return f"urn:uuid:{uuid.uuid5(self._namespace, str(self._n))}"
         return f"{self._owner}.{self._n}"
 
 

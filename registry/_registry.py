@@ -93,6 +93,15 @@ class Registry:
             return RegistryResponse.of([RegistryError(
                 ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
                 "an object of this submission was registered concurrently by another submission", None)])
+        except exc.DataError as too_long:
+            # PostgreSQL refuses a value wider than its column (SQLite stores it): the sender's metadata is at
+            # fault, not the database, so say so rather than "unavailable" (which invites endless retries).
+            log.warning("registration refused by the database: %s", too_long.orig)
+            reason = str(too_long.orig).splitlines()[0] if too_long.orig else "invalid value"
+            return RegistryResponse.of([RegistryError(
+                ErrorCode.REGISTRY_METADATA_ERROR,
+                f"a metadata value does not fit this registry's storage ({reason}); nothing was registered",
+                None)])
         except exc.SQLAlchemyError:
             log.exception("registry database error")
             return RegistryResponse(ResponseStatus.FAILURE, (RegistryError(

@@ -223,7 +223,7 @@ def _store(conn: Connection, c: Classified, now: str) -> None:
             values += _document_values(de)
         elif kind == "SS":
             s = _model.submission_set(o)
-            sss.append({"id": s.entry_uuid, "source_id": s.source_id, "submission_time": s.submission_time,
+            sss.append({"id": s.entry_uuid, "source_id": s.source_id, "submission_time": _padded(s.submission_time),
                         "content_type_code": s.content_type_code.code if s.content_type_code else None,
                         "content_type_scheme": s.content_type_code.scheme if s.content_type_code else None})
             values += [_value(s.entry_uuid, "authorPerson", a.person) for a in s.authors if a.person]
@@ -257,6 +257,12 @@ def _apply_lifecycle(conn: Connection, c: Classified, now: str) -> None:
         conn.execute(update(folder).where(folder.c.id.in_(touched)).values(last_update_time=now))
 
 
+def _padded(dtm: str | None) -> str | None:
+    """Times are indexed as 14 digits (the earliest instant they denote) so that ranges compare as strings;
+    the submitted precision stays in the stored XML (XDS.md §5.1 time ranges)."""
+    return _hl7.dtm_floor(dtm) if dtm else None
+
+
 def _value(object_id: str, attribute: str, value: str, scheme: str | None = None) -> dict[str, str | None]:
     return {"object_id": object_id, "attribute": attribute, "value": value[:256], "scheme": scheme}
 
@@ -268,8 +274,8 @@ def _document_row(de: _model.DocumentEntry) -> dict[str, object]:
     row: dict[str, object] = {
         "id": de.entry_uuid, "object_type": de.object_type, "mime_type": de.mime_type,
         "hash": de.hash.lower() if de.hash else None, "size": de.size,
-        "repository_unique_id": de.repository_unique_id, "creation_time": de.creation_time,
-        "service_start_time": de.service_start_time, "service_stop_time": de.service_stop_time,
+        "repository_unique_id": de.repository_unique_id, "creation_time": _padded(de.creation_time),
+        "service_start_time": _padded(de.service_start_time), "service_stop_time": _padded(de.service_stop_time),
     }
     for name, c in (("class", de.class_code), ("type", de.type_code), ("format", de.format_code),
                     ("hcft", de.healthcare_facility_type_code), ("practice", de.practice_setting_code)):

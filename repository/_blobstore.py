@@ -54,26 +54,40 @@ class FilesystemBlobStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
             return False
-        self._marker(unique_id).write_text(unique_id)
-        meta = {"uniqueId": unique_id, "mimeType": mime_type, "size": size, "sha1": sha1}
-        _write_durably(final.with_suffix(".meta"), json.dumps(meta).encode())
-        _fsync_file(source)
+        marker, meta_path, tmp = self._marker(unique_id), final.with_suffix(".meta"), final.with_suffix(".tmp")
+        stored = False
         try:
-            os.link(source, final)           # atomic create-if-absent; a concurrent twin gets FileExistsError
-        except FileExistsError:
-            self._marker(unique_id).unlink(missing_ok=True)
-            return False
-        except OSError:
-            # Spool on another filesystem (or no hard links): copy durably, then rename.
-            tmp = final.with_suffix(".tmp")
-            with open(source, "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst, CHUNK)
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.replace(tmp, final)
-        source.unlink(missing_ok=True)
-        _fsync_dir(final.parent)
-        return True
+            marker.write_text(unique_id)
+            meta = {"uniqueId": unique_id, "mimeType": mime_type, "size": size, "sha1": sha1}
+            _write_durably(meta_path, json.dumps(meta).encode())
+            _fsync_file(source)
+            try:
+                os.link(source, final)           # atomic create-if-absent; a concurrent twin gets FileExistsError
+            except FileExistsError:
+                marker.unlink(missing_ok=True)
+                return False
+            except OSError:
+                # Spool on another filesystem (or no hard links): copy durably, then rename.
+                with open(source, "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                os.replace(tmp, final)
+            stored = True
+            source.unlink(missing_ok=True)
+            _fsync_dir(final.parent)
+            return True
+        except BaseException:
+            # Failed half-way (disk full while writing the marker or the sidecar...): the caller only undoes
+            # documents add() reported as stored, so leave nothing behind here, not even an empty marker.
+            tmp.unlink(missing_ok=True)
+            if stored:
+                self.remove([unique_id])
+            else:
+                marker.unlink(missing_ok=True)
+                if not final.exists():
+                    meta_path.unlink(missing_ok=True)
+            raise
 
     def commit(self, unique_ids: list[str]) -> None:
         """The registry accepted these documents: they are no longer pending."""
@@ -100,6 +114,7 @@ class FilesystemBlobStore:
             known = is_registered(uid)
             if known is False:
                 self.remove([uid])
+                marker.unlink(missing_ok=True)  # also when its content was not the uniqueId (cut short)
                 removed.append(uid)
             elif known:
                 marker.unlink(missing_ok=True)

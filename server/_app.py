@@ -8,6 +8,7 @@ runs in the thread pool so the event loop keeps accepting connections.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from soap_wsdl import (
 log = logging.getLogger("dmp.server")
 Endpoint = Literal["registry", "repository"]
 _FEED_BATCH = 1024 * 1024
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Actions:
@@ -168,6 +170,17 @@ async def _soap(node: Node, endpoint: Endpoint, request: Request) -> Response:
         _discard(mime)
         log.info("client went away before the request was complete; nothing was stored")
         return Response(status_code=400)
+    except OSError as exc:
+        _discard(mime)
+        if exc.errno not in _OUT_OF_SPACE:
+            log.exception("internal error while processing a SOAP request")
+            return _fault_response(SoapFault(FaultCode.RECEIVER, "internal error: the request was not processed",
+                                             relates_to=relates_to))
+        # The spool (MTOM parts, inline documents) lives beside the blob store: the disk is full, which the
+        # sender must hear as such (retry later, elsewhere), not as an unexplained internal error.
+        log.error("out of storage space while receiving a request; nothing was stored: %s", exc)
+        return _fault_response(SoapFault(FaultCode.RECEIVER, "the repository is out of storage space: the "
+                                         "request was not processed and nothing was stored", relates_to=relates_to))
     except Exception:
         _discard(mime)
         log.exception("internal error while processing a SOAP request")
