@@ -1,0 +1,119 @@
+"""Stored query request parsing (ITI TF-2a §3.18.4.1.2.3; XDS.md §5.1): AdhocQueryRequest -> parameters.
+
+Value syntax: a single value is ``'text'`` (a quote inside is doubled) or a bare token (timestamps,
+numbers); a list is ``('a','b')``, and the values of several ``rim:Value`` elements of one Slot are one OR
+list. Only the parameters that allow AND/OR may repeat their Slot; each Slot is then an OR group and the
+groups are ANDed. Parsing is pure; every refusal carries the XDS error code the spec names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from registry._errors import ErrorCode, RegistryError
+from soap_wsdl import ns
+
+
+class QueryError(Exception):
+    def __init__(self, errors: list[RegistryError]) -> None:
+        super().__init__("; ".join(e.context for e in errors))
+        self.errors = errors
+
+
+def _fail(code: ErrorCode, context: str) -> QueryError:
+    return QueryError([RegistryError(code, context, None)])
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    query_id: str
+    return_type: str
+    home: str | None
+    slots: list[tuple[str, list[str]]] = field(default_factory=list)  # (name, raw values) in document order
+
+
+def read_query_request(el: etree._Element) -> QueryRequest:
+    if el.tag != f"{{{ns.QUERY}}}AdhocQueryRequest":
+        raise _fail(ErrorCode.REGISTRY_ERROR, f"expected query:AdhocQueryRequest, received "
+                    f"{etree.QName(el).localname}")
+    option = el.find(f"{{{ns.QUERY}}}ResponseOption")
+    return_type = option.get("returnType", "RegistryObject") if option is not None else "RegistryObject"
+    if return_type not in ("LeafClass", "ObjectRef"):
+        raise _fail(ErrorCode.REGISTRY_ERROR, f"returnType '{return_type}' is not supported by stored queries; "
+                    "use LeafClass or ObjectRef")
+    query = el.find(f"{{{ns.RIM}}}AdhocQuery")
+    if query is None or not query.get("id"):
+        raise _fail(ErrorCode.UNKNOWN_STORED_QUERY, "AdhocQueryRequest holds no rim:AdhocQuery with an id")
+    slots = [
+        (s.get("name", "").strip(), [(v.text or "") for v in s.iterfind(f"{{{ns.RIM}}}ValueList/{{{ns.RIM}}}Value")])
+        for s in query.iterfind(f"{{{ns.RIM}}}Slot")
+    ]
+    return QueryRequest(query.get("id", "").strip(), return_type, query.get("home"), slots)
+
+
+def parse_values(raw: list[str], param: str) -> list[str]:
+    """All values of one Slot as a flat list (each raw value may be a single value or a list)."""
+    out: list[str] = []
+    for text in raw:
+        t = text.strip()
+        if t.startswith("("):
+            if not t.endswith(")"):
+                raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: list {text!r} is not closed by ')'")
+            out += _split_list(t[1:-1], param)
+        elif t:
+            out.append(_single(t, param))
+        else:
+            raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: empty value")
+    return out
+
+
+def _split_list(inner: str, param: str) -> list[str]:
+    items, i, n = [], 0, len(inner)
+    while i < n:
+        while i < n and inner[i] in " \t\r\n":
+            i += 1
+        if i < n and inner[i] == "'":
+            j, buf = i + 1, []
+            while True:
+                k = inner.find("'", j)
+                if k < 0:
+                    raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: unterminated quote in ({inner})")
+                buf.append(inner[j:k])
+                if k + 1 < n and inner[k + 1] == "'":
+                    buf.append("'")
+                    j = k + 2
+                    continue
+                i = k + 1
+                break
+            items.append("".join(buf))
+        else:
+            k = inner.find(",", i)
+            token = inner[i:] if k < 0 else inner[i:k]
+            if "'" in token or not token.strip():
+                raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: malformed list ({inner})")
+            items.append(token.strip())
+            i = n if k < 0 else k
+        while i < n and inner[i] in " \t\r\n":
+            i += 1
+        if i < n:
+            if inner[i] != ",":
+                raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: expected ',' in list ({inner})")
+            i += 1
+            if i >= n or not inner[i:].strip():
+                raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: list ({inner}) ends with ','")
+    if not items:
+        raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: empty list ()")
+    return items
+
+
+def _single(t: str, param: str) -> str:
+    if t.startswith("'"):
+        if len(t) < 2 or not t.endswith("'"):
+            raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: unterminated quote in {t!r}")
+        body = t[1:-1]
+        if body.replace("''", "").count("'"):
+            raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: a quote inside a value must be doubled: {t!r}")
+        return body.replace("''", "'")
+    return t
