@@ -42,7 +42,7 @@ document_entry = Table(
     metadata,
     Column("id", String(64), ForeignKey("registry_object.id", ondelete="CASCADE"), primary_key=True),
     Column("object_type", String(64), nullable=False),
-    Column("mime_type", String(128), nullable=False),
+    Column("mime_type", String(256), nullable=False),
     Column("hash", String(40), nullable=True),
     Column("size", BigInteger, nullable=True),
     Column("repository_unique_id", String(64), nullable=True),
@@ -50,15 +50,15 @@ document_entry = Table(
     Column("service_start_time", String(14), nullable=True),
     Column("service_stop_time", String(14), nullable=True),
     Column("class_code", String(256), nullable=True),
-    Column("class_scheme", String(128), nullable=True),
+    Column("class_scheme", String(256), nullable=True),
     Column("type_code", String(256), nullable=True),
-    Column("type_scheme", String(128), nullable=True),
+    Column("type_scheme", String(256), nullable=True),
     Column("format_code", String(256), nullable=True),
-    Column("format_scheme", String(128), nullable=True),
+    Column("format_scheme", String(256), nullable=True),
     Column("hcft_code", String(256), nullable=True),
-    Column("hcft_scheme", String(128), nullable=True),
+    Column("hcft_scheme", String(256), nullable=True),
     Column("practice_code", String(256), nullable=True),
-    Column("practice_scheme", String(128), nullable=True),
+    Column("practice_scheme", String(256), nullable=True),
 )
 
 submission_set = Table(
@@ -68,7 +68,7 @@ submission_set = Table(
     Column("source_id", String(64), nullable=False),
     Column("submission_time", String(14), nullable=True),
     Column("content_type_code", String(256), nullable=True),
-    Column("content_type_scheme", String(128), nullable=True),
+    Column("content_type_scheme", String(256), nullable=True),
 )
 
 folder = Table(
@@ -85,7 +85,7 @@ association = Table(
     Column("association_type", String(128), nullable=False),
     Column("source", String(64), nullable=False),
     Column("target", String(64), nullable=False),
-    Column("submission_set_status", String(16), nullable=True),
+    Column("submission_set_status", String(32), nullable=True),
     Index("ix_association_source", "source"),
     Index("ix_association_target", "target"),
 )
@@ -98,7 +98,7 @@ object_value = Table(
     Column("object_id", String(64), ForeignKey("registry_object.id", ondelete="CASCADE"), nullable=False),
     Column("attribute", String(32), nullable=False),
     Column("value", String(256), nullable=False),
-    Column("scheme", String(128), nullable=True),
+    Column("scheme", String(256), nullable=True),
     Index("ix_object_value_object", "object_id"),
     Index("ix_object_value_lookup", "attribute", "value"),
 )

@@ -13,10 +13,12 @@ from sqlalchemy import Connection, select, update
 
 from registry import _hl7, _model
 from registry._errors import ErrorCode, RegistryError, SubmissionRefused
-from registry._rim import RimObject, RimSubmission, Slot, write_object
+from registry._rim import Classification, RimObject, RimSubmission, Slot, write_object
 from registry._schema import association, document_entry, folder, object_value, patient, registry_object, submission_set
 from registry._validate import Classified, Validator
 from registry._vocabulary import (
+    NODE_FOLDER,
+    NODE_SUBMISSION_SET,
     REPLACEMENTS,
     AssociationType,
     IdScheme,
@@ -205,6 +207,10 @@ def _store(conn: Connection, c: Classified, now: str) -> None:
         kind = _kind(o, c)
         o.lid, o.version_name, o.home = o.id, "1", None
         o.status = None  # status lives in its column and is written out at query time
+        if kind in ("SS", "FD") and not any(cl.node for cl in o.classifications):
+            # Sent at top level (NIST samples do): keep it with the package so stored XML is self-contained.
+            o.classifications.append(Classification(id=f"urn:uuid:{uuid.uuid4()}", classified_object=o.id,
+                                                    node=NODE_SUBMISSION_SET if kind == "SS" else NODE_FOLDER))
         if kind == "FD":
             o.slots = [s for s in o.slots if s.name != "lastUpdateTime"]
             o.slots.insert(0, Slot("lastUpdateTime", [now]))

@@ -209,7 +209,9 @@ class Validator:
             return None
         if len(values) > 1:
             self.error(f"ExternalIdentifier {scheme.label} appears {len(values)} times", obj.id)
-        if (reason := check(values[0])) is not None:
+        if len(values[0]) > 256:
+            self.error(f"{scheme.label}: value longer than 256 characters", obj.id)
+        elif (reason := check(values[0])) is not None:
             self.error(f"{scheme.label}: {reason}", obj.id)
         return values[0]
 
@@ -225,6 +227,8 @@ class Validator:
         if not cl.node_representation:
             self.error(f"{scheme.attribute}: Classification {cl.id} has an empty nodeRepresentation (the code)",
                        obj.id)
+        elif len(cl.node_representation) > 256:
+            self.error(f"{scheme.attribute}: code longer than 256 characters", obj.id)
         coding = cl.slot("codingScheme")
         if coding is None or len(coding.values) != 1 or not coding.values[0]:
             self.error(f"{scheme.attribute}: Classification {cl.id} needs exactly one codingScheme value",
@@ -278,6 +282,8 @@ class Validator:
                        f"({DE_ON_DEMAND}) DocumentEntry type", de.id)
         if not de.mime_type:
             self.error("mimeType is required on a DocumentEntry", de.id)
+        elif len(de.mime_type) > 256:
+            self.error("mimeType longer than 256 characters", de.id)
         elif (reason := _hl7.check_mime_type(de.mime_type)) is not None:
             self.error(reason, de.id)
         self._title(de, required=False)

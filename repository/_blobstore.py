@@ -16,11 +16,20 @@ import hashlib
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class PendingBlob:
+    """A blob stored for a submission whose registration is not yet known to have committed."""
+
+    unique_id: str
+    marker: Path
 
 
 @dataclass(frozen=True)
@@ -46,75 +55,84 @@ class FilesystemBlobStore:
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def add(self, unique_id: str, source: Path, *, mime_type: str, size: int, sha1: str) -> bool:
-        """Move ``source`` into the store under ``unique_id``. Returns False (and leaves ``source``) when a
-        blob with that uniqueId is already stored: the registry decides whether that is the same document,
-        and the existing blob must never be replaced or removed by a later failed submission."""
+    def add(self, unique_id: str, source: Path, *, mime_type: str, size: int, sha1: str) -> PendingBlob | None:
+        """Move ``source`` into the store under ``unique_id``, pending until :meth:`commit`. Returns None (and
+        leaves ``source``) when a blob with that uniqueId is already stored: the registry decides whether that
+        is the same document, and an existing blob is never replaced or removed by a later submission.
+
+        Each attempt has its own durable marker, so a concurrent submission of the same uniqueId that loses
+        the race can never drop the winner's marker."""
         final = self._path(unique_id)
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
-            return False
-        marker, meta_path, tmp = self._marker(unique_id), final.with_suffix(".meta"), final.with_suffix(".tmp")
-        stored = False
+            return None
+        pending = PendingBlob(unique_id, self._pending / f"{final.name}.{uuid.uuid4().hex}")
+        linked = False
         try:
-            marker.write_text(unique_id)
-            meta = {"uniqueId": unique_id, "mimeType": mime_type, "size": size, "sha1": sha1}
-            _write_durably(meta_path, json.dumps(meta).encode())
+            _write_durably(pending.marker, unique_id.encode())
             _fsync_file(source)
             try:
-                os.link(source, final)           # atomic create-if-absent; a concurrent twin gets FileExistsError
+                os.link(source, final)  # atomic create-if-absent: a concurrent twin gets FileExistsError
             except FileExistsError:
-                marker.unlink(missing_ok=True)
-                return False
+                pending.marker.unlink(missing_ok=True)
+                return None
             except OSError:
-                # Spool on another filesystem (or no hard links): copy durably, then rename.
-                with open(source, "rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
-                    dst.flush()
-                    os.fsync(dst.fileno())
-                os.replace(tmp, final)
-            stored = True
+                # Spool on another filesystem (or no hard links): copy durably, then create-if-absent.
+                tmp = final.with_suffix(f".{uuid.uuid4().hex}.tmp")
+                try:
+                    with open(source, "rb") as src, open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst, CHUNK)
+                        dst.flush()
+                        os.fsync(dst.fileno())
+                    os.link(tmp, final)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            linked = True
+            # Only the attempt that owns the blob writes its sidecar (ITI-43 needs both to serve it).
+            meta = {"uniqueId": unique_id, "mimeType": mime_type, "size": size, "sha1": sha1}
+            _write_durably(final.with_suffix(".meta"), json.dumps(meta).encode())
             source.unlink(missing_ok=True)
             _fsync_dir(final.parent)
-            return True
+            return pending
         except BaseException:
             # Failed half-way (disk full while writing the marker or the sidecar...): the caller only undoes
-            # documents add() reported as stored, so leave nothing behind here, not even an empty marker.
-            tmp.unlink(missing_ok=True)
-            if stored:
-                self.remove([unique_id])
+            # what add() returned, so leave nothing behind here.
+            if linked:
+                self.remove([pending])
             else:
-                marker.unlink(missing_ok=True)
-                if not final.exists():
-                    meta_path.unlink(missing_ok=True)
+                pending.marker.unlink(missing_ok=True)
             raise
 
-    def commit(self, unique_ids: list[str]) -> None:
+    def commit(self, blobs: list[PendingBlob]) -> None:
         """The registry accepted these documents: they are no longer pending."""
-        for uid in unique_ids:
-            self._marker(uid).unlink(missing_ok=True)
+        for b in blobs:
+            b.marker.unlink(missing_ok=True)
 
-    def remove(self, unique_ids: list[str]) -> None:
+    def remove(self, blobs: list[PendingBlob]) -> None:
         """Undo :meth:`add` for documents whose registration failed."""
-        for uid in unique_ids:
-            p = self._path(uid)
+        for b in blobs:
+            p = self._path(b.unique_id)
             p.unlink(missing_ok=True)
             p.with_suffix(".meta").unlink(missing_ok=True)
-            self._marker(uid).unlink(missing_ok=True)
+            b.marker.unlink(missing_ok=True)
 
-    def _marker(self, unique_id: str) -> Path:
-        return self._pending / hashlib.sha256(unique_id.encode()).hexdigest()
+    def _is_pending(self, unique_id: str) -> bool:
+        return any(self._pending.glob(f"{self._path(unique_id).name}.*"))
 
     def recover(self, is_registered: Callable[[str], bool | None]) -> list[str]:
         """Finish what a crash interrupted. Returns the uniqueIds whose orphan blobs were removed. A marker
         whose document the registry cannot confirm or refute (``None``) is left pending."""
         removed = []
         for marker in self._pending.iterdir():
+            if marker.name.endswith(".tmp"):  # a marker whose write was cut short: nothing was linked after it
+                marker.unlink(missing_ok=True)
+                continue
             uid = marker.read_text()
-            known = is_registered(uid)
+            known = is_registered(uid) if uid else False
             if known is False:
-                self.remove([uid])
-                marker.unlink(missing_ok=True)  # also when its content was not the uniqueId (cut short)
+                if uid:
+                    self.remove([PendingBlob(uid, marker)])
+                marker.unlink(missing_ok=True)  # also when it was cut short before holding the uniqueId
                 removed.append(uid)
             elif known:
                 marker.unlink(missing_ok=True)
@@ -130,7 +148,7 @@ class FilesystemBlobStore:
             meta = json.loads(p.with_suffix(".meta").read_bytes())
         except FileNotFoundError:
             return None
-        if not p.exists() or self._marker(unique_id).exists():
+        if not p.exists() or self._is_pending(unique_id):
             return None  # not (yet) registered
         return BlobInfo(unique_id, meta["mimeType"], meta["size"], meta["sha1"], p)
 
@@ -155,9 +173,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -29,7 +29,7 @@ from registry import (
     read_registry_object_list,
     registry_response,
 )
-from repository._blobstore import FilesystemBlobStore
+from repository._blobstore import FilesystemBlobStore, PendingBlob
 from repository._registry_port import RegistryPort
 from soap_wsdl import Attachment, MtomMessage, OutgoingAttachment, ns
 
@@ -188,16 +188,17 @@ class Repository:
 
     def _store_and_register(self, sub: object, entries: list[RimObject], documents: dict[str, Attachment]
                             ) -> RegistryResponse:
-        added: list[str] = []
+        added: list[PendingBlob] = []
         try:
             for de in entries:
                 att = documents.get(de.id)
                 if att is None:
                     continue
                 uid = de.external_id(IdScheme.DE_UNIQUE_ID.uuid) or ""
-                if self.blobs.add(uid, att.path, mime_type=de.mime_type or "application/octet-stream",
-                                  size=att.size, sha1=att.sha1):
-                    added.append(uid)
+                pending = self.blobs.add(uid, att.path, mime_type=de.mime_type or "application/octet-stream",
+                                         size=att.size, sha1=att.sha1)
+                if pending is not None:
+                    added.append(pending)
         except OSError as exc:
             self.blobs.remove(added)
             log.error("could not store documents: %s", exc)

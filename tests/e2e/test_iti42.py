@@ -457,9 +457,9 @@ def test_register_on_postgresql(tmp_path, postgres: PostgresServer):
         assert row["lid"] == row["id"]
         assert row["status"] == Status.APPROVED.value
 
-        # A value wider than its column: PostgreSQL refuses it. That is the sender's metadata at fault (not an
+        # A value wider than ebRIM allows (and than its column): the sender's metadata is at fault (not an
         # unavailable database, which would invite retries), and nothing is registered.
-        wide = doc(b"wide mimeType", mime_type="application/" + "x" * 200)
+        wide = doc(b"wide mimeType", mime_type="application/" + "x" * 300)
         error = only_error(register_docs(pg_node, [wide]))
         assert error["errorCode"] == "XDSRegistryMetadataError"
         assert "unavailable" not in error["codeContext"]

@@ -43,7 +43,7 @@ def upgrade() -> None:
         "document_entry",
         _object_fk(),
         sa.Column("object_type", sa.String(64), nullable=False),
-        sa.Column("mime_type", sa.String(128), nullable=False),
+        sa.Column("mime_type", sa.String(256), nullable=False),
         sa.Column("hash", sa.String(40), nullable=True),
         sa.Column("size", sa.BigInteger, nullable=True),
         sa.Column("repository_unique_id", sa.String(64), nullable=True),
@@ -51,7 +51,7 @@ def upgrade() -> None:
         sa.Column("service_start_time", sa.String(14), nullable=True),
         sa.Column("service_stop_time", sa.String(14), nullable=True),
         *[
-            sa.Column(f"{name}_{part}", sa.String(256 if part == "code" else 128), nullable=True)
+            sa.Column(f"{name}_{part}", sa.String(256), nullable=True)
             for name in ("class", "type", "format", "hcft", "practice")
             for part in ("code", "scheme")
         ],
@@ -62,7 +62,7 @@ def upgrade() -> None:
         sa.Column("source_id", sa.String(64), nullable=False),
         sa.Column("submission_time", sa.String(14), nullable=True),
         sa.Column("content_type_code", sa.String(256), nullable=True),
-        sa.Column("content_type_scheme", sa.String(128), nullable=True),
+        sa.Column("content_type_scheme", sa.String(256), nullable=True),
     )
     op.create_table(
         "folder",
@@ -75,7 +75,7 @@ def upgrade() -> None:
         sa.Column("association_type", sa.String(128), nullable=False),
         sa.Column("source", sa.String(64), nullable=False),
         sa.Column("target", sa.String(64), nullable=False),
-        sa.Column("submission_set_status", sa.String(16), nullable=True),
+        sa.Column("submission_set_status", sa.String(32), nullable=True),
     )
     op.create_index("ix_association_source", "association", ["source"])
     op.create_index("ix_association_target", "association", ["target"])
@@ -85,7 +85,7 @@ def upgrade() -> None:
                   nullable=False),
         sa.Column("attribute", sa.String(32), nullable=False),
         sa.Column("value", sa.String(256), nullable=False),
-        sa.Column("scheme", sa.String(128), nullable=True),
+        sa.Column("scheme", sa.String(256), nullable=True),
     )
     op.create_index("ix_object_value_object", "object_value", ["object_id"])
     op.create_index("ix_object_value_lookup", "object_value", ["attribute", "value"])
