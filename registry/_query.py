@@ -33,16 +33,16 @@ def stored_query(conn: Connection, request: etree._Element, *, document_filter: 
                                             f"the query matches {len(result)} objects, more than {limit}", None)])
         rol = _render(conn, result, args.return_type)
     except QueryError as failed:
-        return adhoc_query_response(ResponseStatus.FAILURE, failed.errors, _empty_list())
+        return adhoc_query_response(ResponseStatus.FAILURE, failed.errors, empty_object_list())
     return adhoc_query_response(ResponseStatus.SUCCESS, [], rol)
 
 
-def _empty_list() -> etree._Element:
+def empty_object_list() -> etree._Element:
     return etree.Element(f"{{{ns.RIM}}}RegistryObjectList", nsmap={"rim": ns.RIM})
 
 
 def _render(conn: Connection, result: Result, return_type: str) -> etree._Element:
-    rol = _empty_list()
+    rol = empty_object_list()
     ids = result.ids()
     if return_type == "ObjectRef":
         for i in ids:

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lxml import etree
-from sqlalchemy import exc, insert, select
+from sqlalchemy import ColumnElement, exc, insert, select
 
 from registry import _hl7
 from registry._errors import ErrorCode, RegistryError, RegistryResponse, ResponseStatus, SubmissionRefused
+from registry._query import adhoc_query_response, empty_object_list, stored_query
 from registry._rim import RimSubmission, read_registry_object_list
 from registry._schema import document_entry, patient, registry_object
 from registry._store import Store
@@ -43,9 +44,10 @@ def now_dtm() -> str:
 
 
 class Registry:
-    def __init__(self, store: Store, *, clock: Callable[[], str] = now_dtm) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], str] = now_dtm, max_query_results: int = 1000) -> None:
         self.store = store
         self._clock = clock
+        self.max_query_results = max_query_results
 
     # --- patient identity -------------------------------------------------------------------------
 
@@ -108,6 +110,24 @@ class Registry:
                 ErrorCode.REGISTRY_ERROR, "the registry database is unavailable; nothing was registered",
                 None),))
         return RegistryResponse.of(warnings)
+
+    # --- ITI-18 / ITI-51 ----------------------------------------------------------------------------
+
+    def stored_query(self, request: etree._Element, *, multi_patient: bool = False,
+                     document_filter: ColumnElement[bool] | None = None) -> etree._Element:
+        """Answer an ``query:AdhocQueryRequest`` with an ``query:AdhocQueryResponse``.
+
+        ``document_filter`` is a SQL predicate over ``registry_object``/``document_entry`` columns that a
+        DocumentEntry must satisfy to be seen at all (the consent checker's visibility rules); it is applied
+        inside every query, before counting and limits."""
+        try:
+            with self.store.read() as conn:
+                return stored_query(conn, request, document_filter=document_filter,
+                                    max_results=self.max_query_results, multi_patient=multi_patient)
+        except exc.SQLAlchemyError:
+            log.exception("registry database error during a stored query")
+            return adhoc_query_response(ResponseStatus.FAILURE, [RegistryError(
+                ErrorCode.REGISTRY_ERROR, "the registry database is unavailable", None)], empty_object_list())
 
     # --- look-ups ---------------------------------------------------------------------------------
 

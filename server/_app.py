@@ -54,6 +54,8 @@ class Actions:
     ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
     ITI42 = "urn:ihe:iti:2007:RegisterDocumentSet-b"
     ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
+    ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
+    ITI51 = "urn:ihe:iti:2009:MultiPatientStoredQuery"
 
 
 @dataclass
@@ -82,7 +84,7 @@ class Node:
             store = Store(config.database_url, sqlite_synchronous=config.sqlite_synchronous)
             if not store.schema_is_current():
                 raise RuntimeError(f"database {config.database_url} is not at the current schema: run `dmp init`")
-            registry = port = Registry(store)
+            registry = port = Registry(store, max_query_results=config.max_query_results)
         blobs = FilesystemBlobStore(config.blob_dir)
         removed = blobs.recover(port.is_registered)
         if removed:
@@ -94,7 +96,7 @@ class Node:
             return {Actions.ITI41: self._iti41, Actions.ITI43: self._iti43}
         if self.registry is None:
             return {}
-        return {Actions.ITI42: self._iti42}
+        return {Actions.ITI42: self._iti42, Actions.ITI18: self._iti18, Actions.ITI51: self._iti51}
 
     def _iti41(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
         resp = self.repository.provide_and_register(body, mime)
@@ -103,6 +105,14 @@ class Node:
     def _iti42(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
         assert self.registry is not None
         return Answer(Actions.ITI42 + "Response", registry_response(self.registry.register_request(body)))
+
+    def _iti18(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
+        assert self.registry is not None
+        return Answer(Actions.ITI18 + "Response", self.registry.stored_query(body))
+
+    def _iti51(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
+        assert self.registry is not None
+        return Answer(Actions.ITI51 + "Response", self.registry.stored_query(body, multi_patient=True))
 
     def _iti43(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
         result = self.repository.retrieve(body)

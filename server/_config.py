@@ -21,6 +21,7 @@ class Config:
     registry_url: str | None = None          # None: the registry runs in this process
     max_soap_bytes: int = 64 * 1024 * 1024   # SOAP part (and plain SOAP body with inline documents)
     sqlite_synchronous: str = "FULL"
+    max_query_results: int = 1000            # LeafClass objects per stored query (XDSTooManyResults beyond)
 
     @property
     def blob_dir(self) -> Path:

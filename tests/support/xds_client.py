@@ -26,6 +26,8 @@ from soap_wsdl import (
 ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
 ITI42 = "urn:ihe:iti:2007:RegisterDocumentSet-b"
 ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
+ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
+ITI51 = "urn:ihe:iti:2009:MultiPatientStoredQuery"
 RS_STATUS = {
     "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success": "Success",
     "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure": "Failure",
@@ -68,7 +70,7 @@ class Reply:
     @property
     def registry_response(self) -> etree._Element:
         b = self.body
-        if b.tag == f"{{{ns.RS}}}RegistryResponse":
+        if b.tag in (f"{{{ns.RS}}}RegistryResponse", f"{{{ns.QUERY}}}AdhocQueryResponse"):
             return b
         return b.find(f"{{{ns.RS}}}RegistryResponse")
 
@@ -146,4 +148,20 @@ def retrieve_request(repository_unique_id: str, unique_ids: list[str], home: str
             etree.SubElement(dr, f"{{{x}}}HomeCommunityId").text = home
         etree.SubElement(dr, f"{{{x}}}RepositoryUniqueId").text = repository_unique_id
         etree.SubElement(dr, f"{{{x}}}DocumentUniqueId").text = uid
+    return req
+
+
+def adhoc_query(query_id: str, params: list[tuple[str, list[str]]], return_type: str = "LeafClass",
+                home: str | None = None) -> etree._Element:
+    """``query:AdhocQueryRequest``; each (name, values) pair is one Slot (repeat a name for AND groups)."""
+    req = etree.Element(f"{{{ns.QUERY}}}AdhocQueryRequest", nsmap={"query": ns.QUERY, "rim": ns.RIM})
+    etree.SubElement(req, f"{{{ns.QUERY}}}ResponseOption", returnType=return_type, returnComposedObjects="true")
+    q = etree.SubElement(req, f"{{{ns.RIM}}}AdhocQuery", id=query_id)
+    if home:
+        q.set("home", home)
+    for name, values in params:
+        slot = etree.SubElement(q, f"{{{ns.RIM}}}Slot", name=name)
+        vl = etree.SubElement(slot, f"{{{ns.RIM}}}ValueList")
+        for v in values:
+            etree.SubElement(vl, f"{{{ns.RIM}}}Value").text = v
     return req

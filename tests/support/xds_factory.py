@@ -39,6 +39,7 @@ class Doc:
     send_hash: bool = True
     hash_override: str | None = None
     size_override: str | None = None
+    meta: dict[str, object] = field(default_factory=dict)  # typed DocumentEntry attributes to override
 
     @property
     def sha1(self) -> str:
@@ -75,6 +76,10 @@ def document_entry(doc: Doc, *, repository_attributes: bool = False) -> _model.D
         de.size = len(doc.content)
     if repository_attributes:
         de.repository_unique_id = REPOSITORY_ID
+    for name, value in doc.meta.items():
+        if not hasattr(de, name):
+            raise AttributeError(f"DocumentEntry has no attribute {name}")
+        setattr(de, name, value)
     return de
 
 
