@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lxml import etree
-from sqlalchemy import ColumnElement, exc, insert, select
+from sqlalchemy import ColumnElement, Connection, exc, insert, select
 
 from registry import _hl7
 from registry._errors import ErrorCode, RegistryError, RegistryResponse, ResponseStatus, SubmissionRefused
@@ -17,6 +17,7 @@ from registry._rim import RimSubmission, read_registry_object_list
 from registry._schema import document_entry, patient, registry_object
 from registry._store import Store
 from registry._submission import register
+from registry._update import update_document_set
 from soap_wsdl import ns
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,14 @@ class Registry:
 
     def register_submission(self, sub: RimSubmission) -> RegistryResponse:
         """Validate and register ``sub`` as a whole in one transaction (ITI TF-3 §4.1)."""
+        return self._transaction(
+            lambda conn: register(conn, sub, require_repository_attributes=True, now=self._clock()))
+
+    def _transaction(self, work: Callable[[Connection], list[RegistryError]]) -> RegistryResponse:
+        """Run ``work`` in one write transaction and map every outcome to a RegistryResponse."""
         try:
             with self.store.write() as conn:
-                warnings = register(conn, sub, require_repository_attributes=True, now=self._clock())
+                warnings = work(conn)
         except SubmissionRefused as refused:
             return RegistryResponse.of(refused.errors)
         except exc.IntegrityError:
@@ -110,6 +116,17 @@ class Registry:
                 ErrorCode.REGISTRY_ERROR, "the registry database is unavailable; nothing was registered",
                 None),))
         return RegistryResponse.of(warnings)
+
+    # --- ITI-57 -----------------------------------------------------------------------------------
+
+    def update_request(self, request: etree._Element) -> RegistryResponse:
+        """ITI-57 Update Document Set: ``request`` is an ``lcm:SubmitObjectsRequest``."""
+        if request.tag != f"{{{ns.LCM}}}SubmitObjectsRequest":
+            return RegistryResponse.of([RegistryError(
+                ErrorCode.REGISTRY_METADATA_ERROR,
+                f"expected lcm:SubmitObjectsRequest, received {etree.QName(request).localname}", None)])
+        sub = read_registry_object_list(request.find(f"{{{ns.RIM}}}RegistryObjectList"))
+        return self._transaction(lambda conn: update_document_set(conn, sub, self._clock()))
 
     # --- ITI-18 / ITI-51 ----------------------------------------------------------------------------
 

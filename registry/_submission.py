@@ -66,7 +66,8 @@ def _existing(conn: Connection, ids: Iterable[str]) -> dict[str, Existing]:
     return {r.id: Existing(r.id, r.kind, r.status, r.patient_key, r.unique_id) for r in rows}
 
 
-def _check_against_registry(conn: Connection, c: Classified, v: Validator) -> None:
+def _check_against_registry(conn: Connection, c: Classified, v: Validator, *,
+                            new_versions: frozenset[str] = frozenset()) -> None:
     ss = c.submission_set
     ss_pid = ss.external_id(IdScheme.SS_PATIENT_ID.uuid)
     key = _hl7.patient_key(ss_pid) if ss_pid else None
@@ -81,13 +82,14 @@ def _check_against_registry(conn: Connection, c: Classified, v: Validator) -> No
     for taken in _existing(conn, uuid_ids):
         v.error(f"id '{taken}' is already used by an object in the registry", taken)
 
-    _check_unique_ids(conn, c, v)
+    _check_unique_ids(conn, c, v, new_versions)
     _check_references(conn, c, v, key)
 
 
-def _check_unique_ids(conn: Connection, c: Classified, v: Validator) -> None:
+def _check_unique_ids(conn: Connection, c: Classified, v: Validator, new_versions: frozenset[str]) -> None:
+    # A new version of a Folder (ITI-57) keeps its uniqueId; it is not a duplicate.
     packages = [(o, IdScheme.SS_UNIQUE_ID) for o in c.submission_sets] + [
-        (o, IdScheme.FOLDER_UNIQUE_ID) for o in c.folders
+        (o, IdScheme.FOLDER_UNIQUE_ID) for o in c.folders if o.id not in new_versions
     ]
     uids = {o.external_id(s.uuid): o for o, s in packages if o.external_id(s.uuid)}
     if uids:
@@ -98,7 +100,7 @@ def _check_unique_ids(conn: Connection, c: Classified, v: Validator) -> None:
         for r in rows:
             v.error(f"uniqueId '{r.unique_id}' is already registered", uids[r.unique_id].id,
                     ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY)
-    docs = {d.external_id(IdScheme.DE_UNIQUE_ID.uuid): d for d in c.documents}
+    docs = {d.external_id(IdScheme.DE_UNIQUE_ID.uuid): d for d in c.documents if d.id not in new_versions}
     docs.pop(None, None)
     if not docs:
         return
@@ -198,14 +200,18 @@ def _kind(o: RimObject, c: Classified) -> str:
     return "SS" if o in c.submission_sets else "AS"
 
 
-def _store(conn: Connection, c: Classified, now: str) -> None:
+def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[str, int]] | None = None) -> None:
+    """Insert every object. ``versions`` (keyed by ``id(obj)``) gives (logicalID, version) of new versions of
+    existing objects (ITI-57); everything else is a first version whose lid is its id."""
+    versions = versions or {}
     _assign_ids(c)
     ss = c.submission_set
     key = _hl7.patient_key(ss.external_id(IdScheme.SS_PATIENT_ID.uuid) or "")
     objects, des, sss, fds, assocs, values = [], [], [], [], [], []
     for o in c.all():
         kind = _kind(o, c)
-        o.lid, o.version_name, o.home = o.id, "1", None
+        lid, version = versions.get(id(o), (o.id, 1))
+        o.lid, o.version_name, o.home = lid, str(version), None
         o.status = None  # status lives in its column and is written out at query time
         if kind in ("SS", "FD") and not any(cl.node for cl in o.classifications):
             # Sent at top level (NIST samples do): keep it with the package so stored XML is self-contained.
@@ -218,7 +224,7 @@ def _store(conn: Connection, c: Classified, now: str) -> None:
             "DE": IdScheme.DE_UNIQUE_ID, "SS": IdScheme.SS_UNIQUE_ID, "FD": IdScheme.FOLDER_UNIQUE_ID,
         }.get(kind)
         objects.append({
-            "id": o.id, "lid": o.id, "version": 1, "kind": kind, "status": Status.APPROVED.value,
+            "id": o.id, "lid": lid, "version": version, "kind": kind, "status": Status.APPROVED.value,
             "patient_key": key if kind != "AS" else None,
             "unique_id": o.external_id(unique.uuid) if unique else None,
             "submission_set_id": ss.id, "xml": serialize(write_object(o)).decode(),

@@ -24,6 +24,7 @@ from registry._vocabulary import (
     NODE_FOLDER,
     NODE_LIMITED_METADATA,
     NODE_SUBMISSION_SET,
+    STATUS_BY_URN,
     AssociationType,
     IdScheme,
     Scheme,
@@ -65,9 +66,10 @@ class Classified:
 
 
 class Validator:
-    def __init__(self, *, require_repository_attributes: bool) -> None:
+    def __init__(self, *, require_repository_attributes: bool, update: bool = False) -> None:
         # ITI-42 (and ITI-41 after the repository filled them in) requires hash/size/repositoryUniqueId.
         self._require_repo = require_repository_attributes
+        self._update = update  # ITI-57: UpdateAvailabilityStatus and SubmitAssociation are allowed
         self.errors: list[RegistryError] = []
 
     def error(self, context: str, location: str | None, code: ErrorCode = META) -> None:
@@ -355,12 +357,15 @@ class Validator:
         if atype is None:
             self.error(f"associationType '{a.association_type}' is not an XDS association type", a.id)
             return
+        ss_id = c.submission_sets[0].id if c.submission_sets else None
         if atype in (AssociationType.UPDATE_AVAILABILITY_STATUS, AssociationType.SUBMIT_ASSOCIATION):
-            self.error(f"{atype.name} associations belong to ITI-57 Update Document Set, not to a "
-                       "registration", a.id)
+            if not self._update:
+                self.error(f"{atype.name} associations belong to ITI-57 Update Document Set, not to a "
+                           "registration", a.id)
+            else:
+                self._update_association(a, atype, ss_id, c)
             return
         docs = {d.id for d in c.documents}
-        ss_id = c.submission_sets[0].id if c.submission_sets else None
         if atype is AssociationType.HAS_MEMBER:
             if any(cl.scheme == Scheme.ASSOCIATION_DOCUMENTATION.uuid for cl in a.classifications):
                 self.error("a HasMember association must not carry an associationDocumentation", a.id)
@@ -376,6 +381,21 @@ class Validator:
             self.error(f"the source of a {atype.name} association must be a DocumentEntry of this submission, "
                        f"'{a.source}' is not", a.id)
 
+    def _update_association(self, a: RimObject, atype: AssociationType, ss_id: str | None, c: Classified) -> None:
+        code = ErrorCode.METADATA_UPDATE_ERROR
+        if a.source != ss_id:
+            self.error(f"the source of a {atype.name} association must be the SubmissionSet", a.id, code)
+        if atype is AssociationType.SUBMIT_ASSOCIATION:
+            if a.target not in {x.id for x in c.associations}:
+                self.error(f"SubmitAssociation {a.id} must target an Association of this request", a.id, code)
+            return
+        for name in ("OriginalStatus", "NewStatus"):
+            slot = a.slot(name)
+            if slot is None or len(slot.values) != 1:
+                self.error(f"UpdateAvailabilityStatus needs exactly one {name} value", a.id, code)
+            elif slot.values[0] not in STATUS_BY_URN:
+                self.error(f"{name} '{slot.values[0]}' is not an availability status", a.id, code)
+
     def _check_membership(self, c: Classified) -> None:
         if len(c.submission_sets) != 1:
             return
@@ -387,7 +407,11 @@ class Validator:
                 self.error(f"{'DocumentEntry' if obj.kind is Kind.EXTRINSIC_OBJECT else 'Folder'} {obj.id} "
                            "is not a member of the SubmissionSet (HasMember association missing)", obj.id)
         folders = {f.id for f in c.folders}
+        submitted = {a.target for a in c.associations
+                     if a.association_type == AssociationType.SUBMIT_ASSOCIATION.value}
         for a in c.associations:
+            if a.id in submitted:
+                continue  # ITI-57 SubmitAssociation: the SubmissionSet submits it, no HasMember needed
             # A Folder->DocumentEntry HasMember must itself be a member of the SubmissionSet (ITI TF-3 4.1.8).
             if (a.association_type == AssociationType.HAS_MEMBER.value and a.source != ss
                     and (a.source in folders or (a.source or "").startswith("urn:uuid:")) and a.id not in members):

@@ -56,6 +56,7 @@ class Actions:
     ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
     ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
     ITI51 = "urn:ihe:iti:2009:MultiPatientStoredQuery"
+    ITI57 = "urn:ihe:iti:2010:UpdateDocumentSet"
 
 
 @dataclass
@@ -96,7 +97,8 @@ class Node:
             return {Actions.ITI41: self._iti41, Actions.ITI43: self._iti43}
         if self.registry is None:
             return {}
-        return {Actions.ITI42: self._iti42, Actions.ITI18: self._iti18, Actions.ITI51: self._iti51}
+        return {Actions.ITI42: self._iti42, Actions.ITI18: self._iti18, Actions.ITI51: self._iti51,
+                Actions.ITI57: self._iti57}
 
     def _iti41(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
         resp = self.repository.provide_and_register(body, mime)
@@ -105,6 +107,10 @@ class Node:
     def _iti42(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
         assert self.registry is not None
         return Answer(Actions.ITI42 + "Response", registry_response(self.registry.register_request(body)))
+
+    def _iti57(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
+        assert self.registry is not None
+        return Answer(Actions.ITI57 + "Response", registry_response(self.registry.update_request(body)))
 
     def _iti18(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
         assert self.registry is not None

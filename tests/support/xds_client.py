@@ -28,6 +28,7 @@ ITI42 = "urn:ihe:iti:2007:RegisterDocumentSet-b"
 ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
 ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
 ITI51 = "urn:ihe:iti:2009:MultiPatientStoredQuery"
+ITI57 = "urn:ihe:iti:2010:UpdateDocumentSet"
 RS_STATUS = {
     "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success": "Success",
     "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure": "Failure",

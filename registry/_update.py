@@ -1,0 +1,244 @@
+"""ITI-57 Update Document Set (XDS Metadata Update; ITI TF-2b §3.57, XDS.md §8), with the DMP's Archived and
+Deleted statuses (DMP.md §6.7).
+
+One request = one new SubmissionSet plus operations, recognised by their pattern:
+- new version of a DocumentEntry or Folder: an object whose ``lid`` names an existing logical object, with
+  a SubmissionSet HasMember carrying ``PreviousVersion``;
+- status change: an ``UpdateAvailabilityStatus`` association from the SubmissionSet with ``OriginalStatus``
+  and ``NewStatus`` (a DocumentEntry, Folder or Association as target);
+- new association: a ``SubmitAssociation`` from the SubmissionSet to an Association of the request.
+All operations are checked first and applied in the same transaction, or none is.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert, select, update
+
+from registry import _hl7
+from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
+from registry._rim import Kind, RimObject, RimSubmission, Slot
+from registry._schema import association, document_entry, registry_object
+from registry._submission import _check_against_registry, _existing, _store
+from registry._validate import Classified, Validator
+from registry._vocabulary import AssociationType, IdScheme, Status
+from soap_wsdl import parse_xml, serialize
+
+ro, de, asc = registry_object.c, document_entry.c, association.c
+UPDATE = ErrorCode.METADATA_UPDATE_ERROR
+VERSION = ErrorCode.METADATA_VERSION_ERROR
+S = Status
+# Status changes the registry accepts: IHE's Approved <-> Deprecated, and the DMP's archive, un-archive and
+# logical delete ("dépublication") [XDS.md §8, DMP.md §6.7].
+ALLOWED_TRANSITIONS = frozenset({
+    (S.APPROVED, S.DEPRECATED), (S.DEPRECATED, S.APPROVED),
+    (S.APPROVED, S.ARCHIVED), (S.ARCHIVED, S.APPROVED),
+    (S.APPROVED, S.DELETED), (S.ARCHIVED, S.DELETED),
+})
+
+
+@dataclass(frozen=True)
+class Latest:
+    id: str
+    lid: str
+    version: int
+    kind: str
+    status: str
+    patient_key: str | None
+    unique_id: str | None
+
+
+def update_document_set(conn: Connection, sub: RimSubmission, now: str) -> list[RegistryError]:
+    """Check and apply an ITI-57 request; returns warnings, raises SubmissionRefused with every error."""
+    v = Validator(require_repository_attributes=False, update=True)
+    c = v.validate(sub)
+    versions: dict[int, tuple[str, int]] = {}
+    replaced: list[str] = []
+    status_changes: list[tuple[str, str]] = []
+    if len(c.submission_sets) == 1:
+        replaced = _check_versions(conn, c, v, versions)
+        status_changes = _check_status_updates(conn, c, v)
+        _check_submitted_associations(conn, c, v)
+        # Every DocumentEntry/Folder of an update is a new version (or already refused as not one): their
+        # uniqueIds are the existing ones, checked by _check_versions, not new registrations.
+        new_versions = frozenset(o.id for o in (*c.documents, *c.folders))
+        _check_against_registry(conn, c, v, new_versions=new_versions)
+    if any(e.severity is Severity.ERROR for e in v.errors):
+        raise SubmissionRefused(v.errors)
+    _store(conn, c, now, versions)
+    _apply(conn, c, replaced, status_changes)
+    return v.errors
+
+
+def _latest(conn: Connection, lids: list[str]) -> dict[str, Latest]:
+    rows = conn.execute(select(ro.id, ro.lid, ro.version, ro.kind, ro.status, ro.patient_key, ro.unique_id)
+                        .where(ro.lid.in_(sorted(set(lids))))).all()
+    out: dict[str, Latest] = {}
+    for r in rows:
+        if r.lid not in out or r.version > out[r.lid].version:
+            out[r.lid] = Latest(r.id, r.lid, r.version, r.kind, r.status, r.patient_key, r.unique_id)
+    return out
+
+
+def _check_versions(conn: Connection, c: Classified, v: Validator, versions: dict[int, tuple[str, int]]
+                    ) -> list[str]:
+    """New versions of DocumentEntries and Folders. Returns the ids of the versions they replace."""
+    candidates = [o for o in (*c.documents, *c.folders)]
+    lids = [o.lid for o in candidates if o.lid]
+    latest = _latest(conn, lids) if lids else {}
+    ss = c.submission_set
+    member = {a.target: a for a in c.associations
+              if a.association_type == AssociationType.HAS_MEMBER.value and a.source == ss.id}
+    replaced = []
+    for o in candidates:
+        kind = "DE" if o.kind is Kind.EXTRINSIC_OBJECT else "FD"
+        if not o.lid or o.lid == o.id:
+            v.error(f"{o.id}: an ITI-57 request can only carry new versions of existing objects (its lid "
+                    "must name the logical object being updated)", o.id, UPDATE)
+            continue
+        if not _hl7.is_uuid_urn(o.lid):
+            v.error(f"{o.id}: lid '{o.lid}' is not a urn:uuid: logical id", o.id, UPDATE)
+            continue
+        prev = latest.get(o.lid)
+        if prev is None or prev.kind != kind:
+            v.error(f"{o.id}: no {'DocumentEntry' if kind == 'DE' else 'Folder'} with logical id {o.lid} in the "
+                    "registry", o.id, VERSION)
+            continue
+        if prev.status != Status.APPROVED.value:
+            v.error(f"{o.id}: the latest version ({prev.version}) of {o.lid} has status {prev.status}; only an "
+                    "Approved version can be updated", o.id, UPDATE)
+        hm = member.get(o.id)
+        previous = hm.slot_value("PreviousVersion") if hm is not None else None
+        if previous != str(prev.version):
+            v.error(f"{o.id}: PreviousVersion is {previous!r} but the latest version of {o.lid} is "
+                    f"{prev.version}", o.id, VERSION)
+        scheme = IdScheme.DE_UNIQUE_ID if kind == "DE" else IdScheme.FOLDER_UNIQUE_ID
+        if o.external_id(scheme.uuid) != prev.unique_id:
+            v.error(f"{o.id}: uniqueId cannot change in an update (was {prev.unique_id})", o.id, UPDATE)
+        pid_scheme = IdScheme.DE_PATIENT_ID if kind == "DE" else IdScheme.FOLDER_PATIENT_ID
+        if _hl7.patient_key(o.external_id(pid_scheme.uuid) or "") != prev.patient_key:
+            v.error(f"{o.id}: patientId cannot change in an update (was {prev.patient_key})", o.id,
+                    ErrorCode.PATIENT_ID_RECONCILIATION_ERROR)
+        if kind == "DE":
+            _carry_repository_attributes(conn, o, prev, v)
+        versions[id(o)] = (o.lid, prev.version + 1)
+        replaced.append(prev.id)
+    return replaced
+
+
+def _carry_repository_attributes(conn: Connection, o: RimObject, prev: Latest, v: Validator) -> None:
+    """hash, size, repositoryUniqueId and objectType describe the stored bytes: an update keeps them."""
+    row = conn.execute(select(de.object_type, de.hash, de.size, de.repository_unique_id)
+                       .where(de.id == prev.id)).one()
+    if o.object_type != row.object_type:
+        v.error(f"{o.id}: objectType cannot change in an update (was {row.object_type})", o.id, UPDATE)
+    for name, stored in (("hash", row.hash), ("size", None if row.size is None else str(row.size)),
+                         ("repositoryUniqueId", row.repository_unique_id)):
+        sent = o.slot_value(name)
+        if stored is None:
+            continue
+        if sent is None:
+            o.slots.append(Slot(name, [stored]))
+        elif sent.lower() != stored.lower():
+            v.error(f"{o.id}: {name} cannot change in an update (was {stored}, received {sent})", o.id, UPDATE)
+
+
+def _check_status_updates(conn: Connection, c: Classified, v: Validator) -> list[tuple[str, str]]:
+    ops = [a for a in c.associations
+           if a.association_type == AssociationType.UPDATE_AVAILABILITY_STATUS.value and a.target]
+    if not ops:
+        return []
+    targets = _existing(conn, [a.target for a in ops if a.target])
+    latest = _latest(conn, [t.id for t in targets.values()] + [
+        r.lid for r in conn.execute(select(ro.lid).where(ro.id.in_(list(targets)))).all()])
+    changes = []
+    for a in ops:
+        t = targets.get(a.target or "")
+        if t is None:
+            v.error(f"{a.id}: target '{a.target}' is not in the registry", a.id, UPDATE)
+            continue
+        original, new = a.slot_value("OriginalStatus"), a.slot_value("NewStatus")
+        if t.kind in ("DE", "FD"):
+            lid = conn.execute(select(ro.lid).where(ro.id == t.id)).scalar_one()
+            if latest[lid].id != t.id:
+                v.error(f"{a.id}: '{t.id}' is not the latest version of {lid}", a.id, UPDATE)
+        elif t.kind == "AS":
+            src = conn.execute(select(asc.source, asc.association_type).where(asc.id == t.id)).one()
+            if src.association_type == AssociationType.HAS_MEMBER.value and \
+                    _existing(conn, [src.source]).get(src.source, t).kind == "SS":
+                v.error(f"{a.id}: a SubmissionSet's HasMember association cannot change status", a.id, UPDATE)
+        else:
+            v.error(f"{a.id}: the status of a SubmissionSet cannot be updated", a.id, UPDATE)
+        if original != t.status:
+            v.error(f"{a.id}: OriginalStatus {original} does not match the current status {t.status} of "
+                    f"'{t.id}'", a.id, UPDATE)
+        elif original in {s.value for s in Status} and new in {s.value for s in Status} and \
+                (Status(original), Status(new)) not in ALLOWED_TRANSITIONS:
+            v.error(f"{a.id}: status change {original} -> {new} is not allowed", a.id,
+                    ErrorCode.METADATA_UPDATE_OPERATION_ERROR)
+        if new:
+            changes.append((t.id, new))
+    return changes
+
+
+def _check_submitted_associations(conn: Connection, c: Classified, v: Validator) -> None:
+    submitted = {a.target for a in c.associations
+                 if a.association_type == AssociationType.SUBMIT_ASSOCIATION.value}
+    in_message = {o.id for o in c.all()}
+    for a in c.associations:
+        if a.id not in submitted:
+            continue
+        ends = _existing(conn, [e for e in (a.source, a.target) if e and e not in in_message])
+        for e in ends.values():
+            if e.kind == "SS":
+                v.error(f"{a.id}: a submitted association cannot link a SubmissionSet", a.id, UPDATE)
+            elif e.status == Status.DEPRECATED.value:
+                v.error(f"{a.id}: '{e.id}' is Deprecated", a.id, UPDATE)
+
+
+def _apply(conn: Connection, c: Classified, replaced: list[str], changes: list[tuple[str, str]]) -> None:
+    if replaced:
+        conn.execute(update(registry_object).where(ro.id.in_(replaced)).values(status=Status.DEPRECATED.value))
+        _propagate(conn, c, replaced)
+    for target, new in changes:
+        conn.execute(update(registry_object).where(ro.id == target).values(status=new))
+
+
+def _propagate(conn: Connection, c: Classified, replaced: list[str]) -> None:
+    """Associations of a replaced version follow the new version (folder membership, relationships), unless
+    the SubmissionSet's HasMember says ``AssociationPropagation=no`` (ITI TF-3 §4.1.7.2)."""
+    new_by_old: dict[str, str] = {}
+    latest_lids = conn.execute(select(ro.id, ro.lid).where(ro.id.in_(replaced))).all()
+    by_lid = {r.lid: r.id for r in latest_lids}
+    ss = c.submission_set.id
+    no_propagation = {a.target for a in c.associations
+                      if a.source == ss and (a.slot_value("AssociationPropagation") or "yes").lower() == "no"}
+    for o in (*c.documents, *c.folders):
+        if o.lid in by_lid and o.id not in no_propagation:
+            new_by_old[by_lid[o.lid]] = o.id
+    if not new_by_old:
+        return
+    olds = list(new_by_old)
+    rows = conn.execute(select(asc.id, asc.association_type, asc.source, asc.target, ro.status, ro.xml,
+                               ro.submission_set_id)
+                        .join(registry_object, ro.id == asc.id)
+                        .where((asc.source.in_(olds)) | (asc.target.in_(olds)),
+                               ro.status == Status.APPROVED.value)).all()
+    kinds = {e.id: e.kind for e in _existing(conn, [x for r in rows for x in (r.source, r.target)]).values()}
+    for r in rows:
+        if kinds.get(r.source) == "SS":
+            continue  # a SubmissionSet's membership stays with the version it submitted
+        new_id = f"urn:uuid:{uuid.uuid4()}"
+        source, target = new_by_old.get(r.source, r.source), new_by_old.get(r.target, r.target)
+        el = parse_xml(r.xml.encode())
+        el.set("id", new_id)
+        el.set("lid", new_id)
+        el.set("sourceObject", source)
+        el.set("targetObject", target)
+        conn.execute(insert(registry_object).values(
+            id=new_id, lid=new_id, version=1, kind="AS", status=Status.APPROVED.value, patient_key=None,
+            unique_id=None, submission_set_id=c.submission_set.id, xml=serialize(el).decode()))
+        conn.execute(insert(association).values(id=new_id, association_type=r.association_type, source=source,
+                                                target=target, submission_set_status=None))
