@@ -9,12 +9,15 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from pg import PostgresServer
 from xds_factory import OTHER_PATIENT, PATIENT, REPOSITORY_ID
 
 from registry import Registry, Store
@@ -86,9 +89,32 @@ def start_node(cfg: Config, *extra: str) -> RunningNode:
     raise RuntimeError(f"server did not start: {log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
-    cfg = make_node(tmp_path_factory.mktemp("node"))
+@pytest.fixture(scope="session")
+def shared_postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session; each node gets its own database in it."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+def database_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """None (the node's default SQLite file) or a fresh, empty PostgreSQL database."""
+    if backend == "sqlite":
+        return None
+    server: PostgresServer = request.getfixturevalue("shared_postgres")
+    name = f"node_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"host={server.root} user=app dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://app@/{name}?host={server.root}"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
+    """A running node; every module that uses it runs once on SQLite and once on PostgreSQL."""
+    cfg = make_node(tmp_path_factory.mktemp("node"), database_url=database_url(request.param, request))
     running = start_node(cfg)
     yield running
     running.stop()
