@@ -9,11 +9,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from registry import _hl7, _model
 from registry._errors import ErrorCode, RegistryError, SubmissionRefused
-from registry._rim import Classification, RimObject, RimSubmission, Slot, write_object
+from registry._rim import Classification, Kind, RimObject, RimSubmission, Slot, write_object
 from registry._schema import association, document_entry, folder, object_value, patient, registry_object, submission_set
 from registry._validate import Classified, Validator
 from registry._vocabulary import (
@@ -255,18 +255,59 @@ def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[
 
 
 def _apply_lifecycle(conn: Connection, c: Classified, now: str) -> None:
-    """RPLC / XFRM_RPLC deprecate their target; adding a document to an existing Folder bumps the Folder's
-    lastUpdateTime (ITI TF-3 §4.1.6, §4.1.8)."""
-    replaced = [a.target for a in c.associations
-                if a.association_type in {t.value for t in REPLACEMENTS} and a.target]
+    """Effects of a registration on what is already registered (ITI TF-3 §4.1.6-4.1.8; XDS.md §7.2 r7-8):
+    RPLC / XFRM_RPLC deprecate their target, and the APND / XFRM documents that depend on it (recursively);
+    every Folder that held a replaced document receives its replacement; adding a document to an existing
+    Folder bumps the Folder's lastUpdateTime."""
+    ro, asc = registry_object.c, association.c
+    replacements = [(a.source, a.target) for a in c.associations
+                    if a.association_type in {t.value for t in REPLACEMENTS} and a.source and a.target]
+    replaced = [t for _, t in replacements]
     if replaced:
-        conn.execute(update(registry_object).where(registry_object.c.id.in_(replaced))
-                     .values(status=Status.DEPRECATED.value))
+        conn.execute(update(registry_object).where(ro.id.in_(replaced)).values(status=Status.DEPRECATED.value))
+        dependent = [AssociationType.APND.value, AssociationType.XFRM.value]
+        frontier = replaced
+        while frontier:
+            frontier = list(conn.execute(
+                select(asc.source).join(registry_object, ro.id == asc.source)
+                .where(asc.target.in_(frontier), asc.association_type.in_(dependent),
+                       ro.status == Status.APPROVED.value)).scalars())
+            if frontier:
+                conn.execute(update(registry_object).where(ro.id.in_(frontier))
+                             .values(status=Status.DEPRECATED.value))
+    touched: set[str] = set()
+    for new, old in replacements:
+        holders = conn.execute(
+            select(asc.source).join(registry_object, ro.id == asc.source)
+            .where(asc.target == old, asc.association_type == AssociationType.HAS_MEMBER.value,
+                   ro.kind == "FD", ro.status == Status.APPROVED.value)).scalars().all()
+        for fd in holders:
+            insert_association(conn, AssociationType.HAS_MEMBER.value, fd, new, c.submission_set.id)
+            touched.add(fd)
     in_message = {o.id for o in c.all()}
-    touched = [a.source for a in c.associations
-               if a.association_type == AssociationType.HAS_MEMBER.value and a.source not in in_message]
+    touched |= {a.source for a in c.associations
+                if a.association_type == AssociationType.HAS_MEMBER.value and a.source and a.source not in in_message}
     if touched:
-        conn.execute(update(folder).where(folder.c.id.in_(touched)).values(last_update_time=now))
+        conn.execute(update(folder).where(folder.c.id.in_(sorted(touched))).values(last_update_time=now))
+
+
+def insert_association(conn: Connection, association_type: str, source: str, target: str, submission_set_id: str,
+                       template: RimObject | None = None) -> str:
+    """Register an association the registry itself creates (folder membership of a replacement, propagation
+    to a new version). ``template`` keeps the slots/classifications of the association it derives from."""
+    new_id = f"urn:uuid:{uuid.uuid4()}"
+    obj = template or RimObject(Kind.ASSOCIATION, new_id)
+    obj.id = obj.lid = new_id
+    obj.version_name, obj.status, obj.home = "1", None, None
+    obj.association_type, obj.source, obj.target = association_type, source, target
+    for cl in obj.classifications:
+        cl.id, cl.classified_object = f"urn:uuid:{uuid.uuid4()}", new_id
+    conn.execute(insert(registry_object).values(
+        id=new_id, lid=new_id, version=1, kind="AS", status=Status.APPROVED.value, patient_key=None, unique_id=None,
+        submission_set_id=submission_set_id, xml=serialize(write_object(obj)).decode()))
+    conn.execute(insert(association).values(id=new_id, association_type=association_type, source=source,
+                                            target=target, submission_set_status=obj.slot_value("SubmissionSetStatus")))
+    return new_id
 
 
 def _padded(dtm: str | None) -> str | None:

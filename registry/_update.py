@@ -12,19 +12,18 @@ All operations are checked first and applied in the same transaction, or none is
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from registry import _hl7
 from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
-from registry._rim import Kind, RimObject, RimSubmission, Slot
+from registry._rim import Kind, RimObject, RimSubmission, Slot, read_object
 from registry._schema import association, document_entry, registry_object
-from registry._submission import _check_against_registry, _existing, _store
+from registry._submission import _check_against_registry, _existing, _store, insert_association
 from registry._validate import Classified, Validator
 from registry._vocabulary import AssociationType, IdScheme, Status
-from soap_wsdl import parse_xml, serialize
+from soap_wsdl import parse_xml
 
 ro, de, asc = registry_object.c, document_entry.c, association.c
 UPDATE = ErrorCode.METADATA_UPDATE_ERROR
@@ -221,8 +220,7 @@ def _propagate(conn: Connection, c: Classified, replaced: list[str]) -> None:
     if not new_by_old:
         return
     olds = list(new_by_old)
-    rows = conn.execute(select(asc.id, asc.association_type, asc.source, asc.target, ro.status, ro.xml,
-                               ro.submission_set_id)
+    rows = conn.execute(select(asc.id, asc.association_type, asc.source, asc.target, ro.xml)
                         .join(registry_object, ro.id == asc.id)
                         .where((asc.source.in_(olds)) | (asc.target.in_(olds)),
                                ro.status == Status.APPROVED.value)).all()
@@ -230,15 +228,6 @@ def _propagate(conn: Connection, c: Classified, replaced: list[str]) -> None:
     for r in rows:
         if kinds.get(r.source) == "SS":
             continue  # a SubmissionSet's membership stays with the version it submitted
-        new_id = f"urn:uuid:{uuid.uuid4()}"
-        source, target = new_by_old.get(r.source, r.source), new_by_old.get(r.target, r.target)
-        el = parse_xml(r.xml.encode())
-        el.set("id", new_id)
-        el.set("lid", new_id)
-        el.set("sourceObject", source)
-        el.set("targetObject", target)
-        conn.execute(insert(registry_object).values(
-            id=new_id, lid=new_id, version=1, kind="AS", status=Status.APPROVED.value, patient_key=None,
-            unique_id=None, submission_set_id=c.submission_set.id, xml=serialize(el).decode()))
-        conn.execute(insert(association).values(id=new_id, association_type=r.association_type, source=source,
-                                                target=target, submission_set_status=None))
+        insert_association(conn, r.association_type, new_by_old.get(r.source, r.source),
+                           new_by_old.get(r.target, r.target), c.submission_set.id,
+                           template=read_object(parse_xml(r.xml.encode())))
