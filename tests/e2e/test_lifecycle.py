@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 import xds_factory as f
+from xds_client import ITI18, ITI42, adhoc_query, post
+
 from registry import _model
 from registry._vocabulary import AssociationType
 from soap_wsdl import ns
-from xds_client import ITI18, ITI42, adhoc_query, post
 
 RIM = ns.RIM
 APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
