@@ -116,4 +116,7 @@ def _single(t: str, param: str) -> str:
         if body.replace("''", "").count("'"):
             raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: a quote inside a value must be doubled: {t!r}")
         return body.replace("''", "'")
+    if any(c in t for c in "'()"):
+        # Bare tokens are timestamps and numbers: a quote or parenthesis there is unbalanced quoting.
+        raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: malformed value {t!r} (unbalanced quotes or parentheses)")
     return t

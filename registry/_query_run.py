@@ -242,7 +242,8 @@ class Runner:
         members = self._associations(targets=self.args.values["$uuid"], types=[HAS_MEMBER])
         kinds = self._kinds(x[2] for x in members)
         members = [x for x in members if kinds.get(x[2]) == "SS"]
-        return Result(submission_sets=_unique(x[2] for x in members), associations=_unique(x[0] for x in members))
+        return self._single_patient(Result(submission_sets=_unique(x[2] for x in members),
+                                           associations=_unique(x[0] for x in members)))
 
     def _getsubmissionsetandcontents(self) -> Result:
         sss = self._by_id_or_unique_id("SS", "$XDSSubmissionSetEntryUUID", "$XDSSubmissionSetUniqueId")
@@ -310,9 +311,10 @@ def _has_value(attribute: str, values: list[str], *, coded: bool) -> ColumnEleme
 
 
 def _has_like(attribute: str, patterns: list[str]) -> ColumnElement[bool]:
-    """authorPerson with SQL LIKE wildcards % and _, OR over the values (XDS.md §5.1)."""
+    """authorPerson with SQL LIKE wildcards % and _, OR over the values (XDS.md §5.1). Case-insensitive, with
+    backslash as the escape character, so that SQLite and PostgreSQL answer alike."""
     return exists(select(ov.object_id).where(ov.object_id == ro.id, ov.attribute == attribute,
-                                             or_(*[ov.value.like(p) for p in patterns])))
+                                             or_(*[ov.value.ilike(p, escape="\\") for p in patterns])))
 
 
 def _time_range(stmt: Q, col: ColumnElement[str | None], start: str | None, end: str | None
