@@ -1,0 +1,104 @@
+"""What both benchmarks share: the test support on sys.path, a node served by a real `dmp serve` process
+(the one `tests/conftest.py` starts), and the reading of that process's memory from /proc.
+
+Benchmarks are run as ``.venv/bin/python benchmarks/NAME.py`` from the repository root; sys.path[0] is then
+``benchmarks/``, so this module makes ``tests/`` (conftest) and ``tests/support/`` (factory, client) importable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import platform
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for _p in (ROOT / "tests" / "support", ROOT / "tests", ROOT):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from conftest import RunningNode, make_node, start_node  # noqa: E402
+
+__all__ = ["RunningNode", "clear_peak_rss", "cpu_seconds", "machine", "node_in", "peak_rss_mb", "rss_mb"]
+
+
+@contextlib.contextmanager
+def node_in(data_dir: Path, **config: object) -> Iterator[RunningNode]:
+    """A fresh node (SQLite file + filesystem blobs in ``data_dir``) served by `dmp serve`; the server process
+    is ended by its PID when the block ends, whatever happened inside it. ``config`` overrides fields of the
+    node's `Config` (e.g. ``sqlite_synchronous="NORMAL"``)."""
+    cfg = make_node(data_dir)
+    if config:
+        cfg = dataclasses.replace(cfg, **config)  # type: ignore[arg-type]
+        cfg.save()
+    # SIGTERM (and SIGINT where a background shell ignored it) become exceptions, so the finally below runs.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        running = start_node(cfg)
+        try:
+            yield running
+        finally:
+            _end(running)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _end(running: RunningNode) -> None:
+    proc = running.process
+    if proc.poll() is not None:
+        return
+    try:
+        running.stop(signal.SIGTERM)
+    except Exception:  # did not stop in time: it must not outlive the benchmark
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM) of ``pid`` since it started or since `clear_peak_rss`, in MB."""
+    return _status_kb(pid, "VmHWM") / 1024
+
+
+def rss_mb(pid: int) -> float:
+    """Current resident set size (VmRSS) of ``pid``, in MB."""
+    return _status_kb(pid, "VmRSS") / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) ``pid`` has used so far, all its threads together."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def clear_peak_rss(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (``echo 5 > /proc/PID/clear_refs``, Linux >= 4.0), so the next reading is
+    the peak of one phase. Returns False where that is not allowed; VmHWM is then the peak since start."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def machine() -> str:
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal:"))
+    return (f"{os.cpu_count()} cores, {mem_kb / 1024**2:.0f} GiB, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}, load average {os.getloadavg()[0]:.2f} at start")

@@ -1,0 +1,208 @@
+"""ITI-41 throughput: Provide and Register requests, one ~10 KB CDA document each as an MTOM attachment,
+sent by 1 and by N concurrent clients to a fresh node (SQLite + filesystem blobs) served by `dmp serve`.
+
+Prints documents/s, latency percentiles, failures (every answer must be Success) and the server's peak RSS.
+Requests are encoded before the clock starts, so the figures are the server's (plus HTTP), not the encoder's.
+
+    .venv/bin/python benchmarks/iti41_throughput.py [--requests 2000] [--clients 1,8] [--py-spy OUT.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from _cda import consultation_report
+from _harness import RunningNode, clear_peak_rss, cpu_seconds, machine, node_in, peak_rss_mb
+from xds_client import ITI41, envelope, parse_reply
+from xds_factory import Doc, content_id, provide_and_register
+
+from soap_wsdl import OutgoingAttachment, mtom_content_type, mtom_stream, new_boundary
+
+TARGET_DOCS_PER_S = 300
+
+
+@dataclass(frozen=True)
+class Request:
+    content_type: str
+    body: bytes
+
+
+@dataclass
+class RunResult:
+    clients: int
+    elapsed: float = 0.0
+    server_cpu: float = 0.0  # seconds of CPU the server used during the run
+    client_cpu: float = 0.0  # seconds of CPU this process (the clients) used during the run
+    latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return len(self.latencies) + len(self.failures)
+
+
+_seed = itertools.count(1)
+
+
+def encode_requests(count: int) -> list[Request]:
+    """``count`` ITI-41 MTOM messages, each with one distinct CDA document (distinct uniqueIds)."""
+    out = []
+    for _ in range(count):
+        doc = Doc(b"", "Document01", mime_type="text/xml")
+        doc.content = consultation_report(doc.unique_id, doc.patient_id, next(_seed))
+        env = envelope(ITI41, provide_and_register([doc]))
+        boundary, root = new_boundary(), f"root.{uuid.uuid4().hex}@bench.dmp-xds"
+        body = b"".join(mtom_stream(env, [OutgoingAttachment(content_id(doc), doc.mime_type, doc.content)],
+                                    boundary, root))
+        out.append(Request(mtom_content_type(boundary, root, ITI41), body))
+    return out
+
+
+def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: float, spool: Path) -> RunResult:
+    """Send ``requests`` from ``clients`` threads, each with its own connection, until all are sent or
+    ``max_seconds`` have passed. MTOM answers are decoded with ``spool`` as their spool directory."""
+    result = RunResult(clients)
+    lock = threading.Lock()
+    todo = iter(requests)
+    deadline = time.monotonic() + max_seconds
+    stop = threading.Event()  # set when the main thread is interrupted: the clients finish their request and go
+
+    def client() -> None:
+        with httpx.Client(timeout=120) as http:
+            while time.monotonic() < deadline and not stop.is_set():
+                with lock:
+                    req = next(todo, None)
+                if req is None:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    r = http.post(node.repository, content=req.body, headers={"Content-Type": req.content_type})
+                    latency = time.perf_counter() - t0
+                    reply = parse_reply(r.status_code, r.headers.get("content-type", ""), r.content, spool)
+                    if reply.mime is not None:
+                        reply.mime.discard()
+                    status = reply.status if r.status_code == 200 else f"HTTP {r.status_code}"
+                    problem = None if status == "Success" else f"{status}: {reply.errors or reply.fault_reason}"
+                except Exception as exc:
+                    latency, problem = time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
+                with lock:
+                    if problem is None:
+                        result.latencies.append(latency)
+                    else:
+                        result.failures.append(problem)
+
+    threads = [threading.Thread(target=client, name=f"client-{i}", daemon=True) for i in range(clients)]
+    pid = node.process.pid
+    t0, server0, client0 = time.perf_counter(), cpu_seconds(pid), time.process_time()
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    except BaseException:
+        stop.set()
+        raise
+    result.elapsed = time.perf_counter() - t0
+    result.server_cpu, result.client_cpu = cpu_seconds(pid) - server0, time.process_time() - client0
+    return result
+
+
+def profiled(py_spy: str, out: Path, pid: int, measure: Callable[[], RunResult]) -> RunResult:
+    """Run ``measure`` while py-spy samples the server's GIL-holding thread (on-CPU Python time)."""
+    spy = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--gil", "--format", "raw", "--rate", "250",
+                            "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)  # let it attach
+        return measure()
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
+        try:
+            spy.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=2000, help="requests per run (default 2000)")
+    ap.add_argument("--clients", default="1,8", help="comma-separated concurrency levels (default 1,8)")
+    ap.add_argument("--warmup", type=int, default=100, help="requests sent before measuring (default 100)")
+    ap.add_argument("--max-seconds", type=float, default=300, help="time bound of each run (default 300)")
+    ap.add_argument("--sqlite-synchronous", choices=["FULL", "NORMAL", "OFF"],
+                    help="override the node's sqlite_synchronous setting (default: the node's own, FULL)")
+    ap.add_argument("--py-spy", type=Path, metavar="OUT",
+                    help="record the server with py-spy (collapsed stacks to OUT) during the last run")
+    args = ap.parse_args()
+    levels = [int(c) for c in args.clients.split(",")]
+    py_spy = shutil.which("py-spy") or str(Path(__file__).resolve().parent.parent / ".venv/bin/py-spy")
+
+    requests = encode_requests(args.warmup + args.requests * len(levels))
+    sizes = [len(r.body) for r in requests]
+    print(f"ITI-41 throughput; {machine()}")
+    print(f"node: SQLite + filesystem blobs, `dmp serve` (1 process); requests: MTOM, one CDA document each, "
+          f"message {statistics.mean(sizes) / 1024:.1f} KiB on average")
+    overrides = {"sqlite_synchronous": args.sqlite_synchronous} if args.sqlite_synchronous else {}
+    with tempfile.TemporaryDirectory(prefix="dmp-bench-") as tmp, node_in(Path(tmp) / "node", **overrides) as node:
+        pid = node.process.pid
+        spool = Path(tmp) / "client-spool"
+        spool.mkdir()
+        warm = run(node, requests[: args.warmup], 2, args.max_seconds, spool)
+        print(f"warm-up: {warm.sent} requests, {len(warm.failures)} failures; "
+              f"server peak RSS {peak_rss_mb(pid):.1f} MB")
+        start = args.warmup
+        print(f"{'clients':>7} {'sent':>6} {'failures':>8} {'docs/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
+              f"{'p99 ms':>8} {'max ms':>8} {'peak RSS MB':>12} {'srv CPU ms/doc':>14} {'srv CPU %':>9} "
+              f"{'cli CPU %':>9}")
+        results = []
+        for n, clients in enumerate(levels):
+            batch = requests[start : start + args.requests]
+            start += args.requests
+            clear_peak_rss(pid)
+            if args.py_spy and n == len(levels) - 1:
+                res = profiled(py_spy, args.py_spy, pid,
+                               functools.partial(run, node, batch, clients, args.max_seconds, spool))
+            else:
+                res = run(node, batch, clients, args.max_seconds, spool)
+            lat = sorted(x * 1000 for x in res.latencies)
+            print(f"{clients:>7} {res.sent:>6} {len(res.failures):>8} {len(res.latencies) / res.elapsed:>8.1f} "
+                  f"{percentile(lat, 50):>8.1f} {percentile(lat, 90):>8.1f} {percentile(lat, 99):>8.1f} "
+                  f"{(lat[-1] if lat else float('nan')):>8.1f} {peak_rss_mb(pid):>12.1f} "
+                  f"{1000 * res.server_cpu / max(1, res.sent):>14.2f} {100 * res.server_cpu / res.elapsed:>9.0f} "
+                  f"{100 * res.client_cpu / res.elapsed:>9.0f}")
+            results.append(res)
+        for res in results:
+            for problem in res.failures[:5]:
+                print(f"  failure ({res.clients} clients): {problem[:300]}")
+        best = max(len(r.latencies) / r.elapsed for r in results)
+        print(f"best: {best:.1f} docs/s (target {TARGET_DOCS_PER_S} docs/s: "
+              f"{'met' if best >= TARGET_DOCS_PER_S else 'NOT met'}); failures: "
+              f"{sum(len(r.failures) for r in results)}")
+        if args.py_spy:
+            written = args.py_spy.exists() and args.py_spy.stat().st_size > 0
+            print(f"py-spy profile (GIL holder, collapsed stacks) of the {levels[-1]}-client run: {args.py_spy}"
+                  + ("" if written else " -- NOT written: is py-spy installed, and may it ptrace?"))
+
+
+if __name__ == "__main__":
+    main()
