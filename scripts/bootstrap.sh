@@ -8,7 +8,8 @@ profile="${1:-server}"
 apt_packages=()
 if [ "$profile" = test ]; then
   # PostgreSQL: the tests start a throwaway server (the registry's scale-out database).
-  apt_packages+=(postgresql)
+  # xmlsec1: the independent XML-DSig implementation the VIHF interop tests sign and verify with.
+  apt_packages+=(postgresql xmlsec1)
 fi
 
 missing=()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from pki import TEST_PKI_WARNING, PsIdentity, StructureIdentity, TestPki
 from registry import PatientError, Registry, Store
 from server._config import Config
 
@@ -46,18 +47,30 @@ def init(data_dir: Path, repository_unique_id: str | None, database_url: str | N
 @click.option("--registry-url", help="Register with a remote Document Registry over ITI-42 instead of in-process.")
 @click.option("--database-url", help="Override the configured database URL.")
 @click.option("--log-level", default="info", show_default=True)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes (use about one per core; the database serialises writes).")
 def serve(data_dir: Path, host: str, port: int, registry_url: str | None, database_url: str | None,
-          log_level: str) -> None:
+          log_level: str, workers: int) -> None:
     """Serve /xds/registry and /xds/repository (SOAP 1.2), and /health."""
+    import os
+
     import uvicorn
 
-    from server._app import create_app
+    from server._app import WORKER_CONFIG_ENV, Node, create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = Config.load(data_dir, registry_url=registry_url, database_url=database_url)
-    app = create_app(cfg)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=10)
+    common = {"host": host, "port": port, "log_level": log_level, "access_log": False,
+              "timeout_graceful_shutdown": 10}
+    if workers == 1:
+        uvicorn.run(create_app(cfg), **common)  # type: ignore[arg-type]
+        return
+    # Crash recovery touches every pending blob: the parent does it once, before any worker accepts requests.
+    parent = Node.build(cfg, recover=True)
+    if parent.store is not None:
+        parent.store.dispose()
+    os.environ[WORKER_CONFIG_ENV] = cfg.to_json()
+    uvicorn.run("server._app:worker_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
 
 
 @main.group()
@@ -80,6 +93,137 @@ def patient_create(data_dir: Path, ins: str) -> None:
     finally:
         store.dispose()
     click.echo(f"patient {key} created")
+
+
+# --- test PKI ----------------------------------------------------------------------------------------------
+
+PKI_DIR = click.option("--dir", "pki_dir", type=click.Path(path_type=Path), required=True,
+                       help="Directory of the test PKI (PEM files).")
+
+
+def _open_pki(pki_dir: Path) -> TestPki:
+    try:
+        return TestPki.load(pki_dir)
+    except FileNotFoundError:
+        click.echo(f"error: no test PKI in {pki_dir}; run `dmp pki init --dir {pki_dir}` first", err=True)
+        sys.exit(2)
+
+
+@main.group("pki")
+def pki_group() -> None:
+    """Test PKI shaped like IGC-Santé (root, CA PERSONNES, CA ORGANISATIONS): for tests and demos only."""
+
+
+@pki_group.command("init")
+@PKI_DIR
+def pki_init(pki_dir: Path) -> None:
+    """Create the CA hierarchy, its CRLs and a TLS server certificate for localhost/127.0.0.1."""
+    click.echo(TEST_PKI_WARNING)
+    try:
+        test_pki = TestPki.create(pki_dir)
+    except FileExistsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    server = test_pki.issue_server(("localhost", "127.0.0.1"))
+    click.echo(f"trust anchor: {pki_dir / 'trust-anchors.pem'}")
+    click.echo(f"intermediates: {pki_dir / 'intermediates.pem'}")
+    crls = ", ".join(str(pki_dir / f"{name}.crl.pem") for name in ("root", "ca-personnes", "ca-organisations"))
+    click.echo(f"CRLs: {crls}")
+    click.echo(f"server certificate: {server.certificate_path} (key {server.key_path})")
+
+
+@pki_group.group("issue")
+@PKI_DIR
+@click.option("--days", type=int, default=3 * 365, show_default=True, help="Validity of the certificates.")
+@click.pass_context
+def pki_issue(ctx: click.Context, pki_dir: Path, days: int) -> None:
+    """Issue end-entity certificates (PEM certificate + unencrypted key)."""
+    click.echo(TEST_PKI_WARNING)
+    ctx.obj = (_open_pki(pki_dir), days)
+
+
+@pki_issue.command("ps")
+@click.option("--rpps", help="RPPS number (11 digits, Luhn): IdNat_PS = 8 + RPPS.")
+@click.option("--adeli", help="ADELI number (9 digits): IdNat_PS = 0 + ADELI.")
+@click.option("--family-name", required=True)
+@click.option("--given-name", required=True)
+@click.option("--profession", default="10", show_default=True, help="TRE_G15 code (10 médecin, 21 pharmacien...).")
+@click.option("--specialty", help="TRE_R01 code, e.g. SM26 (médecine générale).")
+@click.pass_obj
+def pki_issue_ps(obj: tuple[TestPki, int], rpps: str | None, adeli: str | None, family_name: str,
+                 given_name: str, profession: str, specialty: str | None) -> None:
+    """A CPS-like card: signature certificate (signs VIHFs) and authentication certificate (TLS client)."""
+    test_pki, days = obj
+    if (rpps is None) == (adeli is None):
+        raise click.UsageError("give exactly one of --rpps and --adeli")
+    try:
+        ps = (PsIdentity.from_rpps(rpps, family_name, given_name, profession, specialty) if rpps is not None
+              else PsIdentity.from_adeli(adeli or "", family_name, given_name, profession, specialty))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    card = test_pki.issue_ps(ps, days=days)
+    for cred in (card.signature, card.authentication):
+        click.echo(f"{cred.certificate_path} (key {cred.key_path})")
+
+
+@pki_issue.command("structure")
+@click.option("--finess", help="FINESS (9 characters): Struct_IdNat = 1 + FINESS.")
+@click.option("--siret", help="SIRET (14 digits): Struct_IdNat = 3 + SIRET.")
+@click.option("--name", "raison_sociale", required=True, help="Raison sociale (O).")
+@click.option("--service", default="SERVICE DMP", show_default=True, help="Service name (CN).")
+@click.option("--department", default="Paris (75)", show_default=True, help="Département (ST).")
+@click.pass_obj
+def pki_issue_structure(obj: tuple[TestPki, int], finess: str | None, siret: str | None, raison_sociale: str,
+                        service: str, department: str) -> None:
+    """A structure: seal certificate (signs indirect-mode VIHFs) and authentication certificate."""
+    test_pki, days = obj
+    if (finess is None) == (siret is None):
+        raise click.UsageError("give exactly one of --finess and --siret")
+    try:
+        structure = (StructureIdentity.from_finess(finess, raison_sociale, service, department)
+                     if finess is not None
+                     else StructureIdentity.from_siret(siret or "", raison_sociale, service, department))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    creds = test_pki.issue_structure(structure, days=days)
+    for cred in (creds.seal, creds.authentication):
+        click.echo(f"{cred.certificate_path} (key {cred.key_path})")
+
+
+@pki_issue.command("server")
+@click.option("--host", "hosts", multiple=True, help="DNS name or IP address (repeatable).")
+@click.pass_obj
+def pki_issue_server(obj: tuple[TestPki, int], hosts: tuple[str, ...]) -> None:
+    """A TLS server certificate (default: localhost and 127.0.0.1)."""
+    test_pki, days = obj
+    cred = test_pki.issue_server(hosts or ("localhost", "127.0.0.1"), days=days)
+    click.echo(f"{cred.certificate_path} (key {cred.key_path})")
+
+
+@pki_group.command("revoke")
+@PKI_DIR
+@click.option("--cert", "cert_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True)
+def pki_revoke(pki_dir: Path, cert_path: Path) -> None:
+    """Revoke a certificate of this test PKI (its issuer's CRL is reissued)."""
+    from cryptography import x509
+
+    click.echo(TEST_PKI_WARNING)
+    test_pki = _open_pki(pki_dir)
+    try:
+        test_pki.revoke(x509.load_pem_x509_certificate(cert_path.read_bytes()))
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"revoked {cert_path}")
+
+
+@pki_group.command("crl")
+@PKI_DIR
+def pki_crl(pki_dir: Path) -> None:
+    """Reissue every CRL (they are valid for 30 days)."""
+    click.echo(TEST_PKI_WARNING)
+    _open_pki(pki_dir).refresh_crls()
+    click.echo("CRLs reissued")
 
 
 if __name__ == "__main__":
