@@ -27,7 +27,7 @@ __all__ = ["RunningNode", "clear_peak_rss", "cpu_seconds", "machine", "node_in",
 
 
 @contextlib.contextmanager
-def node_in(data_dir: Path, **config: object) -> Iterator[RunningNode]:
+def node_in(data_dir: Path, *serve_args: str, **config: object) -> Iterator[RunningNode]:
     """A fresh node (SQLite file + filesystem blobs in ``data_dir``) served by `dmp serve`; the server process
     is ended by its PID when the block ends, whatever happened inside it. ``config`` overrides fields of the
     node's `Config` (e.g. ``sqlite_synchronous="NORMAL"``)."""
@@ -38,7 +38,7 @@ def node_in(data_dir: Path, **config: object) -> Iterator[RunningNode]:
     # SIGTERM (and SIGINT where a background shell ignored it) become exceptions, so the finally below runs.
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        running = start_node(cfg)
+        running = start_node(cfg, *serve_args)
         try:
             yield running
         finally:

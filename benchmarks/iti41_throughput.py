@@ -146,6 +146,7 @@ def percentile(sorted_values: list[float], p: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=2000, help="requests per run (default 2000)")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (`dmp serve --workers`, default 1)")
     ap.add_argument("--clients", default="1,8", help="comma-separated concurrency levels (default 1,8)")
     ap.add_argument("--warmup", type=int, default=100, help="requests sent before measuring (default 100)")
     ap.add_argument("--max-seconds", type=float, default=300, help="time bound of each run (default 300)")
@@ -163,7 +164,11 @@ def main() -> None:
     print(f"node: SQLite + filesystem blobs, `dmp serve` (1 process); requests: MTOM, one CDA document each, "
           f"message {statistics.mean(sizes) / 1024:.1f} KiB on average")
     overrides = {"sqlite_synchronous": args.sqlite_synchronous} if args.sqlite_synchronous else {}
-    with tempfile.TemporaryDirectory(prefix="dmp-bench-") as tmp, node_in(Path(tmp) / "node", **overrides) as node:
+    serve_args = ("--workers", str(args.workers)) if args.workers > 1 else ()
+    if args.workers > 1:
+        print(f"server: {args.workers} worker processes (RSS and CPU columns cover the supervisor process only)")
+    with tempfile.TemporaryDirectory(prefix="dmp-bench-") as tmp, \
+            node_in(Path(tmp) / "node", *serve_args, **overrides) as node:
         pid = node.process.pid
         spool = Path(tmp) / "client-spool"
         spool.mkdir()

@@ -7,8 +7,9 @@ deadlock upgrading a read lock.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ class Store:
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: Engine = create_engine(url, **kwargs)
+        self._write_lock: AbstractContextManager[object] = threading.Lock() if self.is_sqlite else nullcontext()
         if self.is_sqlite:
             self._sqlite_setup(sqlite_synchronous)
 
@@ -49,8 +51,11 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction: committed when the block ends, rolled back on any exception."""
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+        """One write transaction: committed when the block ends, rolled back on any exception.
+
+        SQLite has one writer at a time; threads of this process queue on a lock instead of in SQLite's busy
+        handler, whose sleeps (up to 100 ms each) would turn contention into long tail latencies."""
+        with self._write_lock, self.engine.connect().execution_options(write=True) as conn, conn.begin():
             yield conn
 
     @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -76,7 +77,9 @@ class Node:
     repository: Repository
 
     @classmethod
-    def build(cls, config: Config) -> Node:
+    def build(cls, config: Config, *, recover: bool = True) -> Node:
+        """The node's actors. ``recover`` repairs what a crash left (orphan blobs): only a process that is
+        alone on the data directory may do it — with several workers the parent does it before they start."""
         store = registry = None
         port: RegistryPort
         if config.registry_url:
@@ -87,9 +90,10 @@ class Node:
                 raise RuntimeError(f"database {config.database_url} is not at the current schema: run `dmp init`")
             registry = port = Registry(store, max_query_results=config.max_query_results)
         blobs = FilesystemBlobStore(config.blob_dir)
-        removed = blobs.recover(port.is_registered)
-        if removed:
-            log.warning("removed %d orphan document(s) left by an interrupted submission", len(removed))
+        if recover:
+            removed = blobs.recover(port.is_registered)
+            if removed:
+                log.warning("removed %d orphan document(s) left by an interrupted submission", len(removed))
         return cls(config, store, registry, Repository(blobs, port, config.repository_unique_id))
 
     def handlers(self, endpoint: Endpoint) -> dict[str, Callable[[etree._Element, MtomMessage | None], Answer]]:
@@ -125,8 +129,17 @@ class Node:
         return Answer(Actions.ITI43 + "Response", result.body, result.attachments)
 
 
-def create_app(config: Config) -> Starlette:
-    node = Node.build(config)
+WORKER_CONFIG_ENV = "DMP_WORKER_CONFIG"
+
+
+def worker_app() -> Starlette:
+    """App factory for each process of a multi-worker server (``dmp serve --workers N``): the configuration
+    comes from the parent through the environment, and recovery was already done by the parent."""
+    return create_app(Config.from_json(os.environ[WORKER_CONFIG_ENV]), recover=False)
+
+
+def create_app(config: Config, *, recover: bool = True) -> Starlette:
+    node = Node.build(config, recover=recover)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "repositoryUniqueId": config.repository_unique_id})
@@ -164,52 +177,114 @@ def _serve_description(endpoint: Endpoint, request: Request, url: str) -> Respon
 # --- the SOAP pipeline -------------------------------------------------------------------------------
 
 
-async def _soap(node: Node, endpoint: Endpoint, request: Request) -> Response:
+@dataclass
+class _Body:
+    """A request body as received: the MTOM decoder with its last unfed bytes, or the plain SOAP bytes."""
+
+    decoder: MtomDecoder | None = None
+    tail: bytes = b""
     mime: MtomMessage | None = None
+
+
+@dataclass
+class _Outcome:
+    response: Response | None = None     # a complete answer, built in the worker thread
+    answer: Answer | None = None         # or an answer whose documents are streamed from files
+    envelope: bytes = b""
+    relates_to: str | None = None
+
+
+async def _soap(node: Node, endpoint: Endpoint, request: Request) -> Response:
+    body = _Body()
+    try:
+        body = await _read_body(request, node.config)
+        # Everything from here to the answer runs in one worker-thread hop: small requests (most ITI-41/18)
+        # pay for a single hand-off, and the event loop never parses or touches the database.
+        outcome = await run_in_threadpool(_process, node, endpoint, body, _tls_peer(request))
+    except SoapFault as fault:
+        _discard(body.mime)
+        return _fault_response(fault)
+    except ClientDisconnect:
+        _discard(body.mime)
+        log.info("client went away before the request was complete; nothing was stored")
+        return Response(status_code=400)
+    except Exception as exc:
+        _discard(body.mime)
+        return _fault_response(_internal_fault(exc, None))
+    if outcome.response is not None:
+        return outcome.response
+    assert outcome.answer is not None
+    boundary, root_cid = new_boundary(), "root.message@dmp-xds"
+    chunks = mtom_stream(outcome.envelope, outcome.answer.attachments, boundary, root_cid)
+    return StreamingResponse(_then_discard(chunks, body.mime),
+                             media_type=mtom_content_type(boundary, root_cid, outcome.answer.action))
+
+
+def _process(node: Node, endpoint: Endpoint, body: _Body, tls_peer: str | None) -> _Outcome:
+    """Decode, authenticate, dispatch and answer (in a worker thread). Never raises: failures are faults."""
     relates_to: str | None = None
     try:
-        envelope_bytes, mime = await _read_body(request, node.config)
-        soap = await run_in_threadpool(read_envelope, envelope_bytes, max_bytes=node.config.max_soap_bytes)
+        if body.decoder is not None:
+            body.mime = _finish_mtom(body.decoder, body.tail)
+            envelope_bytes = body.mime.root
+        else:
+            envelope_bytes = body.tail
+        soap = read_envelope(envelope_bytes, max_bytes=node.config.max_soap_bytes)
         relates_to = soap.message_id
         handler = node.handlers(endpoint).get(soap.action)
         if handler is None:
             raise SoapFault(FaultCode.SENDER, f"action '{soap.action}' is not supported on the {endpoint} "
                             "endpoint", FaultSubcode.ACTION_NOT_SUPPORTED, relates_to)
-        establish_principal(RequestContext(soap, _tls_peer(request)))
-        answer = await run_in_threadpool(handler, soap.body, mime)
+        establish_principal(RequestContext(soap, tls_peer))
+        answer = handler(soap.body, body.mime)
     except SoapFault as fault:
         if fault.relates_to is None:
             fault.relates_to = relates_to
-        _discard(mime)
-        return _fault_response(fault)
-    except ClientDisconnect:
-        _discard(mime)
-        log.info("client went away before the request was complete; nothing was stored")
-        return Response(status_code=400)
-    except OSError as exc:
-        _discard(mime)
-        if exc.errno not in _OUT_OF_SPACE:
-            log.exception("internal error while processing a SOAP request")
-            return _fault_response(SoapFault(FaultCode.RECEIVER, "internal error: the request was not processed",
-                                             relates_to=relates_to))
+        _discard(body.mime)
+        return _Outcome(response=_fault_response(fault))
+    except Exception as exc:
+        _discard(body.mime)
+        return _Outcome(response=_fault_response(_internal_fault(exc, relates_to)))
+    envelope = response_envelope(answer.action, relates_to, answer.body)
+    if body.mime is None and not answer.attachments:
+        return _Outcome(response=Response(
+            envelope, media_type=f'application/soap+xml; charset=UTF-8; action="{answer.action}"'))
+    if not answer.attachments:
+        # An MTOM request gets an MTOM answer (XDS.md §9); without documents it is small: build it whole.
+        _discard(body.mime)
+        boundary, root_cid = new_boundary(), "root.message@dmp-xds"
+        return _Outcome(response=Response(b"".join(mtom_stream(envelope, [], boundary, root_cid)),
+                                          media_type=mtom_content_type(boundary, root_cid, answer.action)))
+    return _Outcome(answer=answer, envelope=envelope, relates_to=relates_to)
+
+
+def _internal_fault(exc: Exception, relates_to: str | None) -> SoapFault:
+    if isinstance(exc, OSError) and exc.errno in _OUT_OF_SPACE:
         # The spool (MTOM parts, inline documents) lives beside the blob store: the disk is full, which the
         # sender must hear as such (retry later, elsewhere), not as an unexplained internal error.
         log.error("out of storage space while receiving a request; nothing was stored: %s", exc)
-        return _fault_response(SoapFault(FaultCode.RECEIVER, "the repository is out of storage space: the "
-                                         "request was not processed and nothing was stored", relates_to=relates_to))
-    except Exception:
-        _discard(mime)
-        log.exception("internal error while processing a SOAP request")
-        return _fault_response(SoapFault(FaultCode.RECEIVER, "internal error: the request was not processed",
-                                         relates_to=relates_to))
-    envelope = response_envelope(answer.action, relates_to, answer.body)
-    if mime is None and not answer.attachments:
-        _discard(mime)
-        return Response(envelope, media_type=f'application/soap+xml; charset=UTF-8; action="{answer.action}"')
-    boundary, root_cid = new_boundary(), "root.message@dmp-xds"
-    chunks = mtom_stream(envelope, answer.attachments, boundary, root_cid)
-    return StreamingResponse(_then_discard(chunks, mime),
-                             media_type=mtom_content_type(boundary, root_cid, answer.action))
+        return SoapFault(FaultCode.RECEIVER, "the repository is out of storage space: the request was not "
+                         "processed and nothing was stored", relates_to=relates_to)
+    log.error("internal error while processing a SOAP request", exc_info=exc)
+    return SoapFault(FaultCode.RECEIVER, "internal error: the request was not processed", relates_to=relates_to)
+
+
+def _finish_mtom(decoder: MtomDecoder, tail: bytes) -> MtomMessage:
+    try:
+        if tail:
+            decoder.feed(tail)
+        message = decoder.close()
+    except MimeError as exc:
+        decoder.discard()
+        raise SoapFault(FaultCode.SENDER, f"malformed MTOM/MIME package: {exc}") from None
+    except BaseException:
+        decoder.discard()
+        raise
+    start_info = parse_content_type(message.root_content_type)[1].get("type", "application/soap+xml")
+    if start_info not in ("application/soap+xml", ""):
+        message.discard()
+        raise SoapFault(FaultCode.VERSION_MISMATCH, f"root part type {start_info!r}: SOAP 1.2 expected")
+    return message
 
 
 async def _then_discard(chunks: Iterator[bytes], mime: MtomMessage | None) -> AsyncIterator[bytes]:
@@ -225,8 +300,9 @@ def _discard(mime: MtomMessage | None) -> None:
         mime.discard()
 
 
-async def _read_body(request: Request, config: Config) -> tuple[bytes, MtomMessage | None]:
-    """The SOAP envelope bytes, and the MTOM package when the request is multipart/related."""
+async def _read_body(request: Request, config: Config) -> _Body:
+    """Receive the body. MTOM: parts are decoded as they arrive (in the thread pool, a batch at a time);
+    the last batch is left for the worker that processes the request."""
     media_type, _params = parse_content_type(request.headers.get("content-type", ""))
     if media_type == "multipart/related":
         try:
@@ -239,22 +315,15 @@ async def _read_body(request: Request, config: Config) -> tuple[bytes, MtomMessa
             async for chunk in request.stream():
                 batch += chunk
                 if len(batch) >= _FEED_BATCH:
-                    await run_in_threadpool(decoder.feed, bytes(batch))
-                    batch.clear()
-            if batch:
-                await run_in_threadpool(decoder.feed, bytes(batch))
-            message = decoder.close()
+                    data, batch = batch, bytearray()
+                    await run_in_threadpool(decoder.feed, bytes(data))
         except MimeError as exc:
             decoder.discard()
             raise SoapFault(FaultCode.SENDER, f"malformed MTOM/MIME package: {exc}") from None
         except BaseException:
             decoder.discard()
             raise
-        start_info = parse_content_type(message.root_content_type)[1].get("type", "application/soap+xml")
-        if start_info not in ("application/soap+xml", ""):
-            message.discard()
-            raise SoapFault(FaultCode.VERSION_MISMATCH, f"root part type {start_info!r}: SOAP 1.2 expected")
-        return message.root, message
+        return _Body(decoder=decoder, tail=bytes(batch))
     if media_type == "text/xml":
         raise SoapFault(FaultCode.VERSION_MISMATCH, "text/xml is SOAP 1.1; send SOAP 1.2 as application/soap+xml")
     if media_type not in ("application/soap+xml", "application/xml"):
@@ -266,7 +335,7 @@ async def _read_body(request: Request, config: Config) -> tuple[bytes, MtomMessa
         if len(body) > config.max_soap_bytes:
             raise SoapFault(FaultCode.SENDER, f"SOAP message larger than {config.max_soap_bytes} bytes; send large "
                             "documents as MTOM attachments")
-    return bytes(body), None
+    return _Body(tail=bytes(body))
 
 
 def _tls_peer(request: Request) -> str | None:

@@ -47,6 +47,14 @@ class Config:
         cfg = cls(**{k: v for k, v in raw.items() if k in known and k != "data_dir"}, data_dir=data_dir.resolve())
         return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "data_dir": str(self.data_dir)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        raw = json.loads(text)
+        return cls(**{**raw, "data_dir": Path(raw["data_dir"])})
+
     def save(self) -> None:
         raw = {k: v for k, v in asdict(self).items() if k != "data_dir"}
         (self.data_dir / CONFIG_FILE).write_text(json.dumps(raw, indent=2) + "\n")
