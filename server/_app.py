@@ -22,11 +22,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from pki import Principal
 from registry import Registry, Store, registry_response
 from repository import FilesystemBlobStore, RemoteRegistry, Repository
 from repository._registry_port import RegistryPort
 from server._config import Config
-from server._security import RequestContext, establish_principal
+from server._security import RequestContext, Security, establish_principal
 from soap_wsdl import (
     FaultCode,
     FaultSubcode,
@@ -67,6 +68,11 @@ class Answer:
     attachments: list[OutgoingAttachment] = field(default_factory=list)
 
 
+Handler = Callable[[etree._Element, MtomMessage | None, Principal | None], Answer]
+"""An action's handler: the SOAP body, the MTOM package, and the caller established by ``_security`` (None
+only on a ``--no-vihf`` development node)."""
+
+
 @dataclass
 class Node:
     """The actors of one node, built from the configuration."""
@@ -75,6 +81,7 @@ class Node:
     store: Store | None
     registry: Registry | None
     repository: Repository
+    security: Security
 
     @classmethod
     def build(cls, config: Config, *, recover: bool = True) -> Node:
@@ -89,14 +96,15 @@ class Node:
             if not store.schema_is_current():
                 raise RuntimeError(f"database {config.database_url} is not at the current schema: run `dmp init`")
             registry = port = Registry(store, max_query_results=config.max_query_results)
+        security = Security(config)   # before anything else: a node without trust must not start
         blobs = FilesystemBlobStore(config.blob_dir)
         if recover:
             removed = blobs.recover(port.is_registered)
             if removed:
                 log.warning("removed %d orphan document(s) left by an interrupted submission", len(removed))
-        return cls(config, store, registry, Repository(blobs, port, config.repository_unique_id))
+        return cls(config, store, registry, Repository(blobs, port, config.repository_unique_id), security)
 
-    def handlers(self, endpoint: Endpoint) -> dict[str, Callable[[etree._Element, MtomMessage | None], Answer]]:
+    def handlers(self, endpoint: Endpoint) -> dict[str, Handler]:
         if endpoint == "repository":
             return {Actions.ITI41: self._iti41, Actions.ITI43: self._iti43}
         if self.registry is None:
@@ -104,27 +112,27 @@ class Node:
         return {Actions.ITI42: self._iti42, Actions.ITI18: self._iti18, Actions.ITI51: self._iti51,
                 Actions.ITI57: self._iti57}
 
-    def _iti41(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
+    def _iti41(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
         resp = self.repository.provide_and_register(body, mime)
         return Answer(Actions.ITI41 + "Response", registry_response(resp))
 
-    def _iti42(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
+    def _iti42(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
         assert self.registry is not None
         return Answer(Actions.ITI42 + "Response", registry_response(self.registry.register_request(body)))
 
-    def _iti57(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
+    def _iti57(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
         assert self.registry is not None
         return Answer(Actions.ITI57 + "Response", registry_response(self.registry.update_request(body)))
 
-    def _iti18(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
+    def _iti18(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
         assert self.registry is not None
         return Answer(Actions.ITI18 + "Response", self.registry.stored_query(body))
 
-    def _iti51(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
+    def _iti51(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
         assert self.registry is not None
         return Answer(Actions.ITI51 + "Response", self.registry.stored_query(body, multi_patient=True))
 
-    def _iti43(self, body: etree._Element, mime: MtomMessage | None) -> Answer:
+    def _iti43(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
         result = self.repository.retrieve(body)
         return Answer(Actions.ITI43 + "Response", result.body, result.attachments)
 
@@ -235,8 +243,8 @@ def _process(node: Node, endpoint: Endpoint, body: _Body, tls_peer: str | None) 
         if handler is None:
             raise SoapFault(FaultCode.SENDER, f"action '{soap.action}' is not supported on the {endpoint} "
                             "endpoint", FaultSubcode.ACTION_NOT_SUPPORTED, relates_to)
-        establish_principal(RequestContext(soap, tls_peer))
-        answer = handler(soap.body, body.mime)
+        principal = establish_principal(RequestContext(soap, tls_peer), node.security)
+        answer = handler(soap.body, body.mime, principal)
     except SoapFault as fault:
         if fault.relates_to is None:
             fault.relates_to = relates_to

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 CONFIG_FILE = "config.json"
@@ -22,10 +22,22 @@ class Config:
     max_soap_bytes: int = 64 * 1024 * 1024   # SOAP part (and plain SOAP body with inline documents)
     sqlite_synchronous: str = "FULL"
     max_query_results: int = 1000            # LeafClass objects per stored query (XDSTooManyResults beyond)
+    # Security (DMP.md §3). PEM files of CA certificates: self-signed ones are trust anchors, the others
+    # intermediates; CRL files (PEM or DER) from those CAs. Relative paths are relative to data_dir.
+    trust_anchors: list[str] = field(default_factory=list)
+    crls: list[str] = field(default_factory=list)
+    require_vihf: bool = True                # False only through `dmp serve --no-vihf` (development)
+    tls_cert: str | None = None              # server certificate chain (PEM) for `dmp serve --tls`
+    tls_key: str | None = None
+    tls_client_ca: str | None = None         # CA bundle the TLS client certificates must chain to
 
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    def path(self, name: str) -> Path:
+        """A configured file path, relative ones resolved against the data directory."""
+        return self.data_dir / name
 
     @classmethod
     def new(cls, data_dir: Path, *, repository_unique_id: str | None = None,

@@ -1,16 +1,42 @@
 """The one place where the caller of an XDS request is established.
 
-Every SOAP request passes through :func:`establish_principal` after the envelope is read and before any
-handler reads or writes data. VIHF verification (signature, trust chain, attributes, replay) and the TLS
-peer check arrive with the security issue; until then no identity is established and the function only
-documents the contract: it returns the authenticated caller or raises a SoapFault.
+Every SOAP request passes through :func:`establish_principal` after the envelope is read and the action is
+known, and before any handler reads or writes data. It verifies the VIHF (DMP.md §3.7: signature, trust
+chain, revocation, attributes, identity binding with the TLS client certificate, freshness, replay) with a
+:class:`~pki.VihfVerifier` built once per node (:class:`Security`), and returns the :class:`~pki.Principal`
+the handlers (and later the consent checker) receive — or raises a SoapFault whose reason names the failed
+check (DMP.md §3.8) without stack traces or key material.
+
+The replay cache lives in the process: with ``dmp serve --workers N`` (N > 1) each worker remembers only the
+assertions it saw, so a replay sent to another worker is not detected — a shared replay store is left for later.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from soap_wsdl import SoapRequest
+from cryptography import x509
+
+from pki import Principal, ReplayCache, TrustStore, VihfError, VihfRefusal, VihfVerifier, find_assertion
+from server._config import Config
+from soap_wsdl import FaultCode, FaultSubcode, SoapFault, SoapRequest
+
+log = logging.getLogger("dmp.security")
+
+#: Refusals about the shape of the wsse:Security header and its assertion (WSS 1.0 ``InvalidSecurity``);
+#: every other refusal is about who signed and whether that can be trusted (``FailedAuthentication``).
+_INVALID_SECURITY = frozenset({
+    VihfRefusal.MISSING_ASSERTION, VihfRefusal.MULTIPLE_ASSERTIONS, VihfRefusal.MALFORMED_ASSERTION,
+    VihfRefusal.COMMENT_OR_PI, VihfRefusal.SIGNATURE_MISSING, VihfRefusal.SIGNATURE_MISPLACED,
+    VihfRefusal.SIGNATURE_MALFORMED, VihfRefusal.DUPLICATE_ID, VihfRefusal.REFERENCE_MISMATCH,
+    VihfRefusal.ALGORITHM_NOT_ALLOWED,
+})
+#: Details that come from a library rather than from our own checks: replaced by a fixed text.
+_FIXED_TEXT = {
+    VihfRefusal.SIGNATURE_INVALID: "the signature value or the digest of the assertion does not verify",
+}
+_MAX_DETAIL = 240
 
 
 @dataclass(frozen=True)
@@ -21,7 +47,61 @@ class RequestContext:
     tls_peer_pem: str | None
 
 
-def establish_principal(ctx: RequestContext) -> None:
-    """Return the caller's identity for the consent checker, or raise SoapFault (wsse:InvalidSecurity /
-    FailedAuthentication). Without VIHF verification configured, requests are processed unauthenticated."""
-    return None
+class Security:
+    """The node's VIHF verification, built once from the configuration (trust store, replay cache)."""
+
+    def __init__(self, config: Config) -> None:
+        self.require_vihf = config.require_vihf
+        self.verifier: VihfVerifier | None = None
+        if not config.require_vihf:
+            return
+        if not config.trust_anchors:
+            raise RuntimeError("VIHF verification is required but no trust_anchors are configured: run "
+                               "`dmp init --trust-anchor PEM ...` (or `dmp init` for the demo PKI)")
+        self.verifier = VihfVerifier(trust_store(config), replay_cache=ReplayCache())
+
+
+def trust_store(config: Config) -> TrustStore:
+    """The configured CA certificates (self-signed ones are anchors, the others intermediates) and CRLs."""
+    certs = [c for name in config.trust_anchors
+             for c in x509.load_pem_x509_certificates(config.path(name).read_bytes())]
+    anchors = [c for c in certs if c.subject == c.issuer]
+    intermediates = [c for c in certs if c.subject != c.issuer]
+    if not anchors:
+        raise RuntimeError("trust_anchors hold no self-signed (root) CA certificate")
+    crls = [_load_crl(config.path(name).read_bytes()) for name in config.crls]
+    return TrustStore(anchors, intermediates, crls)
+
+
+def _load_crl(data: bytes) -> x509.CertificateRevocationList:
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_crl(data)
+    return x509.load_der_x509_crl(data)
+
+
+def establish_principal(ctx: RequestContext, security: Security) -> Principal | None:
+    """The caller's identity (the verified VIHF), or SoapFault. None only when the node runs with
+    ``--no-vihf`` (development)."""
+    if security.verifier is None:
+        return None
+    peer = x509.load_pem_x509_certificate(ctx.tls_peer_pem.encode()) if ctx.tls_peer_pem else None
+    try:
+        assertion = find_assertion(ctx.soap.envelope)
+        return security.verifier.verify(assertion, tls_peer=peer)
+    except VihfError as exc:
+        raise refusal_fault(exc, ctx.soap.message_id) from None
+
+
+def refusal_fault(exc: VihfError, relates_to: str | None) -> SoapFault:
+    """``Sender`` (``Receiver`` when the server is at fault) with a WS-Security subcode; the reason names the
+    check (stable code and DMP subcode, DMP.md §3.8) and says briefly why."""
+    refusal = exc.reason
+    detail = _FIXED_TEXT.get(refusal) or " ".join(exc.detail.split())
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[:_MAX_DETAIL - 3] + "..."
+    log.info("VIHF refused: %s: %s", refusal.code, exc.detail)
+    reason = f"VIHF refused [{refusal.code}, {refusal.dmp_subcode}]: {detail}"
+    if not refusal.sender_fault:
+        return SoapFault(FaultCode.RECEIVER, reason, relates_to=relates_to)
+    subcode = FaultSubcode.INVALID_SECURITY if refusal in _INVALID_SECURITY else FaultSubcode.FAILED_AUTHENTICATION
+    return SoapFault(FaultCode.SENDER, reason, subcode, relates_to)

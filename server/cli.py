@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -25,19 +27,63 @@ def main() -> None:
 @DATA
 @click.option("--repository-unique-id", help="OID of this repository (default: a new one under the test arc).")
 @click.option("--database-url", help="SQLAlchemy URL (default: SQLite file in the data directory).")
-def init(data_dir: Path, repository_unique_id: str | None, database_url: str | None) -> None:
-    """Create a node in DATA, or bring an existing node's database schema up to date."""
+@click.option("--trust-anchor", "trust_anchors", multiple=True, type=click.Path(path_type=Path, exists=True,
+              dir_okay=False), help="PEM file of CA certificates (roots and intermediates) that VIHF signers and "
+              "TLS clients must chain to (repeatable). Replaces the demo PKI.")
+@click.option("--crl", "crls", multiple=True, type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="CRL file (PEM or DER) of one of those CAs (repeatable).")
+def init(data_dir: Path, repository_unique_id: str | None, database_url: str | None,
+         trust_anchors: tuple[Path, ...], crls: tuple[Path, ...]) -> None:
+    """Create a node in DATA, or bring an existing node's database schema up to date.
+
+    Without --trust-anchor, a node that has no trust configured gets a demo test PKI in DATA/pki (tests and
+    demos only) whose CAs and CRLs become its trust anchors, with a TLS server certificate for localhost."""
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         cfg = Config.load(data_dir)
     except FileNotFoundError:
         cfg = Config.new(data_dir, repository_unique_id=repository_unique_id, database_url=database_url)
-        cfg.save()
+    if trust_anchors:
+        cfg = replace(cfg, trust_anchors=[str(p.resolve()) for p in trust_anchors],
+                      crls=[str(p.resolve()) for p in crls])
+    elif crls:
+        raise click.UsageError("--crl goes with --trust-anchor")
+    elif not cfg.trust_anchors:
+        cfg = _demo_trust(cfg)
+    cfg.save()
     cfg.blob_dir.mkdir(parents=True, exist_ok=True)
     store = Store(cfg.database_url)
     store.migrate()
     store.dispose()
     click.echo(f"node ready in {cfg.data_dir} (repositoryUniqueId {cfg.repository_unique_id})")
+
+
+def _demo_trust(cfg: Config) -> Config:
+    """A demo TestPki in DATA/pki: its CAs and CRLs as trust, a TLS server certificate for localhost."""
+    pki_dir = cfg.data_dir / "pki"
+    click.echo(TEST_PKI_WARNING)
+    try:
+        test_pki = TestPki.load(pki_dir)
+    except FileNotFoundError:
+        test_pki = TestPki.create(pki_dir)
+    server = test_pki.issue_server(("localhost", "127.0.0.1"))
+    chain = server.certificate_path.with_name(server.certificate_path.name.removesuffix(".pem") + ".chain.pem")
+    cfg = replace(
+        cfg,
+        trust_anchors=["pki/trust-anchors.pem", "pki/intermediates.pem"],
+        crls=[f"pki/{name}.crl.pem" for name in ("root", "ca-personnes", "ca-organisations")],
+        tls_cert=str(chain.relative_to(cfg.data_dir)),
+        tls_key=str(server.key_path.relative_to(cfg.data_dir)),
+        tls_client_ca="pki/ca-bundle.pem",
+    )
+    click.echo(f"demo PKI in {pki_dir}: its CAs are this node's trust anchors; TLS server certificate "
+               f"{chain} for localhost/127.0.0.1")
+    click.echo("issue a professional's credentials (CPS-like signature + authentication certificates) with:\n"
+               f"  dmp pki issue --dir {pki_dir} ps --rpps 99700012349 --family-name TESTEUR --given-name ALICE "
+               "--specialty SM26\n"
+               "sign VIHFs with the signature certificate; use the authentication certificate as TLS client "
+               f"certificate, and {pki_dir / 'ca-bundle.pem'} to verify the server")
+    return cfg
 
 
 @main.command()
@@ -49,19 +95,40 @@ def init(data_dir: Path, repository_unique_id: str | None, database_url: str | N
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Server processes (use about one per core; the database serialises writes).")
+@click.option("--tls", is_flag=True, help="HTTPS with a required client certificate (TLS 1.2+), using the "
+              "configured tls_cert/tls_key/tls_client_ca.")
+@click.option("--allow-plain-http", is_flag=True, help="Serve plain HTTP on a non-loopback --host (behind a "
+              "TLS-terminating proxy, or for development).")
+@click.option("--no-vihf", is_flag=True, help="DEVELOPMENT ONLY: process XDS requests without verifying the VIHF.")
 def serve(data_dir: Path, host: str, port: int, registry_url: str | None, database_url: str | None,
-          log_level: str, workers: int) -> None:
+          log_level: str, workers: int, tls: bool, allow_plain_http: bool, no_vihf: bool) -> None:
     """Serve /xds/registry and /xds/repository (SOAP 1.2), and /health."""
     import os
 
     import uvicorn
 
     from server._app import WORKER_CONFIG_ENV, Node, create_app
+    from server._tls import tls_options
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = Config.load(data_dir, registry_url=registry_url, database_url=database_url)
-    common = {"host": host, "port": port, "log_level": log_level, "access_log": False,
-              "timeout_graceful_shutdown": 10}
+    if no_vihf:
+        cfg = replace(cfg, require_vihf=False)
+        logging.getLogger("dmp.security").warning(
+            "!!! --no-vihf: XDS requests are processed WITHOUT VIHF verification: anyone can read and write "
+            "every dossier. Development only, never in production. !!!")
+    common: dict[str, object] = {"host": host, "port": port, "log_level": log_level, "access_log": False,
+                                 "timeout_graceful_shutdown": 10}
+    if tls:
+        missing = [k for k in ("tls_cert", "tls_key", "tls_client_ca") if not getattr(cfg, k)]
+        if missing:
+            raise click.UsageError(f"--tls needs {', '.join(missing)} in {data_dir / 'config.json'} "
+                                   "(`dmp init` sets them up with the demo PKI)")
+        common.update(tls_options(str(cfg.path(cfg.tls_cert or "")), str(cfg.path(cfg.tls_key or "")),
+                                  str(cfg.path(cfg.tls_client_ca or ""))))
+    elif not _is_loopback(host) and not allow_plain_http:
+        raise click.UsageError(f"refusing plain HTTP on {host}: use --tls, or --allow-plain-http if a "
+                               "TLS-terminating proxy is in front")
     if workers == 1:
         uvicorn.run(create_app(cfg), **common)  # type: ignore[arg-type]
         return
@@ -71,6 +138,15 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
         parent.store.dispose()
     os.environ[WORKER_CONFIG_ENV] = cfg.to_json()
     uvicorn.run("server._app:worker_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @main.group()

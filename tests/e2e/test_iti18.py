@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from sqlalchemy import select
+from vihf_client import fresh_vihf, security_header
 from xds_client import ITI18, ITI42, ITI51, Reply, adhoc_query, post
 from xds_factory import AUTHOR, INSTITUTION, OTHER_PATIENT, PATIENT, REPOSITORY_ID, Doc, document_entry, submission_set
 
@@ -960,7 +961,9 @@ def test_zeep_registry_stored_query(w, zeep_client):
                                                                               f"12^^{CLASS_SCHEME}")])])
     element = zeep_client.get_element(f"{{{ns.QUERY}}}AdhocQueryRequest")
     parsed = element.parse(request, zeep_client.wsdl.types)
-    result = zeep_client.service["DocumentRegistry_RegistryStoredQuery"](**{k: parsed[k] for k in parsed})
+    # The node requires a VIHF: a fresh one in wsse:Security through zeep's _soapheaders.
+    result = zeep_client.service["DocumentRegistry_RegistryStoredQuery"](
+        **{k: parsed[k] for k in parsed}, _soapheaders=[security_header(fresh_vihf())])
     assert result.status == "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
     assert result.RegistryErrorList is None
     # rim:RegistryObjectList is a choice of the Identifiable substitution group: zeep gives {element name: object}.

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RunningNode, make_node, start_node
+from conftest import RunningNode, database_url, make_node, start_node
 from lxml import etree
 from pg import PostgresServer, postgres_fixture  # noqa: F401 - the `postgres` fixture
 from sqlalchemy import select
@@ -370,10 +370,25 @@ def _start_repository(tmp: Path, registry_url: str) -> RunningNode:
     return start_node(make_node(tmp), "--registry-url", registry_url)
 
 
+def _start_remote_registry(tmp: Path, url: str | None = None) -> RunningNode:
+    """Node A for a repository-only node B. B forwards ITI-42 without a VIHF of its own (a node-to-node
+    credential is not designed yet), so A runs with --no-vihf (development mode) in these tests."""
+    return start_node(make_node(tmp, database_url=url), "--no-vihf")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def registry_node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
+    """Node A: the registry of ``repository_node`` (on SQLite and on PostgreSQL, like ``node``); see
+    :func:`_start_remote_registry`."""
+    running = _start_remote_registry(tmp_path_factory.mktemp("registry"), database_url(request.param, request))
+    yield running
+    running.stop()
+
+
 @pytest.fixture(scope="module")
-def repository_node(node: RunningNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
-    """Node B: a repository whose registry is ``node`` (A), reached over ITI-42."""
-    running = _start_repository(tmp_path_factory.mktemp("repository"), node.registry)
+def repository_node(registry_node: RunningNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
+    """Node B: a repository whose registry is ``registry_node`` (A), reached over ITI-42."""
+    running = _start_repository(tmp_path_factory.mktemp("repository"), registry_node.registry)
     yield running
     running.stop()
 
@@ -386,7 +401,8 @@ def test_repository_only_node_offers_no_iti42(repository_node):
     assert "not supported" in reply.fault_reason
 
 
-def test_provide_to_repository_registers_in_remote_registry(node, repository_node):
+def test_provide_to_repository_registers_in_remote_registry(registry_node, repository_node):
+    node = registry_node
     d = doc(b"stored in B, registered in A\r\n")
     reply = _provide(repository_node, [d])
     assert reply.status == "Success", reply.errors
@@ -400,7 +416,8 @@ def test_provide_to_repository_registers_in_remote_registry(node, repository_nod
     assert not any(repository_node.config.blob_dir.joinpath(".pending").iterdir())
 
 
-def test_registry_error_is_relayed_unchanged_and_blob_removed(node, repository_node):
+def test_registry_error_is_relayed_unchanged_and_blob_removed(registry_node, repository_node):
+    node = registry_node
     before = _blob_store_files(repository_node)
     d = doc(b"nobody's document", patient_id=UNKNOWN_PATIENT)
     ss = submission_set(UNKNOWN_PATIENT)
@@ -417,7 +434,7 @@ def test_registry_error_is_relayed_unchanged_and_blob_removed(node, repository_n
 
 
 def test_registry_down_gives_registry_not_available(tmp_path):
-    registry = start_node(make_node(tmp_path / "a"))
+    registry = _start_remote_registry(tmp_path / "a")
     repository = _start_repository(tmp_path / "b", registry.registry)
     try:
         kept = doc(b"registered while A was up")

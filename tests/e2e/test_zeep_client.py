@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import zeep
 from lxml import etree
+from vihf_client import fresh_vihf, security_header
 from xds_client import ITI43, post, retrieve_request
 from xds_factory import REPOSITORY_ID, Doc, provide_and_register, submission_set, submit_objects_request
 from zeep.plugins import HistoryPlugin
@@ -37,7 +38,9 @@ class Zeep:
         return {name: obj[name] for name in obj}
 
     def call(self, operation: str, **kwargs: Any) -> Any:
-        return self.client.service[operation](**kwargs)
+        """The operation, with a fresh VIHF of the default test professional in wsse:Security (zeep
+        ``_soapheaders``): the node requires one."""
+        return self.client.service[operation](**kwargs, _soapheaders=[security_header(fresh_vihf())])
 
     def header(self, direction: str, local: str) -> list[str]:
         last = self.history.last_sent if direction == "sent" else self.history.last_received

@@ -7,9 +7,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from lxml import etree
+from vihf_client import fresh_vihf, security_header
 
 from soap_wsdl import (
     MtomDecoder,
@@ -36,7 +38,20 @@ RS_STATUS = {
 }
 
 
-def envelope(action: str, body: etree._Element, *, message_id: str | None = None, to: str = "") -> bytes:
+class _Default:
+    """The ``vihf`` default: a fresh valid VIHF of the default test professional for each envelope."""
+
+    def __repr__(self) -> str:
+        return "FRESH_VIHF"
+
+
+FRESH_VIHF: Any = _Default()
+
+
+def envelope(action: str, body: etree._Element, *, message_id: str | None = None, to: str = "",
+             vihf: etree._Element | None = FRESH_VIHF) -> bytes:
+    """A SOAP 1.2 request. ``vihf``: the saml2:Assertion to send in wsse:Security (default: a fresh one signed
+    by the default test professional, new assertion ID each time); None sends no wsse:Security at all."""
     env = etree.Element(f"{{{ns.SOAP12}}}Envelope", nsmap={"soap": ns.SOAP12, "wsa": ns.WSA})
     header = etree.SubElement(env, f"{{{ns.SOAP12}}}Header")
     act = etree.SubElement(header, f"{{{ns.WSA}}}Action")
@@ -45,6 +60,10 @@ def envelope(action: str, body: etree._Element, *, message_id: str | None = None
     etree.SubElement(header, f"{{{ns.WSA}}}MessageID").text = message_id or f"urn:uuid:{uuid.uuid4()}"
     if to:
         etree.SubElement(header, f"{{{ns.WSA}}}To").text = to
+    if vihf is FRESH_VIHF:
+        vihf = fresh_vihf()
+    if vihf is not None:
+        header.append(security_header(vihf))
     etree.SubElement(env, f"{{{ns.SOAP12}}}Body").append(body)
     return serialize(env)
 
@@ -95,6 +114,15 @@ class Reply:
     def fault_code(self) -> str:
         return self.body.findtext(f"{{{ns.SOAP12}}}Code/{{{ns.SOAP12}}}Value") or ""
 
+    @property
+    def fault_subcode(self) -> str:
+        """The subcode as ``{namespace}local``."""
+        value = self.body.find(f"{{{ns.SOAP12}}}Code/{{{ns.SOAP12}}}Subcode/{{{ns.SOAP12}}}Value")
+        if value is None or not value.text:
+            return ""
+        prefix, _, local = value.text.partition(":")
+        return f"{{{value.nsmap[prefix]}}}{local}"
+
     def documents(self) -> dict[str, bytes]:
         """ITI-43: DocumentUniqueId -> bytes."""
         out = {}
@@ -111,8 +139,10 @@ class Reply:
 
 def post(url: str, action: str, body: etree._Element, *, attachments: Iterable[OutgoingAttachment] = (),
          mtom: bool = True, client: httpx.Client | None = None, spool: Path | None = None,
-         raw_envelope: bytes | None = None, timeout: float = 120) -> Reply:
-    env = raw_envelope if raw_envelope is not None else envelope(action, body)
+         raw_envelope: bytes | None = None, timeout: float = 120,
+         vihf: etree._Element | None = FRESH_VIHF) -> Reply:
+    """One request. ``vihf`` as in :func:`envelope` (ignored with ``raw_envelope``)."""
+    env = raw_envelope if raw_envelope is not None else envelope(action, body, vihf=vihf)
     if mtom:
         boundary, root = new_boundary(), f"root.{uuid.uuid4().hex}@test"
         content: Iterable[bytes] | bytes = mtom_stream(env, list(attachments), boundary, root)
