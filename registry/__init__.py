@@ -1,6 +1,7 @@
 """The Document Registry: the XDS metadata model (ebRIM <-> typed), validation with XDS error codes,
 the SQL store, and the registry transactions (ITI-42 now; ITI-18 and ITI-57 build on the same store)."""
 
+from registry._bulk import BulkReport, SubmissionOutcome
 from registry._errors import (
     ErrorCode,
     RegistryError,
@@ -21,6 +22,7 @@ __all__ = [
     "CX",
     "DE_ON_DEMAND",
     "DE_STABLE",
+    "BulkReport",
     "ErrorCode",
     "IdScheme",
     "Kind",
@@ -36,6 +38,7 @@ __all__ = [
     "Status",
     "Store",
     "StoredDocument",
+    "SubmissionOutcome",
     "SubmissionRefused",
     "check_nir",
     "now_dtm",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,12 +12,14 @@ from lxml import etree
 from sqlalchemy import ColumnElement, Connection, exc, insert, select
 
 from registry import _hl7
+from registry._bulk import BulkReport, bulk_register
 from registry._errors import ErrorCode, RegistryError, RegistryResponse, ResponseStatus, SubmissionRefused
 from registry._query import adhoc_query_response, empty_object_list, stored_query
+from registry._query_run import chunks
 from registry._rim import RimSubmission, read_registry_object_list
 from registry._schema import document_entry, patient, registry_object
 from registry._store import Store
-from registry._submission import register
+from registry._submission import database_refusal, register
 from registry._update import update_document_set
 from soap_wsdl import ns
 
@@ -68,6 +71,35 @@ class Registry:
             raise PatientError(f"patient {cx.key} already exists") from None
         return cx.key
 
+    def create_patients(self, ins_list: Iterable[str]) -> list[str]:
+        """Open many dossiers in one transaction (an import); every identifier is checked as by
+        :meth:`create_patient` and none is created if any is refused or already exists. Returns their keys."""
+        keys: list[str] = []
+        problems: list[str] = []
+        for ins in ins_list:
+            cx = _hl7.CX.parse(ins.strip())
+            if cx is None:
+                problems.append(f"'{ins}' is not a CX identifier of the form NIR^^^&OID&ISO")
+            elif cx.authority in _hl7.INS_NIR_OIDS and (reason := _hl7.check_nir(cx.id)) is not None:
+                problems.append(f"'{ins}': {reason}")
+            else:
+                keys.append(cx.key)
+        problems += [f"patient {k} appears {n} times" for k, n in Counter(keys).items() if n > 1]
+        if problems:
+            raise PatientError("; ".join(problems))
+        now = self._clock()
+        try:
+            with self.store.write() as conn:
+                taken = [k for chunk in chunks(keys) for k in conn.execute(
+                    select(patient.c.patient_key).where(patient.c.patient_key.in_(chunk))).scalars()]
+                if taken:
+                    raise PatientError("; ".join(f"patient {k} already exists" for k in sorted(taken)))
+                if keys:
+                    conn.execute(insert(patient), [{"patient_key": k, "created_at": now} for k in keys])
+        except exc.IntegrityError:
+            raise PatientError("some of these patients were created concurrently; none was created") from None
+        return keys
+
     def patient_exists(self, ins: str) -> bool:
         with self.store.read() as conn:
             key = _hl7.patient_key(ins)
@@ -88,6 +120,14 @@ class Registry:
         return self._transaction(
             lambda conn: register(conn, sub, require_repository_attributes=True, now=self._clock()))
 
+    def bulk_register(self, submissions: Iterable[RimSubmission], *, batch: int = 500, workers: int = 0
+                      ) -> BulkReport:
+        """Register many ITI-42 submissions, ``batch`` per transaction: each gets the outcome
+        :meth:`register_submission` would give it if they were sent one after the other (a refused one is left
+        out and reported by its position); ``workers`` processes validate and build rows in parallel. See
+        ``registry._bulk`` for the contract."""
+        return bulk_register(self.store, submissions, clock=self._clock, batch=batch, workers=workers)
+
     def _transaction(self, work: Callable[[Connection], list[RegistryError]]) -> RegistryResponse:
         """Run ``work`` in one write transaction and map every outcome to a RegistryResponse."""
         try:
@@ -95,21 +135,9 @@ class Registry:
                 warnings = work(conn)
         except SubmissionRefused as refused:
             return RegistryResponse.of(refused.errors)
-        except exc.IntegrityError:
-            # A concurrent submission registered the same ids/uniqueIds between our checks and our inserts.
-            log.warning("registration lost a race on a unique constraint", exc_info=True)
-            return RegistryResponse.of([RegistryError(
-                ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
-                "an object of this submission was registered concurrently by another submission", None)])
-        except exc.DataError as too_long:
-            # PostgreSQL refuses a value wider than its column (SQLite stores it): the sender's metadata is at
-            # fault, not the database, so say so rather than "unavailable" (which invites endless retries).
-            log.warning("registration refused by the database: %s", too_long.orig)
-            reason = str(too_long.orig).splitlines()[0] if too_long.orig else "invalid value"
-            return RegistryResponse.of([RegistryError(
-                ErrorCode.REGISTRY_METADATA_ERROR,
-                f"a metadata value does not fit this registry's storage ({reason}); nothing was registered",
-                None)])
+        except (exc.IntegrityError, exc.DataError) as refused:
+            log.warning("registration refused by the database: %s", refused.orig, exc_info=True)
+            return RegistryResponse.of([database_refusal(refused)])
         except exc.SQLAlchemyError:
             log.exception("registry database error")
             return RegistryResponse(ResponseStatus.FAILURE, (RegistryError(

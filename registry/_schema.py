@@ -99,6 +99,6 @@ object_value = Table(
     Column("attribute", String(32), nullable=False),
     Column("value", String(256), nullable=False),
     Column("scheme", String(256), nullable=True),
-    Index("ix_object_value_object", "object_id"),
+    Index("ix_object_value_object_attribute", "object_id", "attribute"),  # EXISTS in stored queries (0002)
     Index("ix_object_value_lookup", "attribute", "value"),
 )

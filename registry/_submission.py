@@ -1,170 +1,109 @@
 """Registration of a validated submission (ITI TF-3 §4.1, XDS.md §7.2 rules 2-8, 11).
 
-Runs inside one write transaction: the checks that need the registry's content, then UUID assignment for
-symbolic ids, then the inserts. Any error refuses the whole submission (the caller rolls back)."""
+Three steps, shared by :func:`register` (one submission, one transaction) and the bulk path (``_bulk``: many
+submissions per transaction):
+
+1. :func:`prepare` — pure: structural validation (``_validate``), the claims the submission makes on the
+   registry's content (``_checks.Claims``) and, when structurally valid, the :class:`Rows` it would add,
+   symbolic ids replaced by UUIDs.
+2. ``_checks.check`` — pure: the rules that need the registry's content, against ``_checks.Known`` (what the
+   registry holds about the objects the claims name, loaded with a few set-based queries).
+3. :func:`insert_rows` then :func:`apply_lifecycle` — the writes.
+
+Any error refuses the whole submission (the caller rolls back or leaves its rows out)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, exc, insert, select, update
 
 from registry import _hl7, _model
-from registry._errors import ErrorCode, RegistryError, SubmissionRefused
+from registry._checks import Claims, Known, check, claims_of
+from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
 from registry._rim import Classification, Kind, RimObject, RimSubmission, Slot, write_object
-from registry._schema import association, document_entry, folder, object_value, patient, registry_object, submission_set
+from registry._schema import association, document_entry, folder, object_value, registry_object, submission_set
 from registry._validate import Classified, Validator
-from registry._vocabulary import (
-    NODE_FOLDER,
-    NODE_SUBMISSION_SET,
-    REPLACEMENTS,
-    AssociationType,
-    IdScheme,
-    Status,
-)
+from registry._vocabulary import NODE_FOLDER, NODE_SUBMISSION_SET, REPLACEMENTS, AssociationType, IdScheme, Status
 from soap_wsdl import serialize
 
-
-@dataclass(frozen=True)
-class Existing:
-    """What registration needs to know about an object already in the registry."""
-
-    id: str
-    kind: str
-    status: str
-    patient_key: str | None
-    unique_id: str | None
+Row = dict[str, Any]
+_REPLACEMENTS = frozenset(t.value for t in REPLACEMENTS)
 
 
 def register(conn: Connection, sub: RimSubmission, *, require_repository_attributes: bool, now: str
              ) -> list[RegistryError]:
     """Validate and store ``sub``. Returns the warnings; raises :class:`SubmissionRefused` with every error."""
+    p = prepare(sub, require_repository_attributes=require_repository_attributes, now=now)
+    findings = p.findings + (check(p.claims, Known.load(conn, [p.claims])) if p.claims else [])
+    if refuses(findings) or p.rows is None:
+        raise SubmissionRefused(findings)
+    insert_rows(conn, [p.rows])
+    apply_lifecycle(conn, p.rows, now)
+    return findings
+
+
+def refuses(findings: Iterable[RegistryError]) -> bool:
+    return any(e.severity is Severity.ERROR for e in findings)
+
+
+def database_refusal(refused: exc.IntegrityError | exc.DataError) -> RegistryError:
+    """The answer to a submission whose rows the database refused after the checks passed."""
+    if isinstance(refused, exc.IntegrityError):
+        # A concurrent submission registered the same ids/uniqueIds between our checks and our inserts.
+        return RegistryError(ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
+                             "an object of this submission was registered concurrently by another submission", None)
+    # PostgreSQL refuses a value wider than its column (SQLite stores it): the sender's metadata is at fault,
+    # not the database, so say so rather than "unavailable" (which invites endless retries).
+    reason = str(refused.orig).splitlines()[0] if refused.orig else "invalid value"
+    return RegistryError(ErrorCode.REGISTRY_METADATA_ERROR,
+                         f"a metadata value does not fit this registry's storage ({reason}); nothing was registered",
+                         None)
+
+
+@dataclass
+class Prepared:
+    """A submission after everything that needs no database: its structural findings (errors and warnings),
+    its claims on the registry (None without exactly one SubmissionSet) and, when structurally valid, its
+    rows. Plain data, so it can be made in another process."""
+
+    findings: list[RegistryError]
+    claims: Claims | None
+    rows: Rows | None
+
+
+def prepare(sub: RimSubmission, *, require_repository_attributes: bool, now: str) -> Prepared:
     v = Validator(require_repository_attributes=require_repository_attributes)
     c = v.validate(sub)
-    if len(c.submission_sets) == 1:
-        _check_against_registry(conn, c, v)
-    errors = [e for e in v.errors if e.severity.name == "ERROR"]
-    if errors:
-        raise SubmissionRefused(v.errors)
-    _store(conn, c, now)
-    return v.errors
-
-
-# --- checks that read the registry -------------------------------------------------------------------
-
-
-def _existing(conn: Connection, ids: Iterable[str]) -> dict[str, Existing]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    ro = registry_object.c
-    rows = conn.execute(
-        select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id).where(ro.id.in_(wanted))
-    ).all()
-    return {r.id: Existing(r.id, r.kind, r.status, r.patient_key, r.unique_id) for r in rows}
-
-
-def _check_against_registry(conn: Connection, c: Classified, v: Validator, *,
-                            new_versions: frozenset[str] = frozenset()) -> None:
-    ss = c.submission_set
-    ss_pid = ss.external_id(IdScheme.SS_PATIENT_ID.uuid)
-    key = _hl7.patient_key(ss_pid) if ss_pid else None
-    if key is not None and _hl7.CX.parse(ss_pid or "") is not None:
-        row = conn.execute(select(patient.c.closed_at).where(patient.c.patient_key == key)).first()
-        if row is None or row.closed_at is not None:
-            v.error(f"patientId '{ss_pid}' is not known to this registry"
-                    + (" (dossier closed)" if row is not None else ""), ss.id, ErrorCode.UNKNOWN_PATIENT_ID)
-
-    submitted = {o.id for o in c.all()}
-    uuid_ids = [i for i in submitted if i.startswith("urn:uuid:")]
-    for taken in _existing(conn, uuid_ids):
-        v.error(f"id '{taken}' is already used by an object in the registry", taken)
-
-    _check_unique_ids(conn, c, v, new_versions)
-    _check_references(conn, c, v, key)
-
-
-def _check_unique_ids(conn: Connection, c: Classified, v: Validator, new_versions: frozenset[str]) -> None:
-    # A new version of a Folder (ITI-57) keeps its uniqueId; it is not a duplicate.
-    packages = [(o, IdScheme.SS_UNIQUE_ID) for o in c.submission_sets] + [
-        (o, IdScheme.FOLDER_UNIQUE_ID) for o in c.folders if o.id not in new_versions
-    ]
-    uids = {o.external_id(s.uuid): o for o, s in packages if o.external_id(s.uuid)}
-    if uids:
-        ro = registry_object.c
-        rows = conn.execute(
-            select(ro.unique_id).where(ro.unique_id.in_(sorted(k for k in uids if k)), ro.kind.in_(("SS", "FD")))
-        ).all()
-        for r in rows:
-            v.error(f"uniqueId '{r.unique_id}' is already registered", uids[r.unique_id].id,
-                    ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY)
-    docs = {d.external_id(IdScheme.DE_UNIQUE_ID.uuid): d for d in c.documents if d.id not in new_versions}
-    docs.pop(None, None)
-    if not docs:
-        return
-    ro, de = registry_object.c, document_entry.c
-    rows = conn.execute(
-        select(ro.unique_id, de.hash, de.size)
-        .join(document_entry, de.id == ro.id)
-        .where(ro.unique_id.in_(sorted(k for k in docs if k)), ro.kind == "DE")
-    ).all()
-    for r in rows:
-        d = docs[r.unique_id]
-        sent_hash, sent_size = d.slot_value("hash"), d.slot_value("size")
-        # A DocumentEntry uniqueId may be registered again only for the very same document (XDS.md §7.2 r4).
-        if sent_hash is None or r.hash is None or sent_hash.lower() != r.hash.lower():
-            v.error(f"document uniqueId '{r.unique_id}' is already registered with hash {r.hash}, "
-                    f"this submission has {sent_hash}", d.id, ErrorCode.NON_IDENTICAL_HASH)
-        if sent_size is None or r.size is None or sent_size != str(r.size):
-            v.error(f"document uniqueId '{r.unique_id}' is already registered with size {r.size}, "
-                    f"this submission has {sent_size}", d.id, ErrorCode.NON_IDENTICAL_SIZE)
-
-
-def _check_references(conn: Connection, c: Classified, v: Validator, key: str | None) -> None:
-    in_message = {o.id: o for o in c.all()}
-    outside = {ref for a in c.associations for ref in (a.source, a.target) if ref and ref not in in_message}
-    found = _existing(conn, outside)
-    ss_id = c.submission_set.id
-    for a in c.associations:
-        atype = a.association_type
-        for end, ref in (("sourceObject", a.source), ("targetObject", a.target)):
-            if not ref or ref in in_message:
-                continue
-            ex = found.get(ref)
-            if ex is None:
-                v.error(f"{end} '{ref}' of association {a.id} is neither in this submission nor in the registry",
-                        a.id, ErrorCode.UNRESOLVED_REFERENCE)
-                continue
-            if key is not None and ex.patient_key is not None and ex.patient_key != key:
-                v.error(f"association {a.id} links objects of different patients ('{ex.patient_key}' in the "
-                        f"registry, '{key}' in this submission)", a.id, ErrorCode.PATIENT_ID_DOES_NOT_MATCH)
-            if atype in {t.value for t in AssociationType if t.is_relationship} and end == "targetObject":
-                if ex.kind != "DE":
-                    if not (atype == AssociationType.SIGNS.value and ex.kind == "SS"):
-                        v.error(f"target '{ref}' of {a.id} is not a DocumentEntry", a.id)
-                elif ex.status == Status.DEPRECATED.value:
-                    v.error(f"target '{ref}' of {a.id} is Deprecated and cannot be replaced, appended or "
-                            "transformed", a.id, ErrorCode.REGISTRY_DEPRECATED_DOCUMENT_ERROR)
-                elif ex.status != Status.APPROVED.value and atype in {t.value for t in REPLACEMENTS}:
-                    v.error(f"target '{ref}' of {a.id} has status {ex.status}; only Approved documents can be "
-                            "replaced", a.id)
-            if atype == AssociationType.HAS_MEMBER.value and a.source == ss_id and end == "targetObject" \
-                    and ex.kind not in ("DE", "FD", "AS"):
-                v.error(f"SubmissionSet member '{ref}' is not a DocumentEntry, Folder or Association", a.id)
-            if atype == AssociationType.HAS_MEMBER.value and end == "sourceObject" and ex.kind == "FD" \
-                    and ex.status != Status.APPROVED.value:
-                v.error(f"Folder '{ref}' has status {ex.status}; documents can only be added to Approved "
-                        "Folders", a.id)
-        status = a.slot_value("SubmissionSetStatus")
-        if a.source == ss_id and status == "Original" and a.target not in in_message:
-            v.error(f"SubmissionSetStatus Original but '{a.target}' is not in this submission", a.id)
-        if a.source == ss_id and status == "Reference" and a.target in in_message:
-            v.error(f"SubmissionSetStatus Reference but '{a.target}' is in this submission", a.id)
+    claims = claims_of(c) if len(c.submission_sets) == 1 else None
+    rows = None if refuses(v.errors) else rows_of(c, now)  # after claims_of: rows_of replaces symbolic ids
+    return Prepared(v.errors, claims, rows)
 
 
 # --- storing ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rows:
+    """What one submission adds, table by table, and the registered objects its registration affects:
+    documents it replaces (RPLC, XFRM_RPLC: (new, old)) and existing Folders it adds members to."""
+
+    submission_set_id: str
+    objects: list[Row] = field(default_factory=list)
+    documents: list[Row] = field(default_factory=list)
+    submission_sets: list[Row] = field(default_factory=list)
+    folders: list[Row] = field(default_factory=list)
+    associations: list[Row] = field(default_factory=list)
+    values: list[Row] = field(default_factory=list)
+    replacements: list[tuple[str, str]] = field(default_factory=list)
+    folders_given_members: list[str] = field(default_factory=list)
+
+    @property
+    def affects_registered(self) -> bool:
+        return bool(self.replacements or self.folders_given_members)
 
 
 def _assign_ids(c: Classified) -> None:
@@ -200,14 +139,15 @@ def _kind(o: RimObject, c: Classified) -> str:
     return "SS" if o in c.submission_sets else "AS"
 
 
-def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[str, int]] | None = None) -> None:
-    """Insert every object. ``versions`` (keyed by ``id(obj)``) gives (logicalID, version) of new versions of
-    existing objects (ITI-57); everything else is a first version whose lid is its id."""
+def rows_of(c: Classified, now: str, versions: dict[int, tuple[str, int]] | None = None) -> Rows:
+    """The rows of every object of ``c``, symbolic ids replaced by UUIDs (in ``c`` too). ``versions`` (keyed by
+    ``id(obj)``) gives (logicalID, version) of new versions of existing objects (ITI-57); everything else is a
+    first version whose lid is its id."""
     versions = versions or {}
     _assign_ids(c)
     ss = c.submission_set
     key = _hl7.patient_key(ss.external_id(IdScheme.SS_PATIENT_ID.uuid) or "")
-    objects, des, sss, fds, assocs, values = [], [], [], [], [], []
+    out = Rows(ss.id)
     for o in c.all():
         kind = _kind(o, c)
         lid, version = versions.get(id(o), (o.id, 1))
@@ -223,7 +163,7 @@ def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[
         unique = {
             "DE": IdScheme.DE_UNIQUE_ID, "SS": IdScheme.SS_UNIQUE_ID, "FD": IdScheme.FOLDER_UNIQUE_ID,
         }.get(kind)
-        objects.append({
+        out.objects.append({
             "id": o.id, "lid": lid, "version": version, "kind": kind, "status": Status.APPROVED.value,
             "patient_key": key if kind != "AS" else None,
             "unique_id": o.external_id(unique.uuid) if unique else None,
@@ -231,38 +171,78 @@ def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[
         })
         if kind == "DE":
             de = _model.document_entry(o)
-            des.append(_document_row(de))
-            values += _document_values(de)
+            out.documents.append(_document_row(de))
+            out.values += _document_values(de)
         elif kind == "SS":
             s = _model.submission_set(o)
-            sss.append({"id": s.entry_uuid, "source_id": s.source_id, "submission_time": _padded(s.submission_time),
-                        "content_type_code": s.content_type_code.code if s.content_type_code else None,
-                        "content_type_scheme": s.content_type_code.scheme if s.content_type_code else None})
-            values += [_value(s.entry_uuid, "authorPerson", a.person) for a in s.authors if a.person]
+            out.submission_sets.append({
+                "id": s.entry_uuid, "source_id": s.source_id, "submission_time": _padded(s.submission_time),
+                "content_type_code": s.content_type_code.code if s.content_type_code else None,
+                "content_type_scheme": s.content_type_code.scheme if s.content_type_code else None})
+            out.values += [_value(s.entry_uuid, "authorPerson", a.person) for a in s.authors if a.person]
         elif kind == "FD":
             f = _model.folder(o)
-            fds.append({"id": f.entry_uuid, "last_update_time": now})
-            values += [_value(f.entry_uuid, "codeList", cd.code, cd.scheme) for cd in f.codes]
+            out.folders.append({"id": f.entry_uuid, "last_update_time": now})
+            out.values += [_value(f.entry_uuid, "codeList", cd.code, cd.scheme) for cd in f.codes]
         else:
             a = _model.association(o)
-            assocs.append({"id": a.entry_uuid, "association_type": a.association_type, "source": a.source,
-                           "target": a.target, "submission_set_status": a.submission_set_status})
-    for table, rows in ((registry_object, objects), (document_entry, des), (submission_set, sss),
-                        (folder, fds), (association, assocs), (object_value, values)):
-        if rows:
-            conn.execute(table.insert(), rows)
-    _apply_lifecycle(conn, c, now)
+            out.associations.append({"id": a.entry_uuid, "association_type": a.association_type, "source": a.source,
+                                     "target": a.target, "submission_set_status": a.submission_set_status})
+    out.replacements = [(a.source, a.target) for a in c.associations
+                        if a.association_type in _REPLACEMENTS and a.source and a.target]
+    in_message = {o.id for o in c.all()}
+    out.folders_given_members = list(dict.fromkeys(
+        a.source for a in c.associations
+        if a.association_type == AssociationType.HAS_MEMBER.value and a.source and a.source not in in_message))
+    return out
 
 
-def _apply_lifecycle(conn: Connection, c: Classified, now: str) -> None:
+_TABLES = ((registry_object, "objects"), (document_entry, "documents"), (submission_set, "submission_sets"),
+           (folder, "folders"), (association, "associations"), (object_value, "values"))
+
+
+def insert_rows(conn: Connection, rows: Sequence[Rows]) -> None:
+    """Insert the rows of one or more submissions: one bulk write per table (COPY on PostgreSQL, a few times
+    cheaper than INSERTs on both ends; executemany elsewhere)."""
+    for table, attr in _TABLES:
+        batch = [row for r in rows for row in getattr(r, attr)]
+        if not batch:
+            continue
+        if conn.dialect.name == "postgresql":
+            _copy(conn, table, batch)
+        else:
+            conn.execute(table.insert(), batch)
+
+
+def _copy(conn: Connection, table: Table, rows: list[Row]) -> None:
+    columns = list(rows[0])  # every row of a table has the same keys (made by the same code above)
+    sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    dbapi: Any = conn.connection.dbapi_connection  # psycopg 3, inside the connection's transaction
+    try:
+        with dbapi.cursor() as cur, cur.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(tuple(row[c] for c in columns))
+    except conn.dialect.loaded_dbapi.Error as failed:
+        # As SQLAlchemy reports a failed statement (IntegrityError, DataError, OperationalError, ...).
+        raise exc.DBAPIError.instance(sql, None, failed, conn.dialect.loaded_dbapi.Error) from failed
+
+
+def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[str, int]] | None = None) -> None:
+    """Insert every object of ``c`` and apply its effects on registered objects (see :func:`rows_of`)."""
+    rows = rows_of(c, now, versions)
+    insert_rows(conn, [rows])
+    apply_lifecycle(conn, rows, now)
+
+
+def apply_lifecycle(conn: Connection, rows: Rows, now: str) -> list[str]:
     """Effects of a registration on what is already registered (ITI TF-3 §4.1.6-4.1.8; XDS.md §7.2 r7-8):
     RPLC / XFRM_RPLC deprecate their target, and the APND / XFRM documents that depend on it (recursively);
     every Folder that held a replaced document receives its replacement; adding a document to an existing
-    Folder bumps the Folder's lastUpdateTime."""
+    Folder bumps the Folder's lastUpdateTime. Returns the ids it deprecated."""
     ro, asc = registry_object.c, association.c
-    replacements = [(a.source, a.target) for a in c.associations
-                    if a.association_type in {t.value for t in REPLACEMENTS} and a.source and a.target]
+    replacements = rows.replacements
     replaced = [t for _, t in replacements]
+    deprecated = list(replaced)
     if replaced:
         conn.execute(update(registry_object).where(ro.id.in_(replaced)).values(status=Status.DEPRECATED.value))
         dependent = [AssociationType.APND.value, AssociationType.XFRM.value]
@@ -275,6 +255,7 @@ def _apply_lifecycle(conn: Connection, c: Classified, now: str) -> None:
             if frontier:
                 conn.execute(update(registry_object).where(ro.id.in_(frontier))
                              .values(status=Status.DEPRECATED.value))
+                deprecated += frontier
     touched: set[str] = set()
     for new, old in replacements:
         holders = conn.execute(
@@ -282,13 +263,12 @@ def _apply_lifecycle(conn: Connection, c: Classified, now: str) -> None:
             .where(asc.target == old, asc.association_type == AssociationType.HAS_MEMBER.value,
                    ro.kind == "FD", ro.status == Status.APPROVED.value)).scalars().all()
         for fd in holders:
-            insert_association(conn, AssociationType.HAS_MEMBER.value, fd, new, c.submission_set.id)
+            insert_association(conn, AssociationType.HAS_MEMBER.value, fd, new, rows.submission_set_id)
             touched.add(fd)
-    in_message = {o.id for o in c.all()}
-    touched |= {a.source for a in c.associations
-                if a.association_type == AssociationType.HAS_MEMBER.value and a.source and a.source not in in_message}
+    touched |= set(rows.folders_given_members)
     if touched:
         conn.execute(update(folder).where(folder.c.id.in_(sorted(touched))).values(last_update_time=now))
+    return deprecated
 
 
 def insert_association(conn: Connection, association_type: str, source: str, target: str, submission_set_id: str,

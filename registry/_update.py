@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select, update
 
 from registry import _hl7
+from registry._checks import _check_against_registry, _existing
 from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
 from registry._rim import Kind, RimObject, RimSubmission, Slot, read_object
 from registry._schema import association, document_entry, registry_object
-from registry._submission import _check_against_registry, _existing, _store, insert_association
+from registry._submission import _store, insert_association
 from registry._validate import Classified, Validator
 from registry._vocabulary import AssociationType, IdScheme, Status
 from soap_wsdl import parse_xml

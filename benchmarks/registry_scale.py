@@ -1,0 +1,406 @@
+"""Registry at scale: load DocumentEntries through the bulk path (``Registry.bulk_register``), then measure
+stored-query latency through the Registry API, at a first size and again after loading the rest.
+
+Default: 10,000 patients x 100 DocumentEntries = 1,000,000 (in ITI-42 submissions of 1-4 entries, 2.0 on
+average, each with its SubmissionSet and HasMember associations; see ``_registry_data``), measured at 100,000
+(the first 1,000 patients) and at 1,000,000. Per backend it prints the load rate (DocumentEntries/s; the time
+spent generating the submissions is measured and left out), the CPU used per entry, the database size, and the
+p50/p99 latency of 500 random queries of each kind:
+
+- FindDocuments, one patient, status Approved, LeafClass (100 documents);
+- the same as ObjectRef: the SQL without the rendering of the stored XML;
+- FindDocuments, one patient, with classCode + creationTime range, and with an eventCodeList (a multi-valued
+  attribute, in ``object_value``): the filters apply to the patient's rows, found by the patient index;
+- GetDocuments by 10 entryUUIDs of one patient, LeafClass;
+- GetDocuments by 1 uniqueId, LeafClass.
+
+A query is an ``AdhocQueryRequest`` element (as ``tests/support/xds_client.adhoc_query`` builds it) handed to
+``Registry.stored_query``, and its answer serialized to bytes; the HTTP overhead is measured apart, on a smaller
+set, with ``--http``.
+
+SQLite runs as a node does (WAL, synchronous=FULL). PostgreSQL is a throwaway server (Debian's binaries, see
+``tests/support/pg.py``) started with durable settings (fsync, synchronous_commit, full_page_writes on) and
+shared_buffers=1GB, max_wal_size=4GB; ANALYZE runs after each load, as autovacuum would shortly after. Servers
+are ended and every file removed at the end.
+
+    .venv/bin/python benchmarks/registry_scale.py [--patients 10000] [--per-patient 100] [--first 1000]
+        [--backends sqlite,postgresql] [--queries 500] [--batch 500] [--workers 0] [--explain] [--http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from _harness import machine, node_in  # also puts tests/ and tests/support/ on sys.path
+from _registry_data import Corpus, patient_id
+from lxml import etree
+from pg import PostgresServer
+from xds_client import ITI18, adhoc_query, envelope
+
+from registry import Registry, RimSubmission, Store
+from soap_wsdl import ns, serialize
+
+TARGET_LOAD = 5000  # DocumentEntries/s
+TARGET_FIND_P99_MS = 25  # FindDocuments, one patient, 100 documents, LeafClass, PostgreSQL
+FIND = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
+GET = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
+APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
+
+
+class DurablePostgres(PostgresServer):
+    """The test server, started with production durability (the tests' one turns fsync off)."""
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start", "-o",
+                  f"-c listen_addresses='' -k {self.root} -c shared_buffers=1GB -c max_wal_size=4GB "
+                  "-c fsync=on -c synchronous_commit=on -c full_page_writes=on")
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by every process of this server (postmaster, backends, checkpointer, ...)."""
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+        for child in [pid, *_children(pid)]:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
+        return total
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+@dataclass
+class Load:
+    entries: int = 0
+    seconds: float = 0.0  # bulk_register's wall time, generation excluded
+    generation: float = 0.0
+    client_cpu: float = 0.0  # this process, generation excluded
+    server_cpu: float = 0.0  # PostgreSQL's processes
+    refused: int = 0
+
+
+@dataclass
+class Stage:
+    entries: int  # in the registry
+    load: Load
+    size_bytes: int
+    latencies: dict[str, list[float]] = field(default_factory=dict)  # query kind -> seconds
+    plans: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Backend:
+    name: str
+    stages: list[Stage] = field(default_factory=list)
+    http: dict[str, list[float]] = field(default_factory=dict)
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+
+class Timed:
+    """Wraps the submission generator and adds up the time (and CPU) spent inside it."""
+
+    def __init__(self, subs: Iterable[RimSubmission]) -> None:
+        self._it, self.seconds, self.cpu, self.entries = iter(subs), 0.0, 0.0, 0
+
+    def __iter__(self) -> Iterator[RimSubmission]:
+        return self
+
+    def __next__(self) -> RimSubmission:
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            sub = next(self._it)
+            self.entries += sum(1 for o in sub.objects if o.kind.value == "ExtrinsicObject")
+            return sub
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.cpu += time.process_time() - c0
+
+
+def load(registry: Registry, corpus: Corpus, first: int, last: int, batch: int, workers: int,
+         server_cpu: Callable[[], float]) -> Load:
+    subs = Timed(corpus.submissions(first, last))
+    t0, c0, s0 = time.perf_counter(), time.process_time(), server_cpu()
+    report = registry.bulk_register(subs, batch=batch, workers=workers)
+    wall, cpu, server = time.perf_counter() - t0, time.process_time() - c0, server_cpu() - s0
+    if report.refused or report.stopped:
+        print(f"  !! {len(report.refused)} refused, first: {report.refused[0] if report.refused else None}; "
+              f"stopped: {report.stopped}", flush=True)
+    return Load(report.document_entries, wall - subs.seconds, subs.seconds, cpu - subs.cpu, server,
+                len(report.refused))
+
+
+# --- queries ---------------------------------------------------------------------------------------------
+
+
+def query_kinds(corpus: Corpus, patients: int, rng: random.Random) -> dict[str, Callable[[], tuple[etree._Element,
+                                                                                                   int]]]:
+    """Query kind -> a maker of (request, expected number of ExtrinsicObjects) on a random patient."""
+    def quoted(values: list[str]) -> str:
+        return "(" + ",".join(f"'{v}'" for v in values) + ")"
+
+    def find() -> tuple[etree._Element, int]:
+        p = rng.randrange(patients)
+        return adhoc_query(FIND, [("$XDSDocumentEntryPatientId", [f"'{patient_id(p)}'"]),
+                                  ("$XDSDocumentEntryStatus", [quoted([APPROVED])])]), corpus.per_patient
+
+    def find_filtered() -> tuple[etree._Element, int]:
+        p = rng.randrange(patients)
+        return adhoc_query(FIND, [("$XDSDocumentEntryPatientId", [f"'{patient_id(p)}'"]),
+                                  ("$XDSDocumentEntryStatus", [quoted([APPROVED])]),
+                                  ("$XDSDocumentEntryClassCode", [quoted(["10^^1.2.250.1.213.1.1.4.1",
+                                                                          "14^^1.2.250.1.213.1.1.4.1"])]),
+                                  ("$XDSDocumentEntryCreationTimeFrom", ["2016"]),
+                                  ("$XDSDocumentEntryCreationTimeTo", ["2022"])]), -1
+
+    def find_event() -> tuple[etree._Element, int]:
+        p = rng.randrange(patients)
+        return adhoc_query(FIND, [("$XDSDocumentEntryPatientId", [f"'{patient_id(p)}'"]),
+                                  ("$XDSDocumentEntryStatus", [quoted([APPROVED])]),
+                                  ("$XDSDocumentEntryEventCodeList", [quoted(["E001^^1.2.250.1.213.2.12",
+                                                                              "E002^^1.2.250.1.213.2.12"])])]), -1
+
+    def find_refs() -> tuple[etree._Element, int]:
+        request, expected = find()
+        request.find(f"{{{ns.QUERY}}}ResponseOption").set("returnType", "ObjectRef")
+        return request, expected
+
+    def by_uuid() -> tuple[etree._Element, int]:
+        p = rng.randrange(patients)
+        docs = rng.sample(range(corpus.per_patient), min(10, corpus.per_patient))
+        return adhoc_query(GET, [("$XDSDocumentEntryEntryUUID", [quoted([corpus.entry_uuid(p, d) for d in docs])])]
+                           ), len(docs)
+
+    def by_unique_id() -> tuple[etree._Element, int]:
+        p, d = rng.randrange(patients), rng.randrange(corpus.per_patient)
+        return adhoc_query(GET, [("$XDSDocumentEntryUniqueId", [quoted([corpus.unique_id(p, d)])])]), 1
+
+    return {"FindDocuments (100 docs)": find, "FindDocuments ObjectRef": find_refs,
+            "FindDocuments + class/time": find_filtered, "FindDocuments + eventCode": find_event,
+            "GetDocuments 10 entryUUIDs": by_uuid, "GetDocuments 1 uniqueId": by_unique_id}
+
+
+def measure(registry: Registry, kinds: dict[str, Callable[[], tuple[etree._Element, int]]], count: int
+            ) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for kind, make in kinds.items():
+        requests = [make() for _ in range(count + count // 10)]
+        latencies = []
+        for i, (req, expected) in enumerate(requests):
+            t0 = time.perf_counter()
+            answer = registry.stored_query(req)
+            body = serialize(answer)
+            elapsed = time.perf_counter() - t0
+            returned = "ObjectRef" if req.find(f"{{{ns.QUERY}}}ResponseOption").get("returnType") == "ObjectRef" \
+                else "ExtrinsicObject"
+            found = sum(1 for _ in answer.iter(f"{{{ns.RIM}}}{returned}"))
+            if not answer.get("status", "").endswith(":Success") or (expected >= 0 and found != expected):
+                raise RuntimeError(f"{kind}: {found} documents instead of {expected}: {body[:600]!r}")
+            if i >= count // 10:  # the first tenth warms the caches
+                latencies.append(elapsed)
+        out[kind] = latencies
+    return out
+
+
+def measure_http(url: str, kinds: dict[str, Callable[[], tuple[etree._Element, int]]], count: int,
+                 data_dir: Path) -> dict[str, list[float]]:
+    """The same queries through a `dmp serve` process on the same database (ITI-18 over HTTP, SOAP 1.2)."""
+    out: dict[str, list[float]] = {}
+    # VIHF verification off: this measures the query path, not the security layer (DMP.md §3).
+    with node_in(data_dir, database_url=url, require_vihf=False) as node, httpx.Client(timeout=60) as http:
+        for kind, make in kinds.items():
+            bodies = [envelope(ITI18, make()[0]) for _ in range(count + count // 10)]
+            latencies = []
+            for i, body in enumerate(bodies):
+                t0 = time.perf_counter()
+                r = http.post(node.registry, content=body, headers={
+                    "Content-Type": f'application/soap+xml; charset=UTF-8; action="{ITI18}"'})
+                elapsed = time.perf_counter() - t0
+                if r.status_code != 200 or b"ResponseStatusType:Success" not in r.content:
+                    raise RuntimeError(f"HTTP {kind}: {r.status_code} {r.content[:400]!r}")
+                if i >= count // 10:
+                    latencies.append(elapsed)
+            out[kind] = latencies
+    return out
+
+
+# --- plans -----------------------------------------------------------------------------------------------
+
+
+def plans(registry: Registry, kinds: dict[str, Callable[[], tuple[etree._Element, int]]]) -> dict[str, str]:
+    """EXPLAIN (PostgreSQL: ANALYZE) of every SELECT one query of each kind runs."""
+    from sqlalchemy import event
+
+    store, out = registry.store, {}
+    for kind, make in kinds.items():
+        statements: list[tuple[str, object]] = []
+
+        def capture(_conn, _cur, statement, parameters, _ctx, _many, seen=statements):  # type: ignore[no-untyped-def]
+            if statement.lstrip().upper().startswith("SELECT"):
+                seen.append((statement, parameters))
+
+        event.listen(store.engine, "before_cursor_execute", capture)
+        registry.stored_query(make()[0])
+        event.remove(store.engine, "before_cursor_execute", capture)
+        lines = []
+        with store.engine.connect() as conn:
+            for statement, parameters in statements:
+                prefix = "EXPLAIN QUERY PLAN " if store.is_sqlite else "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
+                rows = conn.exec_driver_sql(prefix + statement, parameters).all()  # type: ignore[arg-type]
+                text = "\n".join("    " + (str(r[-1]) if store.is_sqlite else str(r[0]))[:200] for r in rows)
+                lines.append("  " + " ".join(statement.split())[:160] + "\n" + text)
+        out[kind] = "\n".join(lines)
+    return out
+
+
+# --- one backend -----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def database(backend: str, workdir: Path) -> Iterator[tuple[str, Callable[[], int], Callable[[], float],
+                                                           Callable[[Store], None]]]:
+    """(url, size in bytes, server CPU seconds, after-load step) of a fresh database; removed at the end."""
+    if backend == "sqlite":
+        path = workdir / "registry.db"
+
+        def size() -> int:
+            return sum(p.stat().st_size for p in workdir.glob("registry.db*"))
+
+        yield f"sqlite:///{path}", size, lambda: 0.0, lambda store: None
+        return
+    server = DurablePostgres()
+    try:
+        server.start()
+
+        def pg_size() -> int:
+            import psycopg
+            with psycopg.connect(f"host={server.root} user=app dbname=postgres") as conn:
+                row = conn.execute("SELECT pg_database_size('postgres')").fetchone()
+                return int(row[0]) if row else 0
+
+        def analyze(store: Store) -> None:
+            with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("ANALYZE")
+
+        yield server.url, pg_size, server.cpu_seconds, analyze
+    finally:
+        server.remove()
+
+
+def run_backend(backend: str, args: argparse.Namespace, corpus: Corpus) -> Backend:
+    result = Backend(backend)
+    workdir = Path(tempfile.mkdtemp(prefix="regscale-", dir=args.dir))
+    try:
+        with database(backend, workdir) as (url, size, server_cpu, after_load):
+            store = Store(url)
+            store.migrate()
+            registry = Registry(store)
+            t0 = time.perf_counter()
+            registry.create_patients(patient_id(p) for p in range(args.patients))
+            print(f"[{backend}] {args.patients} patients created in {time.perf_counter() - t0:.1f} s", flush=True)
+            rng = random.Random(7)
+            loaded = 0
+            for last in sorted({min(args.first, args.patients), args.patients}):
+                print(f"[{backend}] loading patients {loaded}..{last - 1} ...", flush=True)
+                done = load(registry, corpus, loaded, last, args.batch, args.workers, server_cpu)
+                loaded = last
+                after_load(store)
+                stage = Stage(loaded * corpus.per_patient, done, size())
+                print(f"[{backend}] {stage.entries:,} entries: {done.entries / done.seconds:,.0f} entries/s, "
+                      f"{stage.size_bytes / 2**30:.2f} GiB", flush=True)
+                kinds = query_kinds(corpus, loaded, rng)
+                stage.latencies = measure(registry, kinds, args.queries)
+                for kind, lat in stage.latencies.items():
+                    print(f"[{backend}]   {kind:28} p50 {pct(lat, 50):6.2f} ms  p99 {pct(lat, 99):6.2f} ms",
+                          flush=True)
+                if args.explain:
+                    stage.plans = plans(registry, kinds)
+                    for kind, plan in stage.plans.items():
+                        print(f"[{backend}] plan of {kind}:\n{plan}", flush=True)
+                result.stages.append(stage)
+            if args.http:
+                store.dispose()
+                try:
+                    result.http = measure_http(url, query_kinds(corpus, loaded, rng), args.http_queries,
+                                               workdir / "node")
+                except Exception as failed:  # a long run must still print what it measured
+                    print(f"[{backend}] HTTP measurement failed: {failed}", flush=True)
+            store.dispose()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def pct(seconds: list[float], p: float) -> float:
+    """Percentile in milliseconds (nearest rank)."""
+    s = sorted(seconds)
+    return s[min(len(s) - 1, max(0, round(p / 100 * len(s)) - 1))] * 1000 if s else float("nan")
+
+
+def report(results: list[Backend], args: argparse.Namespace) -> None:
+    print(f"\nregistry_scale: {args.patients:,} patients x {args.per_patient} entries, batch {args.batch}, "
+          f"workers {args.workers}; {machine()}")
+    print(f"{'backend':10} {'entries':>9} {'load/s':>7} {'cpu µs/entry':>13} {'DB size':>9} {'per 1M':>8}  "
+          "query                        p50 ms  p99 ms")
+    for b in results:
+        for st in b.stages:
+            ld = st.load
+            cpu = f"{ld.client_cpu / ld.entries * 1e6:.0f}" + (f"+{ld.server_cpu / ld.entries * 1e6:.0f}"
+                                                              if ld.server_cpu else "")
+            head = (f"{b.name:10} {st.entries:>9,} {ld.entries / ld.seconds:>7,.0f} {cpu:>13} "
+                    f"{st.size_bytes / 2**30:>7.2f}Gi {st.size_bytes / st.entries * 1e6 / 2**30:>6.2f}Gi")
+            for i, (kind, lat) in enumerate(st.latencies.items()):
+                print(f"{head if i == 0 else '':{len(head)}}  {kind:28} {pct(lat, 50):6.2f}  {pct(lat, 99):6.2f}")
+        for kind, lat in b.http.items():
+            print(f"{b.name + ' HTTP':10} {b.stages[-1].entries:>9,} {'':46}  {kind:28} {pct(lat, 50):6.2f}  "
+                  f"{pct(lat, 99):6.2f}")
+    print(f"load rate: entries/s of bulk_register's wall time, generation of the submissions left out "
+          f"(target {TARGET_LOAD:,}/s); cpu µs/entry: this process (+ PostgreSQL's processes).")
+    for b in results:
+        find = [st.latencies["FindDocuments (100 docs)"] for st in b.stages]
+        rates = [st.load.entries / st.load.seconds for st in b.stages]
+        print(f"{b.name}: FindDocuments p99 {' -> '.join(f'{pct(x, 99):.2f}' for x in find)} ms "
+              f"(target < {TARGET_FIND_P99_MS} ms on PostgreSQL); load {' / '.join(f'{r:,.0f}' for r in rates)} "
+              "entries/s per stage")
+
+
+def main() -> None:
+    # SIGTERM ends the run like Ctrl-C: the finally blocks stop the PostgreSQL server and remove the files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--patients", type=int, default=10_000)
+    ap.add_argument("--per-patient", type=int, default=100)
+    ap.add_argument("--first", type=int, default=1_000, help="patients loaded before the first measurement")
+    ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--queries", type=int, default=500, help="measured queries of each kind per stage")
+    ap.add_argument("--batch", type=int, default=500, help="submissions per transaction")
+    ap.add_argument("--workers", type=int, default=0, help="processes preparing submissions (0: this one)")
+    ap.add_argument("--explain", action="store_true", help="print the query plans at each stage")
+    ap.add_argument("--http", action="store_true", help="also measure the queries through `dmp serve` (ITI-18)")
+    ap.add_argument("--http-queries", type=int, default=200)
+    ap.add_argument("--dir", default=None, help="where the databases go (default: the temp dir)")
+    args = ap.parse_args()
+    corpus = Corpus(per_patient=args.per_patient)
+    print(f"registry_scale on {machine()}", flush=True)
+    results = [run_backend(b, args, corpus) for b in args.backends.split(",")]
+    report(results, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

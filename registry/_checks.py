@@ -1,0 +1,236 @@
+"""The registration rules that need the registry's content (XDS.md §7.2 r3-8), as pure functions.
+
+A submission's :class:`Claims` (its patient, the ids and uniqueIds it takes, what its associations point at)
+are checked against :class:`Known`: what the registry holds about exactly those objects, loaded with a
+constant number of set-based queries for one submission or for a whole batch of them, and kept up to date
+as the submissions of a batch are accepted one after the other. So checking N submissions in one
+transaction gives what N single registrations in a row would give."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from registry import _hl7
+from registry._errors import ErrorCode, RegistryError
+from registry._query_run import chunks
+from registry._schema import document_entry, patient, registry_object
+from registry._validate import Classified, Validator
+from registry._vocabulary import REPLACEMENTS, AssociationType, IdScheme, Status
+
+Row = dict[str, Any]
+_RELATIONSHIPS = frozenset(t.value for t in AssociationType if t.is_relationship)
+_REPLACEMENTS = frozenset(t.value for t in REPLACEMENTS)
+
+
+class _Errors(list[RegistryError]):
+    def add(self, context: str, location: str | None, code: ErrorCode = ErrorCode.REGISTRY_METADATA_ERROR) -> None:
+        self.append(RegistryError(code, context, location))
+
+
+@dataclass(frozen=True)
+class Existing:
+    """What registration needs to know about an object already in the registry."""
+
+    id: str
+    kind: str
+    status: str
+    patient_key: str | None
+    unique_id: str | None
+
+
+@dataclass(frozen=True)
+class Link:
+    """An association of the submission, as sent."""
+
+    id: str
+    type: str | None
+    source: str | None
+    target: str | None
+    submission_set_status: str | None
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a submission asks of the registry's content, with ids as the sender wrote them (the locations of
+    the errors): its patient, the ids and uniqueIds it takes, the objects its associations point at."""
+
+    ss_id: str
+    patient_id: str | None
+    patient_key: str | None
+    patient_is_cx: bool  # otherwise structural validation has already refused the patientId
+    object_ids: tuple[str, ...]
+    package_unique_ids: tuple[tuple[str, str], ...]  # (uniqueId, id) of the SubmissionSet and new Folders
+    document_unique_ids: tuple[tuple[str, str, str | None, str | None], ...]  # (uniqueId, id, hash, size)
+    links: tuple[Link, ...]
+
+    def outside_refs(self) -> set[str]:
+        in_message = set(self.object_ids)
+        return {ref for a in self.links for ref in (a.source, a.target) if ref and ref not in in_message}
+
+
+def claims_of(c: Classified, new_versions: frozenset[str] = frozenset()) -> Claims:
+    """``new_versions``: ids of new versions of existing objects (ITI-57), which keep their uniqueId."""
+    ss = c.submission_set
+    ss_pid = ss.external_id(IdScheme.SS_PATIENT_ID.uuid)
+    key = _hl7.patient_key(ss_pid) if ss_pid else None
+    packages = [(o, IdScheme.SS_UNIQUE_ID) for o in c.submission_sets] + [
+        (o, IdScheme.FOLDER_UNIQUE_ID) for o in c.folders if o.id not in new_versions
+    ]
+    uids = {o.external_id(s.uuid): o.id for o, s in packages if o.external_id(s.uuid)}
+    docs = {d.external_id(IdScheme.DE_UNIQUE_ID.uuid): (d.id, d.slot_value("hash"), d.slot_value("size"))
+            for d in c.documents if d.id not in new_versions}
+    return Claims(
+        ss_id=ss.id, patient_id=ss_pid, patient_key=key,
+        patient_is_cx=key is not None and _hl7.CX.parse(ss_pid or "") is not None,
+        object_ids=tuple(o.id for o in c.all()),
+        package_unique_ids=tuple((u, i) for u, i in uids.items() if u),
+        document_unique_ids=tuple((u, *d) for u, d in docs.items() if u),
+        links=tuple(Link(a.id, a.association_type, a.source, a.target, a.slot_value("SubmissionSetStatus"))
+                    for a in c.associations),
+    )
+
+
+@dataclass
+class Known:
+    """What the registry holds about the objects some claims name: loaded in a few set-based queries, then kept
+    up to date with what is registered in the same transaction (:meth:`add`, :meth:`deprecate`)."""
+
+    patients: dict[str, str | None] = field(default_factory=dict)  # patient key -> closed_at
+    objects: dict[str, Existing] = field(default_factory=dict)
+    package_unique_ids: dict[str, int] = field(default_factory=dict)  # uniqueId -> SubmissionSets/Folders
+    document_unique_ids: dict[str, list[tuple[str | None, int | None]]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, conn: Connection, claims: Iterable[Claims]) -> Known:
+        claims = list(claims)
+        k = cls()
+        keys = {c.patient_key for c in claims if c.patient_is_cx and c.patient_key}
+        for chunk in _ordered_chunks(keys):
+            rows = conn.execute(select(patient.c.patient_key, patient.c.closed_at)
+                                .where(patient.c.patient_key.in_(chunk)))
+            k.patients.update({r.patient_key: r.closed_at for r in rows})
+        ids = {i for c in claims for i in c.object_ids if i.startswith("urn:uuid:")}
+        for chunk in _ordered_chunks(ids.union(*(c.outside_refs() for c in claims))):
+            k.objects.update(_existing(conn, chunk))
+        ro, de = registry_object.c, document_entry.c
+        for chunk in _ordered_chunks({u for c in claims for u, _ in c.package_unique_ids}):
+            for uid in conn.execute(select(ro.unique_id).where(ro.unique_id.in_(chunk), ro.kind.in_(("SS", "FD"))
+                                                              )).scalars():
+                k.package_unique_ids[uid] = k.package_unique_ids.get(uid, 0) + 1
+        for chunk in _ordered_chunks({d[0] for c in claims for d in c.document_unique_ids}):
+            for r in conn.execute(select(ro.unique_id, de.hash, de.size).join(document_entry, de.id == ro.id)
+                                  .where(ro.unique_id.in_(chunk), ro.kind == "DE")):
+                k.document_unique_ids.setdefault(r.unique_id, []).append((r.hash, r.size))
+        return k
+
+    def add(self, objects: Iterable[Row], documents: Iterable[Row]) -> None:
+        """The ``registry_object`` and ``document_entry`` rows of a submission registered in this transaction:
+        later submissions see its objects as registered."""
+        by_id = {d["id"]: d for d in documents}
+        for o in objects:
+            self.objects[o["id"]] = Existing(o["id"], o["kind"], o["status"], o["patient_key"], o["unique_id"])
+            uid = o["unique_id"]
+            if uid and o["kind"] in ("SS", "FD"):
+                self.package_unique_ids[uid] = self.package_unique_ids.get(uid, 0) + 1
+            elif uid and o["kind"] == "DE":
+                d = by_id[o["id"]]
+                self.document_unique_ids.setdefault(uid, []).append((d["hash"], d["size"]))
+
+    def deprecate(self, ids: Iterable[str]) -> None:
+        for i in ids:
+            if (ex := self.objects.get(i)) is not None:
+                self.objects[i] = Existing(ex.id, ex.kind, Status.DEPRECATED.value, ex.patient_key, ex.unique_id)
+
+
+def _existing(conn: Connection, ids: Iterable[str]) -> dict[str, Existing]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    ro = registry_object.c
+    rows = conn.execute(
+        select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id).where(ro.id.in_(wanted))
+    ).all()
+    return {r.id: Existing(r.id, r.kind, r.status, r.patient_key, r.unique_id) for r in rows}
+
+
+def _ordered_chunks(values: Iterable[str]) -> Iterable[list[str]]:
+    return (list(c) for c in chunks(sorted(values)))
+
+
+def _check_against_registry(conn: Connection, c: Classified, v: Validator, *,
+                            new_versions: frozenset[str] = frozenset()) -> None:
+    claims = claims_of(c, new_versions)
+    v.errors += check(claims, Known.load(conn, [claims]))
+
+
+def check(cl: Claims, known: Known) -> list[RegistryError]:
+    """Every error of the rules that need the registry's content: patient known and open, ids and uniqueIds not
+    taken (a DocumentEntry uniqueId only again for the very same document), references resolved and
+    acceptable (XDS.md §7.2 r3-8)."""
+    errors = _Errors()
+    error = errors.add
+    if cl.patient_is_cx and cl.patient_key is not None:
+        found = cl.patient_key in known.patients
+        if not found or known.patients[cl.patient_key] is not None:
+            error(f"patientId '{cl.patient_id}' is not known to this registry" + (" (dossier closed)" if found else ""),
+                  cl.ss_id, ErrorCode.UNKNOWN_PATIENT_ID)
+    for taken in dict.fromkeys(i for i in cl.object_ids if i.startswith("urn:uuid:") and i in known.objects):
+        error(f"id '{taken}' is already used by an object in the registry", taken)
+    for uid, owner in cl.package_unique_ids:
+        for _ in range(known.package_unique_ids.get(uid, 0)):
+            error(f"uniqueId '{uid}' is already registered", owner, ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY)
+    for uid, owner, sent_hash, sent_size in cl.document_unique_ids:
+        # A DocumentEntry uniqueId may be registered again only for the very same document (XDS.md §7.2 r4).
+        for reg_hash, reg_size in known.document_unique_ids.get(uid, ()):
+            if sent_hash is None or reg_hash is None or sent_hash.lower() != reg_hash.lower():
+                error(f"document uniqueId '{uid}' is already registered with hash {reg_hash}, "
+                      f"this submission has {sent_hash}", owner, ErrorCode.NON_IDENTICAL_HASH)
+            if sent_size is None or reg_size is None or sent_size != str(reg_size):
+                error(f"document uniqueId '{uid}' is already registered with size {reg_size}, "
+                      f"this submission has {sent_size}", owner, ErrorCode.NON_IDENTICAL_SIZE)
+    _check_references(cl, known, errors)
+    return list(errors)
+
+
+def _check_references(cl: Claims, known: Known, errors: _Errors) -> None:
+    error = errors.add
+    in_message = set(cl.object_ids)
+    for a in cl.links:
+        atype = a.type
+        for end, ref in (("sourceObject", a.source), ("targetObject", a.target)):
+            if not ref or ref in in_message:
+                continue
+            ex = known.objects.get(ref)
+            if ex is None:
+                error(f"{end} '{ref}' of association {a.id} is neither in this submission nor in the registry",
+                      a.id, ErrorCode.UNRESOLVED_REFERENCE)
+                continue
+            if cl.patient_key is not None and ex.patient_key is not None and ex.patient_key != cl.patient_key:
+                error(f"association {a.id} links objects of different patients ('{ex.patient_key}' in the "
+                      f"registry, '{cl.patient_key}' in this submission)", a.id, ErrorCode.PATIENT_ID_DOES_NOT_MATCH)
+            if atype in _RELATIONSHIPS and end == "targetObject":
+                if ex.kind != "DE":
+                    if not (atype == AssociationType.SIGNS.value and ex.kind == "SS"):
+                        error(f"target '{ref}' of {a.id} is not a DocumentEntry", a.id)
+                elif ex.status == Status.DEPRECATED.value:
+                    error(f"target '{ref}' of {a.id} is Deprecated and cannot be replaced, appended or "
+                          "transformed", a.id, ErrorCode.REGISTRY_DEPRECATED_DOCUMENT_ERROR)
+                elif ex.status != Status.APPROVED.value and atype in _REPLACEMENTS:
+                    error(f"target '{ref}' of {a.id} has status {ex.status}; only Approved documents can be "
+                          "replaced", a.id)
+            if atype == AssociationType.HAS_MEMBER.value and a.source == cl.ss_id and end == "targetObject" \
+                    and ex.kind not in ("DE", "FD", "AS"):
+                error(f"SubmissionSet member '{ref}' is not a DocumentEntry, Folder or Association", a.id)
+            if atype == AssociationType.HAS_MEMBER.value and end == "sourceObject" and ex.kind == "FD" \
+                    and ex.status != Status.APPROVED.value:
+                error(f"Folder '{ref}' has status {ex.status}; documents can only be added to Approved "
+                      "Folders", a.id)
+        status = a.submission_set_status
+        if a.source == cl.ss_id and status == "Original" and a.target not in in_message:
+            error(f"SubmissionSetStatus Original but '{a.target}' is not in this submission", a.id)
+        if a.source == cl.ss_id and status == "Reference" and a.target in in_message:
+            error(f"SubmissionSetStatus Reference but '{a.target}' is in this submission", a.id)
