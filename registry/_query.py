@@ -52,12 +52,17 @@ def _render(conn: Connection, result: Result, return_type: str) -> etree._Elemen
     for chunk in chunks(ids):
         for r in conn.execute(select(ro.id, ro.status, ro.xml).where(ro.id.in_(chunk))):
             stored[r.id] = (r.status, r.xml)
-    for i in ids:
-        status, xml = stored[i]
-        el = parse_xml(xml.encode())
-        el.set("status", status)
-        rol.append(el)
+    # One parse for the whole list: parsing each stored object on its own cost ~0.3 ms apiece (100 entries
+    # = 30 ms, most of a FindDocuments LeafClass answer).
+    body = "".join(_without_declaration(stored[i][1]) for i in ids)
+    rol = parse_xml(f'<rim:RegistryObjectList xmlns:rim="{ns.RIM}">{body}</rim:RegistryObjectList>'.encode())
+    for el, i in zip(rol, ids, strict=True):
+        el.set("status", stored[i][0])
     return rol
+
+
+def _without_declaration(xml: str) -> str:
+    return xml[xml.index("?>") + 2 :] if xml.startswith("<?xml") else xml
 
 
 def adhoc_query_response(status: ResponseStatus, errors: list[RegistryError], rol: etree._Element

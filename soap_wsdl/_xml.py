@@ -70,12 +70,14 @@ def _prolog(head: bytes) -> bytes:
         return head[:j]
 
 
+# True when some element sits deeper than MAX_DEPTH: evaluated by libxml2 in C (a Python walk over every
+# element cost more than the parse itself on large query answers).
+_TOO_DEEP = etree.XPath("boolean(" + "/*" * (MAX_DEPTH + 1) + ")")
+
+
 def _check_depth(root: etree._Element) -> None:
-    depth = 0
-    for event, _ in etree.iterwalk(root, events=("start", "end")):
-        depth += 1 if event == "start" else -1
-        if depth > MAX_DEPTH:
-            raise XmlError(f"XML nested deeper than {MAX_DEPTH} levels")
+    if _TOO_DEEP(root.getroottree()):
+        raise XmlError(f"XML nested deeper than {MAX_DEPTH} levels")
 
 
 def serialize(element: etree._Element) -> bytes:
