@@ -52,7 +52,7 @@ from pg import PostgresServer
 from xds_client import ITI18, adhoc_query, envelope
 
 from registry import Registry, RimSubmission, Store
-from soap_wsdl import ns, serialize
+from soap_wsdl import ns, parse_xml
 
 TARGET_LOAD = 5000  # DocumentEntries/s
 TARGET_FIND_P99_MS = 25  # FindDocuments, one patient, 100 documents, LeafClass, PostgreSQL
@@ -205,9 +205,9 @@ def measure(registry: Registry, kinds: dict[str, Callable[[], tuple[etree._Eleme
         latencies = []
         for i, (req, expected) in enumerate(requests):
             t0 = time.perf_counter()
-            answer = registry.stored_query(req)
-            body = serialize(answer)
+            body = registry.stored_query(req).data  # the bytes the server sends (in its SOAP envelope)
             elapsed = time.perf_counter() - t0
+            answer = parse_xml(body)
             returned = "ObjectRef" if req.find(f"{{{ns.QUERY}}}ResponseOption").get("returnType") == "ObjectRef" \
                 else "ExtrinsicObject"
             found = sum(1 for _ in answer.iter(f"{{{ns.RIM}}}{returned}"))

@@ -14,14 +14,14 @@ from sqlalchemy import ColumnElement, Connection, exc, insert, select
 from registry import _hl7
 from registry._bulk import BulkReport, bulk_register
 from registry._errors import ErrorCode, RegistryError, RegistryResponse, ResponseStatus, SubmissionRefused
-from registry._query import adhoc_query_response, empty_object_list, stored_query
+from registry._query import adhoc_query_response, stored_query
 from registry._query_run import chunks
 from registry._rim import RimSubmission, read_registry_object_list
 from registry._schema import document_entry, patient, registry_object
 from registry._store import Store
 from registry._submission import database_refusal, register
 from registry._update import update_document_set
-from soap_wsdl import ns
+from soap_wsdl import SerializedElement, ns
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,9 @@ class Registry:
     # --- ITI-18 / ITI-51 ----------------------------------------------------------------------------
 
     def stored_query(self, request: etree._Element, *, multi_patient: bool = False,
-                     document_filter: ColumnElement[bool] | None = None) -> etree._Element:
-        """Answer an ``query:AdhocQueryRequest`` with an ``query:AdhocQueryResponse``.
+                     document_filter: ColumnElement[bool] | None = None) -> SerializedElement:
+        """Answer an ``query:AdhocQueryRequest`` with an ``query:AdhocQueryResponse`` (serialized: the server
+        sends it as is; ``.element()`` parses it).
 
         ``document_filter`` is a SQL predicate over ``registry_object``/``document_entry`` columns that a
         DocumentEntry must satisfy to be seen at all (the consent checker's visibility rules); it is applied
@@ -172,7 +173,7 @@ class Registry:
         except exc.SQLAlchemyError:
             log.exception("registry database error during a stored query")
             return adhoc_query_response(ResponseStatus.FAILURE, [RegistryError(
-                ErrorCode.REGISTRY_ERROR, "the registry database is unavailable", None)], empty_object_list())
+                ErrorCode.REGISTRY_ERROR, "the registry database is unavailable", None)])
 
     # --- look-ups ---------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""ebRIM 3.0 objects as plain data, and their XML form (both directions).
+"""ebRIM 3.0 objects as plain data, read from their XML form (``_rim_write`` writes it).
 
 This layer is structural only: it keeps what was on the wire (ids may still be symbolic, values are not
 checked). Validation (``_validate``) works on it and reports errors against what the sender wrote;
@@ -9,7 +9,6 @@ checked). Validation (``_validate``) works on it and reports errors against what
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -210,75 +209,3 @@ def _read_classification(el: etree._Element, default_object: str) -> Classificat
         elif child.tag == _q("Name"):
             c.name = _read_strings(child)
     return c
-
-
-# --- objects -> XML ---------------------------------------------------------------------------------
-
-
-def write_object(obj: RimObject, parent: etree._Element | None = None) -> etree._Element:
-    tag = _q(obj.kind.value)
-    el = etree.Element(tag, nsmap={"rim": _RIM}) if parent is None else etree.SubElement(parent, tag)
-    _set(el, "id", obj.id)
-    _set(el, "lid", obj.lid)
-    _set(el, "objectType", obj.object_type)
-    _set(el, "status", obj.status)
-    _set(el, "home", obj.home)
-    _set(el, "mimeType", obj.mime_type)
-    _set(el, "associationType", obj.association_type)
-    _set(el, "sourceObject", obj.source)
-    _set(el, "targetObject", obj.target)
-    _write_slots(el, obj.slots)
-    _write_strings(el, "Name", obj.name)
-    _write_strings(el, "Description", obj.description)
-    if obj.version_name is not None:
-        etree.SubElement(el, _q("VersionInfo")).set("versionName", obj.version_name)
-    for c in obj.classifications:
-        write_classification(c, el)
-    for e in obj.external_ids:
-        ei = etree.SubElement(el, _q("ExternalIdentifier"))
-        ei.set("id", e.id)
-        ei.set("registryObject", e.registry_object)
-        ei.set("identificationScheme", e.scheme)
-        ei.set("value", e.value)
-        if e.name is not None:
-            _write_strings(ei, "Name", [LocalizedString(e.name)])
-    return el
-
-
-def write_classification(c: Classification, parent: etree._Element) -> etree._Element:
-    el = etree.SubElement(parent, _q("Classification"))
-    el.set("id", c.id)
-    _set(el, "classificationScheme", c.scheme)
-    el.set("classifiedObject", c.classified_object)
-    _set(el, "classificationNode", c.node)
-    _set(el, "nodeRepresentation", c.node_representation)
-    _write_slots(el, c.slots)
-    _write_strings(el, "Name", c.name)
-    return el
-
-
-def _set(el: etree._Element, name: str, value: str | None) -> None:
-    if value is not None:
-        el.set(name, value)
-
-
-def _write_slots(el: etree._Element, slots: Iterable[Slot]) -> None:
-    for s in slots:
-        se = etree.SubElement(el, _q("Slot"))
-        se.set("name", s.name)
-        vl = etree.SubElement(se, _q("ValueList"))
-        for v in s.values:
-            etree.SubElement(vl, _q("Value")).text = v
-
-
-def _write_strings(el: etree._Element, tag: str, strings: list[LocalizedString]) -> None:
-    if not strings:
-        return
-    holder = etree.SubElement(el, _q(tag))
-    for s in strings:
-        ls = etree.SubElement(holder, _q("LocalizedString"))
-        if s.lang is not None:
-            ls.set(f"{{{ns.XML}}}lang", s.lang)
-        if s.charset is not None:
-            ls.set("charset", s.charset)
-        ls.set("value", s.value)

@@ -24,11 +24,11 @@ from sqlalchemy import Connection, Table, exc, insert, select, update
 from registry import _hl7, _model
 from registry._checks import Claims, Known, check, claims_of
 from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
-from registry._rim import Classification, Kind, RimObject, RimSubmission, Slot, write_object
+from registry._rim import Classification, Kind, RimObject, RimSubmission, Slot
+from registry._rim_write import object_xml
 from registry._schema import association, document_entry, folder, object_value, registry_object, submission_set
 from registry._validate import Classified, Validator
 from registry._vocabulary import NODE_FOLDER, NODE_SUBMISSION_SET, REPLACEMENTS, AssociationType, IdScheme, Status
-from soap_wsdl import serialize
 
 Row = dict[str, Any]
 _REPLACEMENTS = frozenset(t.value for t in REPLACEMENTS)
@@ -167,7 +167,7 @@ def rows_of(c: Classified, now: str, versions: dict[int, tuple[str, int]] | None
             "id": o.id, "lid": lid, "version": version, "kind": kind, "status": Status.APPROVED.value,
             "patient_key": key if kind != "AS" else None,
             "unique_id": o.external_id(unique.uuid) if unique else None,
-            "submission_set_id": ss.id, "xml": serialize(write_object(o)).decode(),
+            "submission_set_id": ss.id, "xml": object_xml(o),
         })
         if kind == "DE":
             de = _model.document_entry(o)
@@ -284,7 +284,7 @@ def insert_association(conn: Connection, association_type: str, source: str, tar
         cl.id, cl.classified_object = f"urn:uuid:{uuid.uuid4()}", new_id
     conn.execute(insert(registry_object).values(
         id=new_id, lid=new_id, version=1, kind="AS", status=Status.APPROVED.value, patient_key=None, unique_id=None,
-        submission_set_id=submission_set_id, xml=serialize(write_object(obj)).decode()))
+        submission_set_id=submission_set_id, xml=object_xml(obj)))
     conn.execute(insert(association).values(id=new_id, association_type=association_type, source=source,
                                             target=target, submission_set_status=obj.slot_value("SubmissionSetStatus")))
     return new_id

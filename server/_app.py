@@ -35,6 +35,7 @@ from soap_wsdl import (
     MtomDecoder,
     MtomMessage,
     OutgoingAttachment,
+    SerializedElement,
     SoapFault,
     mtom_content_type,
     mtom_stream,
@@ -64,7 +65,7 @@ class Actions:
 @dataclass
 class Answer:
     action: str
-    body: etree._Element
+    body: etree._Element | SerializedElement
     attachments: list[OutgoingAttachment] = field(default_factory=list)
 
 

@@ -16,7 +16,7 @@ from soap_wsdl._mtom import (
     parse_content_type,
 )
 from soap_wsdl._wsdl import schema_document, wsdl_document
-from soap_wsdl._xml import XmlError, parse_xml, serialize
+from soap_wsdl._xml import SerializedElement, XmlError, parse_xml, serialize, splice_into_empty
 
 __all__ = [
     "UNDERSTOOD_HEADERS",
@@ -27,6 +27,7 @@ __all__ = [
     "MtomDecoder",
     "MtomMessage",
     "OutgoingAttachment",
+    "SerializedElement",
     "SoapFault",
     "SoapRequest",
     "XmlError",
@@ -40,5 +41,6 @@ __all__ = [
     "response_envelope",
     "schema_document",
     "serialize",
+    "splice_into_empty",
     "wsdl_document",
 ]

@@ -15,7 +15,7 @@ from lxml import etree
 
 from soap_wsdl._fault import FaultCode, FaultSubcode, SoapFault
 from soap_wsdl._namespaces import SOAP11, SOAP12, WSA, WSSE, q
-from soap_wsdl._xml import XmlError, parse_xml, serialize
+from soap_wsdl._xml import SerializedElement, XmlError, parse_xml, serialize, splice_into_empty
 
 #: Header blocks this stack processes itself. ``wsse:Security`` is handed to the security layer, which
 #: refuses the request if it cannot verify it, so declaring it understood here is honest.
@@ -116,9 +116,9 @@ def _name(el: etree._Element) -> str:
     return etree.QName(el).localname if isinstance(el.tag, str) else "?"
 
 
-def response_envelope(action: str, relates_to: str | None, body: etree._Element) -> bytes:
+def response_envelope(action: str, relates_to: str | None, body: etree._Element | SerializedElement) -> bytes:
     """A SOAP 1.2 response with ``wsa:Action`` (mustUnderstand), a fresh ``wsa:MessageID`` and
-    ``wsa:RelatesTo`` the request's MessageID (WS-Addressing 1.0 Core §3)."""
+    ``wsa:RelatesTo`` the request's MessageID (WS-Addressing 1.0 Core §3); a serialized body goes in as is."""
     env = etree.Element(q(SOAP12, "Envelope"), nsmap={"env": SOAP12, "wsa": WSA})
     header = etree.SubElement(env, q(SOAP12, "Header"))
     act = etree.SubElement(header, q(WSA, "Action"))
@@ -127,5 +127,8 @@ def response_envelope(action: str, relates_to: str | None, body: etree._Element)
     etree.SubElement(header, q(WSA, "MessageID")).text = f"urn:uuid:{uuid.uuid4()}"
     if relates_to:
         etree.SubElement(header, q(WSA, "RelatesTo")).text = relates_to
-    etree.SubElement(env, q(SOAP12, "Body")).append(body)
+    soap_body = etree.SubElement(env, q(SOAP12, "Body"))
+    if isinstance(body, SerializedElement):
+        return splice_into_empty(serialize(env), b"<env:Body/>", body.data)
+    soap_body.append(body)
     return serialize(env)

@@ -24,7 +24,7 @@ from vihf_client import fresh_vihf, security_header
 from xds_client import ITI18, ITI42, ITI51, Reply, adhoc_query, post
 from xds_factory import AUTHOR, INSTITUTION, OTHER_PATIENT, PATIENT, REPOSITORY_ID, Doc, document_entry, submission_set
 
-from registry import Store, _model, _rim
+from registry import Store, _model, _rim, _rim_write
 from registry._query_params import QueryError, parse_values
 from registry._schema import association, registry_object
 from registry._vocabulary import AssociationType
@@ -210,7 +210,7 @@ def submission_request(sub: Submission, world: World) -> etree._Element:
     sor = etree.Element(f"{{{ns.LCM}}}SubmitObjectsRequest", nsmap={"lcm": ns.LCM, "rim": ns.RIM})
     rol = etree.SubElement(sor, f"{{{RIM}}}RegistryObjectList")
     for o in objects:
-        _rim.write_object(o, rol)
+        _rim_write.write_object(o, rol)
     return sor
 
 

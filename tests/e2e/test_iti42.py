@@ -29,7 +29,7 @@ from xds_factory import (
     submit_objects_request,
 )
 
-from registry import Registry, Store, _model, _rim
+from registry import Registry, Store, _model, _rim, _rim_write
 from registry._schema import association, registry_object
 from registry._vocabulary import AssociationType, Status
 from soap_wsdl import ns
@@ -166,7 +166,7 @@ def test_repository_attribute_missing(node, attribute, slot):
 def test_submission_set_absent(node):
     d = doc()
     rol = etree.Element(f"{{{ns.RIM}}}RegistryObjectList", nsmap={"rim": ns.RIM})
-    _rim.write_object(_model.document_entry_to_rim(entry(d)), rol)
+    _rim_write.write_object(_model.document_entry_to_rim(entry(d)), rol)
     sor = etree.Element(f"{{{ns.LCM}}}SubmitObjectsRequest", nsmap={"lcm": ns.LCM, "rim": ns.RIM})
     sor.append(rol)
     reply = register(node, sor)

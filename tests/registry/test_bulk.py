@@ -175,7 +175,7 @@ def content(registry: Registry, input_ids: set[str]) -> dict[str, list[tuple[obj
 
 
 def _rename(value: object, names: dict[str, str]) -> object:
-    if isinstance(value, str) and value.startswith("<?xml"):
+    if isinstance(value, str) and value.startswith("<rim:"):  # the stored XML of an object
         for old, new in names.items():
             value = value.replace(old, new)
     return value

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from registry import _model, _rim
+from registry import _model, _rim, _rim_write
 from registry._vocabulary import NODE_SUBMISSION_SET, AssociationType
 from soap_wsdl import ns
 
@@ -113,10 +113,10 @@ def registry_object_list(docs: list[Doc], *, ss: _model.SubmissionSet | None = N
             # The SubmissionSet's node classification is sent at top level, as NIST samples do.
             node = next(c for c in o.classifications if c.node == NODE_SUBMISSION_SET)
             o.classifications.remove(node)
-            _rim.write_object(o, rol)
-            _rim.write_classification(node, rol)
+            _rim_write.write_object(o, rol)
+            _rim_write.write_classification(node, rol)
         else:
-            _rim.write_object(o, rol)
+            _rim_write.write_object(o, rol)
     return rol
 
 
