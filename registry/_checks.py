@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from registry import _hl7
 from registry._errors import ErrorCode, RegistryError
@@ -111,19 +112,19 @@ class Known:
         keys = {c.patient_key for c in claims if c.patient_is_cx and c.patient_key}
         for chunk in _ordered_chunks(keys):
             rows = conn.execute(select(patient.c.patient_key, patient.c.closed_at)
-                                .where(patient.c.patient_key.in_(chunk)))
+                                .where(_among(conn, patient.c.patient_key, chunk)))
             k.patients.update({r.patient_key: r.closed_at for r in rows})
         ids = {i for c in claims for i in c.object_ids if i.startswith("urn:uuid:")}
         for chunk in _ordered_chunks(ids.union(*(c.outside_refs() for c in claims))):
             k.objects.update(_existing(conn, chunk))
         ro, de = registry_object.c, document_entry.c
         for chunk in _ordered_chunks({u for c in claims for u, _ in c.package_unique_ids}):
-            for uid in conn.execute(select(ro.unique_id).where(ro.unique_id.in_(chunk), ro.kind.in_(("SS", "FD"))
-                                                              )).scalars():
+            for uid in conn.execute(select(ro.unique_id).where(_among(conn, ro.unique_id, chunk),
+                                                               ro.kind.in_(("SS", "FD")))).scalars():
                 k.package_unique_ids[uid] = k.package_unique_ids.get(uid, 0) + 1
         for chunk in _ordered_chunks({d[0] for c in claims for d in c.document_unique_ids}):
             for r in conn.execute(select(ro.unique_id, de.hash, de.size).join(document_entry, de.id == ro.id)
-                                  .where(ro.unique_id.in_(chunk), ro.kind == "DE")):
+                                  .where(_among(conn, ro.unique_id, chunk), ro.kind == "DE")):
                 k.document_unique_ids.setdefault(r.unique_id, []).append((r.hash, r.size))
         return k
 
@@ -152,9 +153,17 @@ def _existing(conn: Connection, ids: Iterable[str]) -> dict[str, Existing]:
         return {}
     ro = registry_object.c
     rows = conn.execute(
-        select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id).where(ro.id.in_(wanted))
+        select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id).where(_among(conn, ro.id, wanted))
     ).all()
     return {r.id: Existing(r.id, r.kind, r.status, r.patient_key, r.unique_id) for r in rows}
+
+
+def _among(conn: Connection, column: ColumnElement[str | None], values: list[str]) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL one array parameter (``= ANY``): building and sending a 500-item
+    IN list cost ~0.1 ms of this process's CPU per DocumentEntry in the bulk path."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam("values", values, type_=ARRAY(String), unique=True))
+    return column.in_(values)
 
 
 def _ordered_chunks(values: Iterable[str]) -> Iterable[list[str]]:

@@ -3,12 +3,14 @@
 
 Layout: ``registry_object`` holds what every object has plus its ebRIM XML (with registry UUIDs) so a
 LeafClass answer is a read of stored XML, not a reassembly from rows; the per-kind tables and
-``object_value`` hold the indexed attributes that stored queries filter on.
+``object_value`` hold the indexed attributes that stored queries filter on. Their rows are keyed by the
+object's id without a foreign key (migration 0003 says why): they are written with their object, in its
+transaction, and never deleted.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -40,7 +42,7 @@ registry_object = Table(
 document_entry = Table(
     "document_entry",
     metadata,
-    Column("id", String(64), ForeignKey("registry_object.id", ondelete="CASCADE"), primary_key=True),
+    Column("id", String(64), primary_key=True),
     Column("object_type", String(64), nullable=False),
     Column("mime_type", String(256), nullable=False),
     Column("hash", String(40), nullable=True),
@@ -64,7 +66,7 @@ document_entry = Table(
 submission_set = Table(
     "submission_set",
     metadata,
-    Column("id", String(64), ForeignKey("registry_object.id", ondelete="CASCADE"), primary_key=True),
+    Column("id", String(64), primary_key=True),
     Column("source_id", String(64), nullable=False),
     Column("submission_time", String(14), nullable=True),
     Column("content_type_code", String(256), nullable=True),
@@ -74,14 +76,14 @@ submission_set = Table(
 folder = Table(
     "folder",
     metadata,
-    Column("id", String(64), ForeignKey("registry_object.id", ondelete="CASCADE"), primary_key=True),
+    Column("id", String(64), primary_key=True),
     Column("last_update_time", String(14), nullable=False),
 )
 
 association = Table(
     "association",
     metadata,
-    Column("id", String(64), ForeignKey("registry_object.id", ondelete="CASCADE"), primary_key=True),
+    Column("id", String(64), primary_key=True),
     Column("association_type", String(128), nullable=False),
     Column("source", String(64), nullable=False),
     Column("target", String(64), nullable=False),
@@ -95,7 +97,7 @@ association = Table(
 object_value = Table(
     "object_value",
     metadata,
-    Column("object_id", String(64), ForeignKey("registry_object.id", ondelete="CASCADE"), nullable=False),
+    Column("object_id", String(64), nullable=False),
     Column("attribute", String(32), nullable=False),
     Column("value", String(256), nullable=False),
     Column("scheme", String(256), nullable=True),

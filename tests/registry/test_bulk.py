@@ -174,6 +174,16 @@ def content(registry: Registry, input_ids: set[str]) -> dict[str, list[tuple[obj
     return dump
 
 
+def orphans(registry: Registry) -> list[tuple[str, str]]:
+    """(table, id) of rows whose object is not in registry_object (the tables have no foreign keys)."""
+    with registry.store.read() as conn:
+        return [(table, r[0]) for table, column in (("document_entry", "id"), ("submission_set", "id"),
+                                                    ("folder", "id"), ("association", "id"),
+                                                    ("object_value", "object_id"))
+                for r in conn.execute(text(f"SELECT {column} FROM {table} WHERE {column} NOT IN "
+                                           "(SELECT id FROM registry_object)"))]
+
+
 def _rename(value: object, names: dict[str, str]) -> object:
     if isinstance(value, str) and value.startswith("<rim:"):  # the stored XML of an object
         for old, new in names.items():
@@ -212,6 +222,7 @@ def test_bulk_gives_what_register_gives(new_registry, batch):
     assert report.transactions == -(-len(scenario.subs) // batch)
     ids = ids_of(scenario.subs)
     assert content(many, ids) == content(one, ids)
+    assert orphans(one) == orphans(many) == []
 
 
 def test_symbolic_ids_get_the_same_rows(new_registry, monkeypatch):

@@ -118,4 +118,5 @@ def test_uuid_urn():
     assert _hl7.is_uuid_urn("urn:uuid:d831e2f9-aade-4783-b37d-fbe69811e11d")
     assert not _hl7.is_uuid_urn("d831e2f9-aade-4783-b37d-fbe69811e11d")
     assert not _hl7.is_uuid_urn("urn:uuid:d831e2f9-aade-4783-b37d-fbe69811e11")
+    assert not _hl7.is_uuid_urn("urn:uuid:d831e2f9aade4783b37dfbe69811e11d----")  # 32 hex digits, hyphens misplaced
     assert not _hl7.is_uuid_urn("urn:uuid:d831e2f9aade4783b37dfbe69811e11d")
