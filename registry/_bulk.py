@@ -12,12 +12,15 @@ and one bulk write per table per batch (``_submission.insert_rows``: COPY on Pos
 - A batch is one transaction. If the database refuses it (a concurrent writer took an id or a uniqueId, a
   value too wide for a PostgreSQL column) it is rolled back whole and its submissions are replayed one per
   transaction, so that the one at fault is refused alone, with register()'s answer.
-- If the database is unavailable, the batch is rolled back whole and the load stops: the report says how many
-  submissions were read; those after the failed batch were not read.
+- If the database is unavailable, the batch is rolled back whole and the load stops: the report accounts for
+  the submissions up to the failed batch (``submissions``); nothing after it was registered, and at most one
+  more batch was read from the input (prepared while the failed one was being written).
 
-``workers`` > 0 validates and builds rows (the CPU-heavy, database-free part) in that many processes; the
-checks and writes stay in the calling process, in order. The submissions and rows then cross process
-boundaries (pickled): worth it only with cores to spare — on 2 cores it was slower than ``workers=0``."""
+Batches are pipelined: one thread checks and writes batch N (waiting on the database most of that time, the
+GIL released) while the calling thread prepares batch N+1 — the database's work overlaps Python's.
+``workers`` > 0 prepares (validates and builds rows: the CPU-heavy, database-free part) in that many
+processes instead; the checks and writes stay in order in the writer thread. The submissions and rows then
+cross process boundaries (pickled): worth it only with cores to spare."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ import logging
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import exc
@@ -82,20 +85,32 @@ def bulk_register(store: Store, submissions: Iterable[RimSubmission], *, clock: 
         raise ValueError("batch must be at least 1 and workers at least 0")
     report = BulkReport()
     batches = _prepared(submissions, clock, batch, workers, require_repository_attributes)
+    writing: Future[bool] | None = None
     try:
-        for now, items in batches:
-            try:
-                _commit(store, items, now, report)
-            except _Unavailable as down:
-                # Submissions are accounted for in order: those not yet are the failed transaction's.
-                report.stopped = down.error
-                report.refused += [SubmissionOutcome(i.index, (down.error,)) for i in items
-                                   if i.index >= report.submissions]
-                report.submissions = items[-1].index + 1
-                break
+        with ThreadPoolExecutor(1, thread_name_prefix="bulk-writer") as writer:
+            for now, items in batches:
+                if writing is not None and not writing.result():
+                    break
+                writing = writer.submit(_commit_or_stop, store, items, now, report)
+            if writing is not None:
+                writing.result()
     finally:
         batches.close()
     return report
+
+
+def _commit_or_stop(store: Store, items: list[_Item], now: str, report: BulkReport) -> bool:
+    """Commit one batch (in the writer thread, batches in order); False once the database has failed."""
+    try:
+        _commit(store, items, now, report)
+        return True
+    except _Unavailable as down:
+        # Submissions are accounted for in order: those not yet are the failed transaction's.
+        report.stopped = down.error
+        report.refused += [SubmissionOutcome(i.index, (down.error,)) for i in items
+                           if i.index >= report.submissions]
+        report.submissions = items[-1].index + 1
+        return False
 
 
 def _prepared(submissions: Iterable[RimSubmission], clock: Callable[[], str], batch: int, workers: int,
