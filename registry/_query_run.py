@@ -231,6 +231,9 @@ class Runner:
 
     def _getassociations(self) -> Result:
         uuids = self.args.values["$uuid"]
+        # The associations of objects of two patients would be a result spanning patients (the objects named
+        # are what has a patient; associations never link two patients' objects).
+        self._single_patient(Result(documents=list(uuids)))
         return Result(associations=self._visible_assocs(self._associations(sources=uuids, targets=uuids)))
 
     def _visible_assocs(self, assocs: list[tuple[str, str, str, str]]) -> list[str]:

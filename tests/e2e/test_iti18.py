@@ -896,6 +896,11 @@ def test_get_documents_spanning_two_patients(w):
     failure(reply, "XDSResultNotSinglePatient")
 
 
+def test_get_associations_spanning_two_patients(w):
+    reply = query(w.node, GET_ASSOCIATIONS, [("$uuid", [ql(w.ids["d1"], w.ids["o1"])])])
+    failure(reply, "XDSResultNotSinglePatient")
+
+
 def test_too_many_results(tmp_path):
     cfg = make_node(tmp_path / "small")
     dataclasses.replace(cfg, max_query_results=3).save()
