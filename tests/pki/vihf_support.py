@@ -15,15 +15,19 @@ from typing import Any
 import pytest
 from lxml import etree
 
+# The test identities and the default claims are tests/support's, shared with the end-to-end tests.
+from vihf_client import ALICE as ALICE
+from vihf_client import ALICE_STRUCTURE as ALICE_STRUCTURE
+from vihf_client import BOB as BOB
+from vihf_client import SOFTWARE, patient_ins
+from vihf_client import alice_claims as alice_claims
+
 from pki import (
     AuthMode,
     CardCredentials,
     CodedValue,
-    PatientIns,
-    PsIdentity,
     ReplayCache,
     Signer,
-    Software,
     StructureCredentials,
     StructureIdentity,
     TestPki,
@@ -38,12 +42,8 @@ from pki import (
 from soap_wsdl import parse_xml
 
 NOW = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
-ALICE = PsIdentity.from_rpps("99700012349", "TESTEUR", "ALICE", "10", "SM26")     # IdNat_PS 899700012349
-BOB = PsIdentity.from_adeli("751234567", "INFIRMIER", "BOB", "60")               # IdNat_PS 0751234567
 HOSPITAL = StructureIdentity.from_finess("750712184", "HOPITAL TEST", "SERVICE URGENCES")  # Struct_IdNat 1750712184
-ALICE_STRUCTURE = "499700012349012"
-PATIENT = PatientIns("284067512345688", "1.2.250.1.213.1.4.10")
-SOFTWARE = Software("LPS-TEST", "HOMOLOG-TEST-0001", "0.1.0", "1.2.250.1.999.42.1")
+PATIENT = patient_ins()
 
 
 @dataclass(frozen=True)
@@ -73,21 +73,6 @@ def make_pkis(directory: Path) -> Pkis:
     foreign = TestPki.create(directory / "foreign", now=made)
     return Pkis(pki, pki.trust_store(), alice, bob, hospital, expired, not_yet_valid, revoked, foreign,
                 foreign.issue_ps(ALICE, now=made))
-
-
-def alice_claims(**changes: Any) -> VihfClaims:
-    base = VihfClaims(
-        name_id=ALICE.idnat_ps,
-        subject_name="ALICE TESTEUR",
-        auth_mode=AuthMode.DIRECT,
-        structure_id=ALICE_STRUCTURE,
-        sector="SA07",
-        profession=CodedValue.profession("10"),
-        specialty=CodedValue.specialty("SM26", "Qualifié en Médecine Générale (SM)"),
-        software=SOFTWARE,
-        patient=PATIENT,
-    )
-    return replace(base, **changes)
 
 
 def hospital_claims(**changes: Any) -> VihfClaims:
