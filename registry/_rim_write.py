@@ -43,12 +43,12 @@ def _text(value: str) -> str:
     return value
 
 
-def object_xml(obj: RimObject, *, declare: bool = True) -> str:
-    """``obj`` as one element, ``rim`` declared on it (``declare``) so that the text stands on its own.
+def object_xml(obj: RimObject) -> str:
+    """``obj`` as one element, ``rim`` declared on it so that the text stands on its own.
 
     Raises ValueError for a value XML cannot carry (a control character), as lxml would."""
     out: list[str] = []
-    _object(obj, out, RIM_DECLARATION if declare else "")
+    _object(obj, out, RIM_DECLARATION)
     return _checked("".join(out))
 
 
@@ -136,17 +136,18 @@ def _strings(tag: str, strings: list[LocalizedString], out: list[str]) -> None:
 
 def write_object(obj: RimObject, parent: etree._Element | None = None) -> etree._Element:
     """``obj`` as an element (appended to ``parent`` when given)."""
-    el = parse_xml(object_xml(obj).encode())
-    if parent is not None:
-        parent.append(el)
-    return el
+    return _element(object_xml(obj), parent)
 
 
 def write_classification(c: Classification, parent: etree._Element | None = None) -> etree._Element:
     """A Classification standing on its own (one sent at the top level of a submission)."""
     out: list[str] = []
     _classification(c, out, RIM_DECLARATION)
-    el = parse_xml(_checked("".join(out)).encode())
+    return _element(_checked("".join(out)), parent)
+
+
+def _element(text: str, parent: etree._Element | None) -> etree._Element:
+    el = parse_xml(text.encode())
     if parent is not None:
         parent.append(el)
     return el
