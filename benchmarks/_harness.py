@@ -1,8 +1,8 @@
 """What both benchmarks share: the test support on sys.path, a node served by a real `dmp serve` process
-(the one `tests/conftest.py` starts), and the reading of that process's memory from /proc.
+(the one the tests start, ``tests/support/nodes.py``), and the reading of that process's memory from /proc.
 
 Benchmarks are run as ``.venv/bin/python benchmarks/NAME.py`` from the repository root; sys.path[0] is then
-``benchmarks/``, so this module makes ``tests/`` (conftest) and ``tests/support/`` (factory, client) importable.
+``benchmarks/``, so this module makes ``tests/support/`` (node, factory, client) importable.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-for _p in (ROOT / "tests" / "support", ROOT / "tests", ROOT):
+for _p in (ROOT / "tests" / "support", ROOT):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from conftest import RunningNode, make_node, start_node  # noqa: E402
+from nodes import RunningNode, make_node, start_node  # noqa: E402
 
 __all__ = ["RunningNode", "clear_peak_rss", "cpu_seconds", "machine", "node_in", "peak_rss_mb", "rss_mb"]
 

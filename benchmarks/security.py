@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 from _harness import RunningNode, machine
-from conftest import make_node, start_node, tls_client_context
+from nodes import make_node, start_node, tls_client_context
 from xds_client import ITI18, ITI41, adhoc_query, envelope, parse_reply, post
 from xds_factory import PATIENT, Doc, content_id, provide_and_register
 

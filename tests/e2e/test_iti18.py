@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import zeep
-from conftest import RunningNode, make_node, start_node
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
+from nodes import RunningNode, make_node, start_node
 from sqlalchemy import select
 from vihf_client import fresh_vihf, security_header
 from xds_client import ITI18, ITI42, ITI51, Reply, adhoc_query, post

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RunningNode, database_url, make_node, start_node
 from lxml import etree
+from nodes import RunningNode, database_url, make_node, start_node
 from pg import PostgresServer, postgres_fixture  # noqa: F401 - the `postgres` fixture
 from sqlalchemy import select
 from xds_client import ITI41, ITI42, ITI43, Reply, envelope, post, retrieve_request

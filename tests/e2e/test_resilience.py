@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import RunningNode, make_node, start_node
+from nodes import RunningNode, make_node, start_node
 from pg import PostgresServer, postgres_fixture  # noqa: F401 - the `postgres` fixture
 from xds_client import ITI41, ITI42, ITI43, Reply, envelope, post, retrieve_request
 from xds_factory import REPOSITORY_ID, Doc, content_id, provide_and_register, submit_objects_request

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import RunningNode, make_node, start_node, tls_client_context
 from lxml import etree
+from nodes import RunningNode, make_node, start_node, tls_client_context
 from signxml import XMLSigner
 from vihf_client import ALICE, BOB, alice_claims, fresh_vihf, identities, security_header
 from xds_client import ITI18, ITI41, ITI43, Reply, adhoc_query, envelope, post, retrieve_request
