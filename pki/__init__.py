@@ -19,6 +19,7 @@ from pki._ids import INS_NIR_OIDS, nir_problem, struct_idnat_problem
 from pki._policy import VihfPolicy
 from pki._principal import Principal
 from pki._replay import ReplayCache, ReplayCacheFull, ReplayStore
+from pki._replay_shared import SharedReplayStore
 from pki._signer import Signer, SoftwareSigner
 from pki._trust import CertificateError, CertificateRefusal, TrustStore, Usage
 from pki._vihf_build import VihfClaims, build_vihf, sign_assertion, xs_datetime
@@ -44,6 +45,7 @@ __all__ = [
     "ReplayCache",
     "ReplayCacheFull",
     "ReplayStore",
+    "SharedReplayStore",
     "Signer",
     "Software",
     "SoftwareSigner",

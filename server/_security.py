@@ -7,8 +7,9 @@ chain, revocation, attributes, identity binding with the TLS client certificate,
 the handlers (and later the consent checker) receive — or raises a SoapFault whose reason names the failed
 check (DMP.md §3.8) without stack traces or key material.
 
-The replay cache lives in the process: with ``dmp serve --workers N`` (N > 1) each worker remembers only the
-assertions it saw, so a replay sent to another worker is not detected — a shared replay store is left for later.
+Seen assertion IDs are kept in the process (:class:`~pki.ReplayCache`) or, when the node runs several
+processes (``dmp serve --workers N``, ``Config.shared_replay``), in ``replay.db`` of the data directory
+(:class:`~pki.SharedReplayStore`), so that a replay is refused whichever worker receives it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,23 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from pki import Principal, ReplayCache, TrustStore, VihfError, VihfRefusal, VihfVerifier, find_assertion
+from pki import (
+    Principal,
+    ReplayCache,
+    ReplayStore,
+    SharedReplayStore,
+    TrustStore,
+    VihfError,
+    VihfRefusal,
+    VihfVerifier,
+    find_assertion,
+)
 from server._config import Config
 from soap_wsdl import FaultCode, FaultSubcode, SoapFault, SoapRequest
 
 log = logging.getLogger("dmp.security")
+
+REPLAY_FILE = "replay.db"
 
 #: Refusals about the shape of the wsse:Security header and its assertion (WSS 1.0 ``InvalidSecurity``);
 #: every other refusal is about who signed and whether that can be trusted (``FailedAuthentication``).
@@ -58,7 +71,8 @@ class Security:
         if not config.trust_anchors:
             raise RuntimeError("VIHF verification is required but no trust_anchors are configured: run "
                                "`dmp init --trust-anchor PEM ...` (or `dmp init` for the demo PKI)")
-        self.verifier = VihfVerifier(trust_store(config), replay_cache=ReplayCache())
+        replay: ReplayStore = SharedReplayStore(config.path(REPLAY_FILE)) if config.shared_replay else ReplayCache()
+        self.verifier = VihfVerifier(trust_store(config), replay_cache=replay)
 
 
 def trust_store(config: Config) -> TrustStore:
