@@ -37,6 +37,7 @@ import argparse
 import contextlib
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -95,7 +96,7 @@ class Load:
     entries: int = 0
     seconds: float = 0.0  # bulk_register's wall time, generation excluded
     generation: float = 0.0
-    client_cpu: float = 0.0  # this process, generation excluded
+    client_cpu: float = 0.0  # this process and its workers, generation excluded
     server_cpu: float = 0.0  # PostgreSQL's processes
     refused: int = 0
 
@@ -142,14 +143,20 @@ class Timed:
 def load(registry: Registry, corpus: Corpus, first: int, last: int, batch: int, workers: int,
          server_cpu: Callable[[], float]) -> Load:
     subs = Timed(corpus.submissions(first, last))
-    t0, c0, s0 = time.perf_counter(), time.process_time(), server_cpu()
+    t0, c0, s0 = time.perf_counter(), _own_cpu(), server_cpu()
     report = registry.bulk_register(subs, batch=batch, workers=workers)
-    wall, cpu, server = time.perf_counter() - t0, time.process_time() - c0, server_cpu() - s0
+    wall, cpu, server = time.perf_counter() - t0, _own_cpu() - c0, server_cpu() - s0
     if report.refused or report.stopped:
         print(f"  !! {len(report.refused)} refused, first: {report.refused[0] if report.refused else None}; "
               f"stopped: {report.stopped}", flush=True)
     return Load(report.document_entries, wall - subs.seconds, subs.seconds, cpu - subs.cpu, server,
                 len(report.refused))
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process and of its ended children (bulk_register's worker processes end with it)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 # --- queries ---------------------------------------------------------------------------------------------
@@ -383,7 +390,14 @@ def report(results: list[Backend], args: argparse.Namespace) -> None:
             print(f"{b.name + ' HTTP':10} {b.stages[-1].entries:>9,} {'':46}  {kind:28} {pct(lat, 50):6.2f}  "
                   f"{pct(lat, 99):6.2f}")
     print(f"load rate: entries/s of bulk_register's wall time, generation of the submissions left out "
-          f"(target {TARGET_LOAD:,}/s); cpu µs/entry: this process (+ PostgreSQL's processes).")
+          f"(target {TARGET_LOAD:,}/s); cpu µs/entry: this process and its workers (+ PostgreSQL's processes).")
+    cores = os.cpu_count() or 1
+    budget = cores / TARGET_LOAD * 1e6
+    for b in results:
+        for st in b.stages:
+            used = (st.load.client_cpu + st.load.server_cpu) / st.load.entries * 1e6
+            print(f"{b.name} {st.entries:,}: {used:,.0f} µs of CPU per entry; {TARGET_LOAD:,}/s on {cores} cores "
+                  f"allows {budget:,.0f} (every core busy with nothing else)")
     for b in results:
         find = [st.latencies["FindDocuments (100 docs)"] for st in b.stages]
         rates = [st.load.entries / st.load.seconds for st in b.stages]
