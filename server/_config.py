@@ -26,6 +26,7 @@ class Config:
     # intermediates; CRL files (PEM or DER) from those CAs. Relative paths are relative to data_dir.
     trust_anchors: list[str] = field(default_factory=list)
     crls: list[str] = field(default_factory=list)
+    trust_recheck_s: float = 10.0            # how often the trust files are checked for changes (reloaded then)
     require_vihf: bool = True                # False only through `dmp serve --no-vihf` (development)
     tls_cert: str | None = None              # server certificate chain (PEM) for `dmp serve --tls`
     tls_key: str | None = None

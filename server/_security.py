@@ -15,7 +15,11 @@ processes (``dmp serve --workers N``, ``Config.shared_replay``), in ``replay.db`
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 
@@ -61,9 +65,15 @@ class RequestContext:
 
 
 class Security:
-    """The node's VIHF verification, built once from the configuration (trust store, replay cache)."""
+    """The node's VIHF verification, built from the configuration (trust store, replay cache).
 
-    def __init__(self, config: Config) -> None:
+    The trust files (anchors and CRLs) are read at start-up and read again when one of them changes (checked
+    at most every ``config.trust_recheck_s`` seconds, on the next request): a CA publishes a new CRL before
+    the current one's nextUpdate, and a node that kept the old one would accept a card revoked since, then
+    refuse every card once that CRL expired (no current CRL: revocation unknown). Files that cannot be loaded
+    (half-written, not signed by a configured CA) are reported in the log and the trust in use stays."""
+
+    def __init__(self, config: Config, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.require_vihf = config.require_vihf
         self.verifier: VihfVerifier | None = None
         if not config.require_vihf:
@@ -71,8 +81,52 @@ class Security:
         if not config.trust_anchors:
             raise RuntimeError("VIHF verification is required but no trust_anchors are configured: run "
                                "`dmp init --trust-anchor PEM ...` (or `dmp init` for the demo PKI)")
-        replay: ReplayStore = SharedReplayStore(config.path(REPLAY_FILE)) if config.shared_replay else ReplayCache()
-        self.verifier = VihfVerifier(trust_store(config), replay_cache=replay)
+        self._config = config
+        self._monotonic = monotonic
+        self._files = [config.path(name) for name in (*config.trust_anchors, *config.crls)]
+        self._seen = _file_states(self._files)
+        self._next_check = monotonic() + config.trust_recheck_s
+        self._reloading = threading.Lock()
+        self._replay: ReplayStore = (SharedReplayStore(config.path(REPLAY_FILE)) if config.shared_replay
+                                     else ReplayCache())
+        self.verifier = VihfVerifier(trust_store(config), replay_cache=self._replay)
+
+    def current_verifier(self) -> VihfVerifier | None:
+        """The verifier for this request: rebuilt first if the trust files changed since they were read."""
+        if self.verifier is not None and self._monotonic() >= self._next_check \
+                and self._reloading.acquire(blocking=False):
+            try:
+                self._next_check = self._monotonic() + self._config.trust_recheck_s
+                states = _file_states(self._files)
+                if states != self._seen:
+                    self._seen = states   # a file that fails to load is retried when it changes again
+                    self._reload()
+            finally:
+                self._reloading.release()
+        return self.verifier
+
+    def _reload(self) -> None:
+        try:
+            trust = trust_store(self._config)
+        except (OSError, ValueError, RuntimeError) as failed:
+            log.error("trust anchors or CRLs changed but cannot be loaded (%s); the previous ones stay in use",
+                      failed)
+            return
+        self.verifier = VihfVerifier(trust, replay_cache=self._replay)   # the same seen assertion IDs
+        log.warning("trust anchors and CRLs reloaded: %s", ", ".join(p.name for p in self._files))
+
+
+def _file_states(files: list[Path]) -> list[tuple[int, int, int] | None]:
+    """What tells a rewritten or replaced file: (inode, size, mtime in ns); None for a missing file."""
+    states: list[tuple[int, int, int] | None] = []
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError:
+            states.append(None)
+            continue
+        states.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return states
 
 
 def trust_store(config: Config) -> TrustStore:
@@ -96,12 +150,13 @@ def _load_crl(data: bytes) -> x509.CertificateRevocationList:
 def establish_principal(ctx: RequestContext, security: Security) -> Principal | None:
     """The caller's identity (the verified VIHF), or SoapFault. None only when the node runs with
     ``--no-vihf`` (development)."""
-    if security.verifier is None:
+    verifier = security.current_verifier()
+    if verifier is None:
         return None
     peer = x509.load_pem_x509_certificate(ctx.tls_peer_pem.encode()) if ctx.tls_peer_pem else None
     try:
         assertion = find_assertion(ctx.soap.envelope)
-        return security.verifier.verify(assertion, tls_peer=peer)
+        return verifier.verify(assertion, tls_peer=peer)
     except VihfError as exc:
         raise refusal_fault(exc, ctx.soap.message_id) from None
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import json
 import ssl
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -194,6 +195,52 @@ def test_expired_certificate(secure, alice_tls, cards):
 def test_revoked_certificate(secure, alice_tls, cards):
     assert_refused(secure, alice_tls, doc("revoked"), "certificate-revoked", FAILED_AUTHENTICATION,
                    "DMPCertificateRevoked", vihf=fresh_vihf(cards.revoked.signature.signer()))
+
+
+def test_a_crl_published_while_serving_is_applied_without_restart(tmp_path):
+    """The node re-reads its CRL files when they change: a card revoked after start-up is refused once the
+    new CRL is in place; a file that does not load (half-written) leaves the previous trust in use."""
+    ids = identities()
+    card = ids.pki.issue_ps(ALICE)
+    data = tmp_path / "node"
+    cfg = make_node(data)
+    local = []
+    for crl in map(Path, ids.crls):   # the node's own copies, so that this test can spoil them
+        (data / crl.name).write_bytes(crl.read_bytes())
+        local.append(crl.name)
+    cfg = replace(cfg, crls=local, trust_recheck_s=0.2)
+    cfg.save()
+    node = start_node(cfg)
+
+    def status(signer_card: CardCredentials) -> tuple[int, str]:
+        """HTTP status and fault reason ("" when served) of an ITI-43 with a VIHF signed by this card."""
+        reply = post(node.repository, ITI43, retrieve_request(REPOSITORY_ID, ["1.2.3"]),
+                     vihf=fresh_vihf(signer_card.signature.signer()))
+        return reply.http_status, reply.fault_reason
+
+    def wait_for_log(text: str) -> None:
+        deadline = time.monotonic() + 30
+        while text not in node.log.read_text():
+            assert time.monotonic() < deadline, f"the node never logged {text!r}"
+            status(ids.alice)   # the check happens on a request
+            time.sleep(0.1)
+
+    try:
+        assert status(card) == (200, "")
+        ids.pki.revoke(card.signature.certificate)
+        persons = data / "ca-personnes.crl.pem"
+        persons.write_bytes(b"-----BEGIN X509 CRL-----\nhalf-writ")
+        wait_for_log("cannot be loaded")
+        assert status(card) == (200, "")        # the previous CRL is still in use
+        persons.write_bytes((ids.directory / "ca-personnes.crl.pem").read_bytes())
+        wait_for_log("trust anchors and CRLs reloaded")
+        code, reason = status(card)
+        assert code == 400
+        assert "certificate-revoked" in reason
+        assert "DMPCertificateRevoked" in reason
+        assert status(ids.alice) == (200, "")    # every other card is still trusted
+    finally:
+        node.stop()
 
 
 def test_wrong_issuer(secure, alice_tls):
