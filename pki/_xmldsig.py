@@ -7,6 +7,7 @@ it to our parser (signxml >=5.2,<6 — checked when the pin moves).
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final
 
 from lxml import etree
@@ -29,6 +30,10 @@ SHA2_SIGNATURES: Final = frozenset({SignatureMethod.RSA_SHA256, SignatureMethod.
 SHA2_DIGESTS: Final = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512})
 SHA1_SIGNATURE: Final = SignatureMethod.RSA_SHA1
 SHA1_DIGEST: Final = DigestAlgorithm.SHA1
+
+# At DEBUG, signxml logs every string it canonicalises: each VIHF in full (the patient's INS, the professional,
+# the structure) on every request. Identities and health data never go to the logs, whatever the log level.
+logging.getLogger("signxml").setLevel(logging.INFO)
 
 
 class HardenedSigner(XMLSigner):

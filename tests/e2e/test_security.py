@@ -243,6 +243,20 @@ def test_a_crl_published_while_serving_is_applied_without_restart(tmp_path):
         node.stop()
 
 
+def test_debug_logs_carry_no_identity(tmp_path):
+    """At --log-level debug the node logs no VIHF content: not the patient's INS, not the professional."""
+    node = start_node(make_node(tmp_path / "node"), "--log-level", "debug")
+    try:
+        reply = post(node.repository, ITI43, retrieve_request(REPOSITORY_ID, ["1.2.3"]))
+        assert reply.error_codes == ["XDSDocumentUniqueIdError"]
+    finally:
+        node.stop()
+    log = node.log.read_text()
+    assert "DEBUG" in log   # the level took effect
+    for secret in (PATIENT.split("^")[0], ALICE.idnat_ps, "Assertion"):
+        assert secret not in log
+
+
 def test_wrong_issuer(secure, alice_tls):
     def edit(assertion: etree._Element) -> None:
         assertion.find(_s("Issuer")).text = "CN=899700012349,O=SOMEONE ELSE,C=FR"
