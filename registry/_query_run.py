@@ -15,7 +15,16 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, exists, or_, sel
 from registry._errors import ErrorCode, RegistryError
 from registry._query_args import Args
 from registry._query_params import QueryError
-from registry._schema import association, document_entry, folder, object_value, registry_object, submission_set
+from registry._schema import (
+    association,
+    document_entry,
+    folder,
+    object_value,
+    registry_object,
+    submission_set,
+    with_lid,
+    with_version,
+)
 from registry._vocabulary import DE_STABLE, AssociationType
 
 Q = Select[Any]  # a one-column SELECT of object ids
@@ -109,7 +118,7 @@ class Runner:
         if a.has(uuid_param):
             stmt = select(ro.id).where(ro.kind == kind, ro.id.in_(a.values[uuid_param]))
         elif lid_param and a.has(lid_param):
-            stmt = select(ro.id).where(ro.kind == kind, ro.lid.in_(a.values[lid_param]))
+            stmt = select(ro.id).where(ro.kind == kind, with_lid(a.values[lid_param]))
         else:
             # A uniqueId names the latest version (several versions share it after ITI-57 updates).
             latest = (select(ro.unique_id, ro.lid, ro.version).where(ro.kind == kind,
@@ -119,8 +128,8 @@ class Runner:
             for r in rows:
                 if r.unique_id not in top or r.version > top[r.unique_id][0]:
                     top[r.unique_id] = (r.version, r.lid)
-            stmt = select(ro.id).where(ro.kind == kind, or_(*[and_(ro.lid == lid, ro.version == v)
-                                                             for v, lid in top.values()] or [ro.id.is_(None)]))
+            stmt = select(ro.id).where(ro.kind == kind, or_(*[with_version(lid, v) for v, lid in top.values()]
+                                                            or [ro.id.is_(None)]))
         if kind == "DE":
             stmt = stmt.join(document_entry, de.id == ro.id)
             return self._documents(stmt)

@@ -10,7 +10,9 @@ transaction, and never deleted.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+from collections.abc import Sequence
+
+from sqlalchemy import BigInteger, Column, ColumnElement, Index, Integer, MetaData, String, Table, Text, and_, or_, text
 
 metadata = MetaData()
 
@@ -35,9 +37,25 @@ registry_object = Table(
     Column("submission_set_id", String(64), nullable=False),  # the SubmissionSet that created it
     Column("xml", Text, nullable=False),
     Index("ix_object_patient_kind_status", "patient_key", "kind", "status"),
-    Index("ix_object_unique_id", "unique_id"),
-    Index("ix_object_lid", "lid", "version"),
+    # Partial (migration 0004): Associations have no uniqueId; a first version is found by its id (lid = id).
+    Index("ix_object_unique_id", "unique_id", postgresql_where=text("unique_id IS NOT NULL"),
+          sqlite_where=text("unique_id IS NOT NULL")),
+    Index("ix_object_lid", "lid", "version", postgresql_where=text("version > 1"), sqlite_where=text("version > 1")),
 )
+
+
+def with_lid(lids: Sequence[str]) -> ColumnElement[bool]:
+    """Registry objects whose logical id is one of ``lids``: first versions by their id (their lid), later
+    versions through the partial index ``ix_object_lid`` (its condition spelled out: SQLite uses a partial
+    index only when the query repeats it)."""
+    ro = registry_object.c
+    return or_(ro.id.in_(lids), and_(ro.version > 1, ro.lid.in_(lids)))
+
+
+def with_version(lid: str, version: int) -> ColumnElement[bool]:
+    """The registry object that is version ``version`` of logical object ``lid``."""
+    ro = registry_object.c
+    return ro.id == lid if version == 1 else and_(ro.version > 1, ro.lid == lid, ro.version == version)
 
 document_entry = Table(
     "document_entry",

@@ -20,7 +20,7 @@ from registry import _hl7
 from registry._checks import _check_against_registry, _existing
 from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
 from registry._rim import Kind, RimObject, RimSubmission, Slot, read_object
-from registry._schema import association, document_entry, registry_object
+from registry._schema import association, document_entry, registry_object, with_lid
 from registry._submission import _store, insert_association
 from registry._validate import Classified, Validator
 from registry._vocabulary import AssociationType, IdScheme, Status
@@ -74,7 +74,7 @@ def update_document_set(conn: Connection, sub: RimSubmission, now: str) -> list[
 
 def _latest(conn: Connection, lids: list[str]) -> dict[str, Latest]:
     rows = conn.execute(select(ro.id, ro.lid, ro.version, ro.kind, ro.status, ro.patient_key, ro.unique_id)
-                        .where(ro.lid.in_(sorted(set(lids))))).all()
+                        .where(with_lid(sorted(set(lids))))).all()
     out: dict[str, Latest] = {}
     for r in rows:
         if r.lid not in out or r.version > out[r.lid].version:
