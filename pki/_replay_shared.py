@@ -62,7 +62,7 @@ class SharedReplayStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (take the write lock before reading).
-            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=True)
+            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn

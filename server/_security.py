@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +72,7 @@ class Security:
     refuse every card once that CRL expired (no current CRL: revocation unknown). Files that cannot be loaded
     (half-written, not signed by a configured CA) are reported in the log and the trust in use stays."""
 
-    def __init__(self, config: Config, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: Config) -> None:
         self.require_vihf = config.require_vihf
         self.verifier: VihfVerifier | None = None
         if not config.require_vihf:
@@ -82,10 +81,9 @@ class Security:
             raise RuntimeError("VIHF verification is required but no trust_anchors are configured: run "
                                "`dmp init --trust-anchor PEM ...` (or `dmp init` for the demo PKI)")
         self._config = config
-        self._monotonic = monotonic
         self._files = [config.path(name) for name in (*config.trust_anchors, *config.crls)]
         self._seen = _file_states(self._files)
-        self._next_check = monotonic() + config.trust_recheck_s
+        self._next_check = time.monotonic() + config.trust_recheck_s
         self._reloading = threading.Lock()
         self._replay: ReplayStore = (SharedReplayStore(config.path(REPLAY_FILE)) if config.shared_replay
                                      else ReplayCache())
@@ -93,10 +91,10 @@ class Security:
 
     def current_verifier(self) -> VihfVerifier | None:
         """The verifier for this request: rebuilt first if the trust files changed since they were read."""
-        if self.verifier is not None and self._monotonic() >= self._next_check \
+        if self.verifier is not None and time.monotonic() >= self._next_check \
                 and self._reloading.acquire(blocking=False):
             try:
-                self._next_check = self._monotonic() + self._config.trust_recheck_s
+                self._next_check = time.monotonic() + self._config.trust_recheck_s
                 states = _file_states(self._files)
                 if states != self._seen:
                     self._seen = states   # a file that fails to load is retried when it changes again
