@@ -12,7 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import BigInteger, Column, ColumnElement, Index, Integer, MetaData, String, Table, Text, and_, or_, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    or_,
+    text,
+)
 
 metadata = MetaData()
 
@@ -121,4 +135,16 @@ object_value = Table(
     Column("scheme", String(256), nullable=True),
     Index("ix_object_value_object_attribute", "object_id", "attribute"),  # EXISTS in stored queries (0002)
     Index("ix_object_value_lookup", "attribute", "value"),
+)
+
+# Who filed each submission (migration 0005): the DMP's "own documents" and "documents of my structure" rules
+# (PDT-INF-526 notes 8, 9) need it and ebRIM does not carry it. One row per SubmissionSet, written in the
+# registration's transaction; an object's origin is its first version's submission (registry_object.lid).
+submission_origin = Table(
+    "submission_origin",
+    metadata,
+    Column("submission_set_id", String(64), primary_key=True),
+    Column("submitter", String(64), nullable=False),        # VIHF NameID (IdNat_PS), or the patient key
+    Column("structure_id", String(64), nullable=True),      # Identifiant_Structure
+    Column("by_patient", Boolean, nullable=False),
 )

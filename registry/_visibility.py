@@ -1,0 +1,182 @@
+"""What the registry knows of a document for access decisions, and which documents a caller may see.
+
+The consent checker decides; the registry applies. :class:`DocumentFilter` says which DocumentEntries a
+caller may see at all; :meth:`DocumentFilter.predicate` is that rule as SQL (stored queries apply it inside
+the query, before counting and limits, so that counts, ObjectRef lists and ``XDSTooManyResults`` never reveal a
+hidden document) and :meth:`DocumentFilter.admits` the same rule over :class:`DocumentFacts` (ITI-43, ITI-57).
+A property test holds the two to the same answers.
+
+Who filed a submission is the registry's record too (``submission_origin``, written in the registration's
+transaction): ebRIM has no submitter, and the DMP's "own documents" rules (PDT-INF-526 notes 8 and 9) need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Row, and_, exists, false, not_, or_, select, true
+from sqlalchemy.orm import aliased
+
+from registry import _model
+from registry._rim import Kind, RimSubmission
+from registry._schema import document_entry, object_value, registry_object, submission_origin, with_lid
+from registry._vocabulary import Status
+
+ro, ov, so = registry_object.c, object_value.c, submission_origin.c
+_FIRST = aliased(registry_object)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who files a submission: the professional (VIHF NameID) and structure, or the patient."""
+
+    submitter: str
+    structure: str | None = None
+    by_patient: bool = False
+
+
+@dataclass(frozen=True)
+class DocumentFacts:
+    """One DocumentEntry (its latest version) as access rules see it."""
+
+    entry_id: str
+    lid: str
+    unique_id: str | None
+    patient_key: str
+    status: str = Status.APPROVED.value
+    confidentiality: frozenset[str] = frozenset()       # confidentialityCode values (TRE_A07 and HL7)
+    class_code: str | None = None
+    type_code: str | None = None
+    authors: frozenset[str] = frozenset()               # XCN.1 (IdNat_PS) of each authorPerson
+    submitter: str | None = None                        # Origin of the first version
+    submitter_structure: str | None = None
+    filed_by_patient: bool = False
+
+    def authored_by(self, professional_id: str) -> bool:
+        return professional_id in self.authors or professional_id == self.submitter
+
+
+@dataclass(frozen=True)
+class DocumentFilter:
+    """DocumentEntries a caller may see. Hidden: those carrying one of ``hidden_codes``; those carrying one of
+    ``hidden_unless_own`` unless ``own`` authored or filed them; those in ``hidden_statuses``; and, when
+    ``structure`` is set, every document not filed by that structure."""
+
+    hidden_codes: frozenset[str] = frozenset()
+    hidden_unless_own: frozenset[str] = frozenset()
+    own: str | None = None
+    hidden_statuses: frozenset[str] = frozenset()
+    structure: str | None = None
+
+    @property
+    def hides_nothing(self) -> bool:
+        return not (self.hidden_codes or self.hidden_unless_own or self.hidden_statuses or self.structure)
+
+    def admits(self, doc: DocumentFacts) -> bool:
+        if doc.confidentiality & self.hidden_codes or doc.status in self.hidden_statuses:
+            return False
+        if doc.confidentiality & self.hidden_unless_own and not (self.own and doc.authored_by(self.own)):
+            return False
+        return self.structure is None or doc.submitter_structure == self.structure
+
+    def predicate(self) -> ColumnElement[bool]:
+        """The same rule over ``registry_object`` rows of DocumentEntries (SQL)."""
+        clauses: list[ColumnElement[bool]] = []
+        if self.hidden_codes:
+            clauses.append(not_(_has_code(self.hidden_codes)))
+        if self.hidden_unless_own:
+            own = or_(_authored_by(self.own), _filed_by(so.submitter == self.own)) if self.own else false()
+            clauses.append(or_(not_(_has_code(self.hidden_unless_own)), own))
+        if self.hidden_statuses:
+            clauses.append(ro.status.not_in(sorted(self.hidden_statuses)))
+        if self.structure is not None:
+            clauses.append(_filed_by(so.structure_id == self.structure))
+        return and_(true(), *clauses)
+
+
+def _has_code(codes: Iterable[str]) -> ColumnElement[bool]:
+    return exists(select(ov.object_id).where(ov.object_id == ro.id, ov.attribute == "confidentialityCode",
+                                             ov.value.in_(sorted(codes))))
+
+
+def _authored_by(professional_id: str) -> ColumnElement[bool]:
+    # authorPerson is an XCN whose first component is the IdNat_PS (DMP.md §4.5); a bare id matches too.
+    return exists(select(ov.object_id).where(
+        ov.object_id == ro.id, ov.attribute == "authorPerson",
+        or_(ov.value == professional_id, ov.value.startswith(professional_id + "^", autoescape=True))))
+
+
+def _filed_by(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """The first version of the entry's logical document came in a submission whose origin meets ``condition``."""
+    return exists(select(so.submission_set_id).select_from(_FIRST).join(
+        submission_origin, so.submission_set_id == _FIRST.c.submission_set_id).where(
+        _FIRST.c.id == ro.lid, condition))
+
+
+def document_facts(conn: Connection, *, unique_ids: Sequence[str] = (), ids: Sequence[str] = ()
+                   ) -> list[DocumentFacts]:
+    """The latest version of every DocumentEntry named by uniqueId or by entryUUID (any version: its logical
+    document's latest version is returned)."""
+    wanted = []
+    if unique_ids:
+        wanted.append(ro.unique_id.in_(sorted(set(unique_ids))))
+    if ids:
+        lids = conn.execute(select(ro.lid).where(ro.id.in_(sorted(set(ids))), ro.kind == "DE")).scalars().all()
+        if lids:
+            wanted.append(with_lid(sorted(set(lids))))
+    if not wanted:
+        return []
+    rows = conn.execute(select(ro.id, ro.lid, ro.version, ro.unique_id, ro.patient_key, ro.status)
+                        .where(ro.kind == "DE", or_(*wanted))).all()
+    latest: dict[str, tuple[int, Row[Any]]] = {}
+    for r in rows:
+        if r.lid not in latest or r.version > latest[r.lid][0]:
+            latest[r.lid] = (r.version, r)
+    chosen = [r for _, r in latest.values()]
+    entry_ids = [r.id for r in chosen]
+    values: dict[str, list[tuple[str, str]]] = {}
+    for v in conn.execute(select(ov.object_id, ov.attribute, ov.value).where(
+            ov.object_id.in_(entry_ids), ov.attribute.in_(("confidentialityCode", "authorPerson")))):
+        values.setdefault(v.object_id, []).append((v.attribute, v.value))
+    codes = {r.id: (r.class_code, r.type_code) for r in conn.execute(
+        select(document_entry.c.id, document_entry.c.class_code, document_entry.c.type_code)
+        .where(document_entry.c.id.in_(entry_ids)))}
+    origins = {r.id: r for r in conn.execute(
+        select(_FIRST.c.id, so.submitter, so.structure_id, so.by_patient).join(
+            submission_origin, so.submission_set_id == _FIRST.c.submission_set_id)
+        .where(_FIRST.c.id.in_(sorted({r.lid for r in chosen}))))}
+    out = []
+    for r in chosen:
+        vals = values.get(r.id, [])
+        origin = origins.get(r.lid)
+        out.append(DocumentFacts(
+            entry_id=r.id, lid=r.lid, unique_id=r.unique_id, patient_key=r.patient_key or "",
+            status=r.status,
+            confidentiality=frozenset(v for a, v in vals if a == "confidentialityCode"),
+            class_code=codes.get(r.id, (None, None))[0], type_code=codes.get(r.id, (None, None))[1],
+            authors=frozenset(v.split("^", 1)[0] for a, v in vals if a == "authorPerson" and v.split("^", 1)[0]),
+            submitter=origin.submitter if origin else None,
+            submitter_structure=origin.structure_id if origin else None,
+            filed_by_patient=bool(origin.by_patient) if origin else False))
+    return out
+
+
+def submitted_documents(sub: RimSubmission, patient_key: str, origin: Origin | None) -> list[DocumentFacts]:
+    """The DocumentEntries of a submission as access rules see them (before registration)."""
+    out = []
+    for o in sub.objects:
+        if o.kind is not Kind.EXTRINSIC_OBJECT:
+            continue
+        de = _model.document_entry(o)
+        out.append(DocumentFacts(
+            entry_id=o.id, lid=o.lid or o.id, unique_id=de.unique_id, patient_key=patient_key,
+            confidentiality=frozenset(c.code for c in de.confidentiality_codes),
+            class_code=de.class_code.code if de.class_code else None,
+            type_code=de.type_code.code if de.type_code else None,
+            authors=frozenset(a.person.split("^", 1)[0] for a in de.authors if a.person),
+            submitter=origin.submitter if origin else None,
+            submitter_structure=origin.structure if origin else None,
+            filed_by_patient=origin.by_patient if origin else False))
+    return out
