@@ -1,2 +1,59 @@
-"""The DMP consent rules as a pure `decide(principal, action, dossier, document)`, dossier state, access
-history and notifications. Empty until the consent issue: nothing here is used yet."""
+"""The DMP consent rules: who may do what to which dossier and document (DMP.md §1–§2, docs/consent.md).
+
+- :func:`decide` ``(caller, action, dossier, document) -> Decision`` and :func:`visibility` are the rules, pure
+  and table-driven; :class:`Action`, :class:`Reason`, :class:`Notice`, :class:`Kind` their vocabulary.
+- :class:`Guard` applies them to a request against the database: loads the dossier, decides, records every
+  decision in the patient's chained access history (:func:`verify_history`), queues notices.
+- :class:`DossierAdmin` is the patient's (or the operator's on the patient's behalf) administration of a
+  dossier: creation, authorisations, blocks, médecin traitant, emergency access, closure.
+"""
+
+from consent._admin import Created, DossierAdmin, DossierView
+from consent._guard import AccessRefused, Guard, NoticeSink, Trace, utc_now
+from consent._history import HistoryEntry, Problem, Recorded
+from consent._model import (
+    Action,
+    AuthorizationState,
+    Caller,
+    Decision,
+    Dossier,
+    Kind,
+    Notice,
+    PatientCaller,
+    Reason,
+    kind_of,
+)
+from consent._rules import decide, status_action, version_actions, visibility
+from consent._verify import verify_history
+from consent._xds import Admission, XdsConsent
+
+__all__ = [
+    "AccessRefused",
+    "Action",
+    "Admission",
+    "AuthorizationState",
+    "Caller",
+    "Created",
+    "Decision",
+    "Dossier",
+    "DossierAdmin",
+    "DossierView",
+    "Guard",
+    "HistoryEntry",
+    "Kind",
+    "Notice",
+    "NoticeSink",
+    "PatientCaller",
+    "Problem",
+    "Reason",
+    "Recorded",
+    "Trace",
+    "XdsConsent",
+    "decide",
+    "kind_of",
+    "status_action",
+    "utc_now",
+    "verify_history",
+    "version_actions",
+    "visibility",
+]

@@ -46,6 +46,7 @@ class Action(enum.Enum):
     ARCHIVE = "archive"                            # TD3.3d (and un-archive)
     DELETE = "delete"                              # TD3.3c
     # the patient's own administration (portal, or the operator on the patient's behalf)
+    CREATE = "create"                              # R1: opened with the patient's consent
     AUTHORIZE = "authorize"
     REVOKE = "revoke"
     BLOCK = "block"
@@ -93,6 +94,7 @@ class Reason(enum.Enum):
     PATIENT_CLASS_ONLY = ("patient-class-only", "DMPAccessDeniedByRightsService")
     SECRET_CONNECTION = ("secret-connection-requires-invisible", "DMPAccessDeniedByRightsService")
     TREATING_DOCTOR_CANNOT_BE_BLOCKED = ("treating-doctor-cannot-be-blocked", "DMPAccessDeniedByRightsService")
+    UNAVAILABLE = ("consent-unavailable", "DMPServiceUnavailable")  # the database is down: nothing is served
 
     @property
     def code(self) -> str:
@@ -196,18 +198,3 @@ class Dossier:
 
     def authorization(self, professional_id: str) -> AuthorizationState:
         return self.authorizations.get(professional_id, AuthorizationState.NONE)
-
-
-@dataclass(frozen=True)
-class DocumentFacts:
-    """What the rules need to know of one document (the latest version of a DocumentEntry)."""
-
-    entry_id: str
-    patient_key: str
-    confidentiality: frozenset[str] = frozenset()       # TRE_A07 codes (MASQUE_PS, INVISIBLE_PATIENT, ...)
-    class_code: str | None = None
-    authors: frozenset[str] = frozenset()               # IdNat_PS of the authorPerson values
-    submitter: str | None = None                        # who filed it (VIHF NameID, or the patient)
-    submitter_structure: str | None = None
-    filed_by_patient: bool = False
-    status: str = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"

@@ -11,22 +11,40 @@ from registry._errors import (
     SubmissionRefused,
 )
 from registry._hl7 import CX, check_nir, patient_key
-from registry._registry import PatientError, Registry, StoredDocument, now_dtm
+from registry._query import PatientMismatch, adhoc_query_response
+from registry._registry import PatientError, Recorder, Registry, StoredDocument, now_dtm
 from registry._response import parse_registry_response, registry_response
 from registry._rim import Kind, RimObject, RimSubmission, Slot, read_registry_object_list
 from registry._rim_write import submit_objects_request
 from registry._store import Store
-from registry._vocabulary import DE_ON_DEMAND, DE_STABLE, IdScheme, Status
+from registry._visibility import (
+    DocumentFacts,
+    DocumentFilter,
+    NewVersion,
+    Origin,
+    StatusChange,
+    describe_update,
+    submission_patient,
+    submitted_documents,
+)
+from registry._vocabulary import DE_ON_DEMAND, DE_STABLE, REPLACEMENTS, IdScheme, Status
 
 __all__ = [
     "CX",
     "DE_ON_DEMAND",
     "DE_STABLE",
+    "REPLACEMENTS",
     "BulkReport",
+    "DocumentFacts",
+    "DocumentFilter",
     "ErrorCode",
     "IdScheme",
     "Kind",
+    "NewVersion",
+    "Origin",
     "PatientError",
+    "PatientMismatch",
+    "Recorder",
     "Registry",
     "RegistryError",
     "RegistryResponse",
@@ -36,15 +54,20 @@ __all__ = [
     "Severity",
     "Slot",
     "Status",
+    "StatusChange",
     "Store",
     "StoredDocument",
     "SubmissionOutcome",
     "SubmissionRefused",
+    "adhoc_query_response",
     "check_nir",
+    "describe_update",
     "now_dtm",
     "parse_registry_response",
     "patient_key",
     "read_registry_object_list",
     "registry_response",
+    "submission_patient",
     "submit_objects_request",
+    "submitted_documents",
 ]

@@ -7,6 +7,7 @@ from sqlalchemy import ColumnElement, Connection, select
 
 from registry._errors import ErrorCode, RegistryError, ResponseStatus
 from registry._query_args import check
+from registry._query_defs import QUERY_BY_UUID, V
 from registry._query_params import QueryError, read_query_request
 from registry._query_run import Result, Runner, chunks
 from registry._response import error_list
@@ -15,11 +16,17 @@ from registry._schema import registry_object
 from soap_wsdl import SerializedElement, ns, splice_into_empty
 
 ro = registry_object.c
+_PATIENT_PARAMS = tuple(p.name for q in QUERY_BY_UUID.values() for p in q.params if p.kind is V.PATIENT)
+
+
+class PatientMismatch(Exception):
+    """A stored query bound to one patient asked about another (DMP.md §3.7 step 9). Carries no identifier."""
 
 
 def stored_query(conn: Connection, request: etree._Element, *, document_filter: ColumnElement[bool] | None,
-                 max_results: int, multi_patient: bool) -> SerializedElement:
-    """Run the AdhocQueryRequest ``request``; ``multi_patient`` selects the ITI-51 queries (and only them)."""
+                 max_results: int, multi_patient: bool, patient_key: str | None = None) -> SerializedElement:
+    """Run the AdhocQueryRequest ``request``; ``multi_patient`` selects the ITI-51 queries (and only them).
+    With ``patient_key``, raise :class:`PatientMismatch` unless the query concerns that patient alone."""
     try:
         req = read_query_request(request)
         args = check(req)
@@ -27,9 +34,14 @@ def stored_query(conn: Connection, request: etree._Element, *, document_filter: 
             raise QueryError([RegistryError(
                 ErrorCode.UNKNOWN_STORED_QUERY, f"stored query {args.query.name} is not served by this transaction "
                 f"({'ITI-51' if args.query.multi_patient else 'ITI-18'} carries it)", None)])
+        named = [v for name in _PATIENT_PARAMS for v in args.values.get(name, [])]
+        if patient_key is not None and (any(v != patient_key for v in named) or (multi_patient and not named)):
+            raise PatientMismatch
         limit = max_results if args.return_type == "LeafClass" else max_results * 10
         runner = Runner(conn, args, document_filter, limit, leaf_class=args.return_type == "LeafClass")
         result = runner.run()
+        if patient_key is not None and not named and _patients(conn, result.ids()) - {patient_key}:
+            raise PatientMismatch
         if len(result) > limit:
             raise QueryError([RegistryError(ErrorCode.TOO_MANY_RESULTS,
                                             f"the query matches {len(result)} objects, more than {limit}", None)])
@@ -37,6 +49,14 @@ def stored_query(conn: Connection, request: etree._Element, *, document_filter: 
     except QueryError as failed:
         return adhoc_query_response(ResponseStatus.FAILURE, failed.errors)
     return adhoc_query_response(ResponseStatus.SUCCESS, [], objects)
+
+
+def _patients(conn: Connection, ids: list[str]) -> set[str]:
+    """The patients of the objects ``ids`` (Associations have none)."""
+    found: set[str] = set()
+    for chunk in chunks(ids):
+        found |= {k for k in conn.execute(select(ro.patient_key).where(ro.id.in_(chunk)).distinct()).scalars() if k}
+    return found
 
 
 def _render(conn: Connection, result: Result, return_type: str, stored: dict[str, tuple[str, str]]

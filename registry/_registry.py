@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lxml import etree
-from sqlalchemy import ColumnElement, Connection, exc, insert, select
+from sqlalchemy import Connection, exc, insert, select, update
 
 from registry import _hl7
 from registry._bulk import BulkReport, bulk_register
@@ -21,9 +21,14 @@ from registry._schema import document_entry, patient, registry_object
 from registry._store import Store
 from registry._submission import database_refusal, register
 from registry._update import update_document_set
+from registry._visibility import DocumentFacts, DocumentFilter, Origin, document_facts
 from soap_wsdl import SerializedElement, ns
 
 log = logging.getLogger(__name__)
+
+
+Recorder = Callable[[Connection], None]
+"""Work to do in a registration's transaction (the access history of the consent checker)."""
 
 
 class PatientError(ValueError):
@@ -55,8 +60,9 @@ class Registry:
 
     # --- patient identity -------------------------------------------------------------------------
 
-    def create_patient(self, ins: str) -> str:
+    def create_patient(self, ins: str, *, also: Callable[[Connection, str], None] | None = None) -> str:
         """Open a dossier for an INS given as CX (``NIR^^^&1.2.250.1.213.1.4.10&ISO``). Returns its key.
+        ``also(conn, key)`` runs in the same transaction (the consent state of the new dossier).
 
         The NIR key is checked for INS-NIR authorities (DMP.md §4.2)."""
         cx = _hl7.CX.parse(ins.strip())
@@ -67,9 +73,17 @@ class Registry:
         try:
             with self.store.write() as conn:
                 conn.execute(insert(patient).values(patient_key=cx.key, created_at=self._clock()))
+                if also is not None:
+                    also(conn, cx.key)
         except exc.IntegrityError:
             raise PatientError(f"patient {cx.key} already exists") from None
         return cx.key
+
+    @staticmethod
+    def set_patient_closed(conn: Connection, key: str, closed_at: str | None) -> None:
+        """Close (DTM ``closed_at``) or reopen a patient's dossier, in the caller's transaction: a closed
+        dossier's registrations are refused (DMP R13, R29)."""
+        conn.execute(update(patient).where(patient.c.patient_key == key).values(closed_at=closed_at))
 
     def create_patients(self, ins_list: Iterable[str]) -> list[str]:
         """Open many dossiers in one transaction (an import); every identifier is checked as by
@@ -107,18 +121,27 @@ class Registry:
 
     # --- ITI-42 -----------------------------------------------------------------------------------
 
-    def register_request(self, request: etree._Element) -> RegistryResponse:
-        """ITI-42 Register Document Set-b: ``request`` is an ``lcm:SubmitObjectsRequest``."""
+    @staticmethod
+    def read_request(request: etree._Element) -> RimSubmission | RegistryResponse:
+        """The submission an ``lcm:SubmitObjectsRequest`` (ITI-42, ITI-57) carries, or the answer refusing it."""
         if request.tag != f"{{{ns.LCM}}}SubmitObjectsRequest":
             return RegistryResponse.of([RegistryError(
                 ErrorCode.REGISTRY_METADATA_ERROR,
                 f"expected lcm:SubmitObjectsRequest, received {etree.QName(request).localname}", None)])
-        return self.register_submission(read_registry_object_list(request.find(f"{{{ns.RIM}}}RegistryObjectList")))
+        return read_registry_object_list(request.find(f"{{{ns.RIM}}}RegistryObjectList"))
 
-    def register_submission(self, sub: RimSubmission) -> RegistryResponse:
-        """Validate and register ``sub`` as a whole in one transaction (ITI TF-3 §4.1)."""
+    def register_request(self, request: etree._Element) -> RegistryResponse:
+        """ITI-42 Register Document Set-b: ``request`` is an ``lcm:SubmitObjectsRequest``."""
+        sub = self.read_request(request)
+        return sub if isinstance(sub, RegistryResponse) else self.register_submission(sub)
+
+    def register_submission(self, sub: RimSubmission, *, origin: Origin | None = None, record: Recorder | None = None
+                            ) -> RegistryResponse:
+        """Validate and register ``sub`` as a whole in one transaction (ITI TF-3 §4.1), with who filed it
+        (``origin``) and ``record(conn)`` (the access history) in that transaction."""
         return self._transaction(
-            lambda conn: register(conn, sub, require_repository_attributes=True, now=self._clock()))
+            lambda conn: register(conn, sub, require_repository_attributes=True, now=self._clock(), origin=origin),
+            record)
 
     def bulk_register(self, submissions: Iterable[RimSubmission], *, batch: int = 500, workers: int = 0
                       ) -> BulkReport:
@@ -128,11 +151,14 @@ class Registry:
         ``registry._bulk`` for the contract."""
         return bulk_register(self.store, submissions, clock=self._clock, batch=batch, workers=workers)
 
-    def _transaction(self, work: Callable[[Connection], list[RegistryError]]) -> RegistryResponse:
-        """Run ``work`` in one write transaction and map every outcome to a RegistryResponse."""
+    def _transaction(self, work: Callable[[Connection], list[RegistryError]], record: Recorder | None = None
+                     ) -> RegistryResponse:
+        """Run ``work``, then ``record``, in one write transaction and map every outcome to a RegistryResponse."""
         try:
             with self.store.write() as conn:
                 warnings = work(conn)
+                if record is not None:
+                    record(conn)
         except SubmissionRefused as refused:
             return RegistryResponse.of(refused.errors)
         except (exc.IntegrityError, exc.DataError) as refused:
@@ -149,33 +175,42 @@ class Registry:
 
     def update_request(self, request: etree._Element) -> RegistryResponse:
         """ITI-57 Update Document Set: ``request`` is an ``lcm:SubmitObjectsRequest``."""
-        if request.tag != f"{{{ns.LCM}}}SubmitObjectsRequest":
-            return RegistryResponse.of([RegistryError(
-                ErrorCode.REGISTRY_METADATA_ERROR,
-                f"expected lcm:SubmitObjectsRequest, received {etree.QName(request).localname}", None)])
-        sub = read_registry_object_list(request.find(f"{{{ns.RIM}}}RegistryObjectList"))
-        return self._transaction(lambda conn: update_document_set(conn, sub, self._clock()))
+        sub = self.read_request(request)
+        return sub if isinstance(sub, RegistryResponse) else self.update_submission(sub)
+
+    def update_submission(self, sub: RimSubmission, *, origin: Origin | None = None, record: Recorder | None = None
+                          ) -> RegistryResponse:
+        """ITI-57 on a read request, with ``origin`` and ``record`` as for :meth:`register_submission`."""
+        return self._transaction(lambda conn: update_document_set(conn, sub, self._clock(), origin), record)
 
     # --- ITI-18 / ITI-51 ----------------------------------------------------------------------------
 
     def stored_query(self, request: etree._Element, *, multi_patient: bool = False,
-                     document_filter: ColumnElement[bool] | None = None) -> SerializedElement:
+                     document_filter: DocumentFilter | None = None, patient_key: str | None = None
+                     ) -> SerializedElement:
         """Answer an ``query:AdhocQueryRequest`` with an ``query:AdhocQueryResponse`` (serialized: the server
         sends it as is; ``.element()`` parses it).
 
-        ``document_filter`` is a SQL predicate over ``registry_object``/``document_entry`` columns that a
-        DocumentEntry must satisfy to be seen at all (the consent checker's visibility rules); it is applied
-        inside every query, before counting and limits."""
+        ``document_filter`` says which DocumentEntries the caller may see at all (the consent checker's
+        visibility rules); it is applied inside every query, before counting and limits. With ``patient_key``
+        the query must be about that patient only: every patient parameter names it and every object found
+        by id belongs to it, else :class:`PatientMismatch` is raised and nothing is returned."""
+        predicate = None if document_filter is None or document_filter.hides_nothing else document_filter.predicate()
         try:
             with self.store.read() as conn:
-                return stored_query(conn, request, document_filter=document_filter,
-                                    max_results=self.max_query_results, multi_patient=multi_patient)
+                return stored_query(conn, request, document_filter=predicate, max_results=self.max_query_results,
+                                    multi_patient=multi_patient, patient_key=patient_key)
         except exc.SQLAlchemyError:
             log.exception("registry database error during a stored query")
             return adhoc_query_response(ResponseStatus.FAILURE, [RegistryError(
                 ErrorCode.REGISTRY_ERROR, "the registry database is unavailable", None)])
 
     # --- look-ups ---------------------------------------------------------------------------------
+
+    def document_facts(self, *, unique_ids: Sequence[str] = (), ids: Sequence[str] = ()) -> list[DocumentFacts]:
+        """The latest version of each DocumentEntry named by uniqueId or entryUUID, as access rules see it."""
+        with self.store.read() as conn:
+            return document_facts(conn, unique_ids=unique_ids, ids=ids)
 
     def is_registered(self, unique_id: str) -> bool:
         with self.store.read() as conn:

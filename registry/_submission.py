@@ -26,24 +26,42 @@ from registry._checks import Claims, Known, check, claims_of
 from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
 from registry._rim import Classification, Kind, RimObject, RimSubmission, Slot
 from registry._rim_write import object_xml
-from registry._schema import association, document_entry, folder, object_value, registry_object, submission_set
+from registry._schema import (
+    association,
+    document_entry,
+    folder,
+    object_value,
+    registry_object,
+    submission_origin,
+    submission_set,
+)
 from registry._validate import Classified, Validator
+from registry._visibility import Origin
 from registry._vocabulary import NODE_FOLDER, NODE_SUBMISSION_SET, REPLACEMENTS, AssociationType, IdScheme, Status
 
 Row = dict[str, Any]
 _REPLACEMENTS = frozenset(t.value for t in REPLACEMENTS)
 
 
-def register(conn: Connection, sub: RimSubmission, *, require_repository_attributes: bool, now: str
-             ) -> list[RegistryError]:
-    """Validate and store ``sub``. Returns the warnings; raises :class:`SubmissionRefused` with every error."""
+def register(conn: Connection, sub: RimSubmission, *, require_repository_attributes: bool, now: str,
+             origin: Origin | None = None) -> list[RegistryError]:
+    """Validate and store ``sub`` (and who filed it, when known). Returns the warnings; raises
+    :class:`SubmissionRefused` with every error."""
     p = prepare(sub, require_repository_attributes=require_repository_attributes, now=now)
     findings = p.findings + (check(p.claims, Known.load(conn, [p.claims])) if p.claims else [])
     if refuses(findings) or p.rows is None:
         raise SubmissionRefused(findings)
     insert_rows(conn, [p.rows])
     apply_lifecycle(conn, p.rows, now)
+    write_origin(conn, p.rows.submission_set_id, origin)
     return findings
+
+
+def write_origin(conn: Connection, submission_set_id: str, origin: Origin | None) -> None:
+    if origin is not None:
+        conn.execute(insert(submission_origin).values(
+            submission_set_id=submission_set_id, submitter=origin.submitter[:64],
+            structure_id=origin.structure[:64] if origin.structure else None, by_patient=origin.by_patient))
 
 
 def refuses(findings: Iterable[RegistryError]) -> bool:
@@ -227,11 +245,13 @@ def _copy(conn: Connection, table: Table, rows: list[Row]) -> None:
         raise exc.DBAPIError.instance(sql, None, failed, conn.dialect.loaded_dbapi.Error) from failed
 
 
-def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[str, int]] | None = None) -> None:
-    """Insert every object of ``c`` and apply its effects on registered objects (see :func:`rows_of`)."""
+def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[str, int]] | None = None) -> str:
+    """Insert every object of ``c`` and apply its effects on registered objects (see :func:`rows_of`). Returns
+    the id of the SubmissionSet."""
     rows = rows_of(c, now, versions)
     insert_rows(conn, [rows])
     apply_lifecycle(conn, rows, now)
+    return rows.submission_set_id
 
 
 def apply_lifecycle(conn: Connection, rows: Rows, now: str) -> list[str]:

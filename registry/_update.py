@@ -21,8 +21,9 @@ from registry._checks import _check_against_registry, _existing
 from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
 from registry._rim import Kind, RimObject, RimSubmission, Slot, read_object
 from registry._schema import association, document_entry, registry_object, with_lid
-from registry._submission import _store, insert_association
+from registry._submission import _store, insert_association, write_origin
 from registry._validate import Classified, Validator
+from registry._visibility import Origin
 from registry._vocabulary import AssociationType, IdScheme, Status
 from soap_wsdl import parse_xml
 
@@ -50,7 +51,8 @@ class Latest:
     unique_id: str | None
 
 
-def update_document_set(conn: Connection, sub: RimSubmission, now: str) -> list[RegistryError]:
+def update_document_set(conn: Connection, sub: RimSubmission, now: str, origin: Origin | None = None
+                        ) -> list[RegistryError]:
     """Check and apply an ITI-57 request; returns warnings, raises SubmissionRefused with every error."""
     v = Validator(require_repository_attributes=False, update=True)
     c = v.validate(sub)
@@ -67,7 +69,7 @@ def update_document_set(conn: Connection, sub: RimSubmission, now: str) -> list[
         _check_against_registry(conn, c, v, new_versions=new_versions)
     if any(e.severity is Severity.ERROR for e in v.errors):
         raise SubmissionRefused(v.errors)
-    _store(conn, c, now, versions)
+    write_origin(conn, _store(conn, c, now, versions), origin)
     _apply(conn, c, replaced, status_changes)
     return v.errors
 

@@ -16,13 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, exists, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, Connection, and_, exists, false, not_, or_, select, true
 from sqlalchemy.orm import aliased
 
-from registry import _model
+from registry import _hl7, _model
 from registry._rim import Kind, RimSubmission
 from registry._schema import document_entry, object_value, registry_object, submission_origin, with_lid
-from registry._vocabulary import Status
+from registry._vocabulary import AssociationType, IdScheme, Status
 
 ro, ov, so = registry_object.c, object_value.c, submission_origin.c
 _FIRST = aliased(registry_object)
@@ -119,7 +119,7 @@ def document_facts(conn: Connection, *, unique_ids: Sequence[str] = (), ids: Seq
                    ) -> list[DocumentFacts]:
     """The latest version of every DocumentEntry named by uniqueId or by entryUUID (any version: its logical
     document's latest version is returned)."""
-    wanted = []
+    wanted: list[ColumnElement[bool]] = []
     if unique_ids:
         wanted.append(ro.unique_id.in_(sorted(set(unique_ids))))
     if ids:
@@ -130,7 +130,7 @@ def document_facts(conn: Connection, *, unique_ids: Sequence[str] = (), ids: Seq
         return []
     rows = conn.execute(select(ro.id, ro.lid, ro.version, ro.unique_id, ro.patient_key, ro.status)
                         .where(ro.kind == "DE", or_(*wanted))).all()
-    latest: dict[str, tuple[int, Row[Any]]] = {}
+    latest: dict[str, tuple[int, Any]] = {}
     for r in rows:
         if r.lid not in latest or r.version > latest[r.lid][0]:
             latest[r.lid] = (r.version, r)
@@ -140,13 +140,13 @@ def document_facts(conn: Connection, *, unique_ids: Sequence[str] = (), ids: Seq
     for v in conn.execute(select(ov.object_id, ov.attribute, ov.value).where(
             ov.object_id.in_(entry_ids), ov.attribute.in_(("confidentialityCode", "authorPerson")))):
         values.setdefault(v.object_id, []).append((v.attribute, v.value))
-    codes = {r.id: (r.class_code, r.type_code) for r in conn.execute(
+    codes = {c.id: (c.class_code, c.type_code) for c in conn.execute(
         select(document_entry.c.id, document_entry.c.class_code, document_entry.c.type_code)
         .where(document_entry.c.id.in_(entry_ids)))}
-    origins = {r.id: r for r in conn.execute(
+    origins: dict[str, Any] = {o.id: o for o in conn.execute(
         select(_FIRST.c.id, so.submitter, so.structure_id, so.by_patient).join(
             submission_origin, so.submission_set_id == _FIRST.c.submission_set_id)
-        .where(_FIRST.c.id.in_(sorted({r.lid for r in chosen}))))}
+        .where(_FIRST.c.id.in_(sorted({c.lid for c in chosen}))))}
     out = []
     for r in chosen:
         vals = values.get(r.id, [])
@@ -180,3 +180,43 @@ def submitted_documents(sub: RimSubmission, patient_key: str, origin: Origin | N
             submitter_structure=origin.structure if origin else None,
             filed_by_patient=origin.by_patient if origin else False))
     return out
+
+
+def submission_patient(sub: RimSubmission) -> str | None:
+    """The patient key a submission is about: its SubmissionSet's patientId (validation then holds every
+    object to it), else its first DocumentEntry's or Folder's."""
+    schemes = (IdScheme.SS_PATIENT_ID, IdScheme.DE_PATIENT_ID, IdScheme.FOLDER_PATIENT_ID)
+    for scheme in schemes:
+        for o in sub.objects:
+            value = o.external_id(scheme.uuid)
+            if value:
+                return _hl7.patient_key(value)
+    return None
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """An ITI-57 ``UpdateAvailabilityStatus`` operation (ITI TF-3 §4.2.3.2.x; DMP.md §6.7)."""
+
+    target: str
+    original: str | None
+    new: str | None
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """An ITI-57 new version of a DocumentEntry: its logical id and the confidentialityCodes it carries."""
+
+    lid: str
+    confidentiality: frozenset[str]
+
+
+def describe_update(sub: RimSubmission) -> tuple[list[StatusChange], list[NewVersion]]:
+    """What an ITI-57 request changes, read from the request alone (the registry checks it afterwards)."""
+    changes = [StatusChange(o.target, o.slot_value("OriginalStatus"), o.slot_value("NewStatus"))
+               for o in sub.objects
+               if o.kind is Kind.ASSOCIATION and o.target
+               and o.association_type == AssociationType.UPDATE_AVAILABILITY_STATUS.value]
+    versions = [NewVersion(o.lid, frozenset(c.code for c in _model.document_entry(o).confidentiality_codes))
+                for o in sub.objects if o.kind is Kind.EXTRINSIC_OBJECT and o.lid and o.lid != o.id]
+    return changes, versions

@@ -14,6 +14,8 @@ from lxml import etree
 
 from registry import (
     ErrorCode,
+    Origin,
+    Recorder,
     RegistryError,
     RegistryResponse,
     ResponseStatus,
@@ -28,7 +30,10 @@ ITI42_ACTION = "urn:ihe:iti:2007:RegisterDocumentSet-b"
 
 
 class RegistryPort(Protocol):
-    def register_submission(self, sub: RimSubmission) -> RegistryResponse: ...
+    def register_submission(self, sub: RimSubmission, *, origin: Origin | None = None,
+                            record: Recorder | None = None) -> RegistryResponse:
+        """Register ``sub``; ``origin`` and ``record`` as for :meth:`registry.Registry.register_submission`."""
+        ...
 
     def is_registered(self, unique_id: str) -> bool | None:
         """True/False when known; None when this port cannot tell (the caller then keeps waiting)."""
@@ -42,7 +47,12 @@ class RemoteRegistry:
         self.url = url
         self._client = httpx.Client(timeout=timeout)
 
-    def register_submission(self, sub: RimSubmission) -> RegistryResponse:
+    def register_submission(self, sub: RimSubmission, *, origin: Origin | None = None,
+                            record: Recorder | None = None) -> RegistryResponse:
+        if origin is not None or record is not None:
+            # The consent state lives with the registry's database; a repository in front of a remote registry
+            # has none, and runs without the consent checker (see docs/consent.md).
+            raise ValueError("a remote registry cannot record the origin or the access history of a submission")
         envelope = _envelope(ITI42_ACTION, self.url, submit_objects_request(sub))
         try:
             r = self._client.post(self.url, content=envelope, headers={

@@ -11,6 +11,7 @@ import logging
 import os
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +22,13 @@ from registry import (
     ErrorCode,
     IdScheme,
     Kind,
+    Origin,
+    Recorder,
     RegistryError,
     RegistryResponse,
     ResponseStatus,
     RimObject,
+    RimSubmission,
     Slot,
     read_registry_object_list,
     registry_response,
@@ -35,6 +39,8 @@ from soap_wsdl import Attachment, MtomMessage, OutgoingAttachment, ns
 
 log = logging.getLogger(__name__)
 _B64_CHUNK = 4 * 1024 * 1024
+Admit = Callable[[RimSubmission], tuple[Origin | None, Recorder | None]]
+"""The consent checker's admission of an ITI-41 submission (see :meth:`Repository.provide_and_register`)."""
 
 
 def _error(code: ErrorCode, context: str, location: str | None) -> RegistryError:
@@ -55,8 +61,11 @@ class Repository:
 
     # --- ITI-41 -------------------------------------------------------------------------------------
 
-    def provide_and_register(self, body: etree._Element, mime: MtomMessage | None) -> RegistryResponse:
-        """Store every document, then register the metadata; all or nothing."""
+    def provide_and_register(self, body: etree._Element, mime: MtomMessage | None, *,
+                             admit: Admit | None = None) -> RegistryResponse:
+        """Store every document, then register the metadata; all or nothing. ``admit(sub)`` (the consent
+        checker) runs once the request is understood and before any document is stored: it raises to refuse,
+        or returns who files the submission and what to record in the registration's transaction."""
         if body.tag != f"{{{ns.XDSB}}}ProvideAndRegisterDocumentSetRequest":
             return RegistryResponse.of([_error(ErrorCode.REPOSITORY_METADATA_ERROR,
                 f"expected xdsb:ProvideAndRegisterDocumentSetRequest, received {etree.QName(body).localname}",
@@ -74,7 +83,8 @@ class Repository:
             errors += [e for e in self._match(entries, documents) if e.location not in reported]
             if any(e.severity.name == "ERROR" for e in errors):
                 return RegistryResponse.of(errors)
-            return self._store_and_register(sub, entries, documents)
+            origin, record = admit(sub) if admit is not None else (None, None)
+            return self._store_and_register(sub, entries, documents, origin, record)
         finally:
             for t in temps:
                 t.unlink(missing_ok=True)
@@ -186,8 +196,8 @@ class Repository:
                                  f"size {att.size}", de.id))
         return att
 
-    def _store_and_register(self, sub: object, entries: list[RimObject], documents: dict[str, Attachment]
-                            ) -> RegistryResponse:
+    def _store_and_register(self, sub: RimSubmission, entries: list[RimObject], documents: dict[str, Attachment],
+                            origin: Origin | None, record: Recorder | None) -> RegistryResponse:
         added: list[PendingBlob] = []
         try:
             for de in entries:
@@ -208,7 +218,7 @@ class Repository:
                 "the repository has no space left to store the documents; nothing was registered" if out_of_space
                 else "the repository could not store the documents; nothing was registered", "repository.store")])
         try:
-            response = self.registry.register_submission(sub)  # type: ignore[arg-type]
+            response = self.registry.register_submission(sub, origin=origin, record=record)
         except BaseException:
             self.blobs.remove(added)
             raise
@@ -220,7 +230,10 @@ class Repository:
 
     # --- ITI-43 -------------------------------------------------------------------------------------
 
-    def retrieve(self, body: etree._Element) -> RetrieveResult:
+    def retrieve(self, body: etree._Element, *, readable: Callable[[list[str]], set[str]] | None = None
+                 ) -> RetrieveResult:
+        """ITI-43. ``readable(unique_ids)`` (the consent checker) says which of the asked documents the caller
+        may read; the others are answered exactly as documents this repository does not hold."""
         if body.tag != f"{{{ns.XDSB}}}RetrieveDocumentSetRequest":
             return self._retrieve_result([], [_error(ErrorCode.REPOSITORY_ERROR,
                 f"expected xdsb:RetrieveDocumentSetRequest, received {etree.QName(body).localname}", None)])
@@ -230,6 +243,7 @@ class Repository:
                 "RetrieveDocumentSetRequest holds no DocumentRequest", None)])
         found: list[tuple[etree._Element, OutgoingAttachment]] = []
         errors: list[RegistryError] = []
+        allowed = readable([_text(r, "DocumentUniqueId") for r in requests]) if readable is not None else None
         for n, req in enumerate(requests, 1):
             home = _text(req, "HomeCommunityId")
             repo = _text(req, "RepositoryUniqueId")
@@ -243,7 +257,7 @@ class Repository:
                                      f"repositoryUniqueId '{repo}' is not this repository's "
                                      f"({self.repository_unique_id})", repo or f"DocumentRequest[{n}]"))
                 continue
-            blob = self.blobs.get(uid)
+            blob = self.blobs.get(uid) if allowed is None or uid in allowed else None
             if blob is None:
                 errors.append(_error(ErrorCode.DOCUMENT_UNIQUE_ID_ERROR,
                                      f"document '{uid}' is not in this repository", uid))

@@ -22,11 +22,22 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from consent import AccessRefused, Guard, Trace, XdsConsent
 from pki import Principal
-from registry import Registry, Store, registry_response
+from registry import (
+    Origin,
+    PatientMismatch,
+    Recorder,
+    Registry,
+    RegistryResponse,
+    RimSubmission,
+    Store,
+    registry_response,
+)
 from repository import FilesystemBlobStore, RemoteRegistry, Repository
 from repository._registry_port import RegistryPort
 from server._config import Config
+from server._refusals import refusal_answer
 from server._security import RequestContext, Security, establish_principal
 from soap_wsdl import (
     FaultCode,
@@ -40,6 +51,7 @@ from soap_wsdl import (
     mtom_content_type,
     mtom_stream,
     new_boundary,
+    ns,
     parse_content_type,
     read_envelope,
     response_envelope,
@@ -83,6 +95,7 @@ class Node:
     registry: Registry | None
     repository: Repository
     security: Security
+    consent: XdsConsent | None = None
 
     @classmethod
     def build(cls, config: Config, *, recover: bool = True) -> Node:
@@ -103,7 +116,11 @@ class Node:
             removed = blobs.recover(port.is_registered)
             if removed:
                 log.warning("removed %d orphan document(s) left by an interrupted submission", len(removed))
-        return cls(config, store, registry, Repository(blobs, port, config.repository_unique_id), security)
+        consent = None
+        if registry is not None and store is not None and config.require_vihf and config.require_consent:
+            consent = XdsConsent(Guard(store), registry)
+        return cls(config, store, registry, Repository(blobs, port, config.repository_unique_id), security,
+                   consent)
 
     def handlers(self, endpoint: Endpoint) -> dict[str, Handler]:
         if endpoint == "repository":
@@ -114,28 +131,87 @@ class Node:
                 Actions.ITI57: self._iti57}
 
     def _iti41(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
-        resp = self.repository.provide_and_register(body, mime)
+        consent = self._consent(principal)
+        admit = None
+        if consent is not None and principal is not None:
+            def admit(sub: RimSubmission) -> tuple[Origin | None, Recorder | None]:
+                admission = consent.admit_submission(principal, sub, "ITI-41")
+                return admission.origin, admission.trace
+        resp = self.repository.provide_and_register(body, mime, admit=admit)
         return Answer(Actions.ITI41 + "Response", registry_response(resp))
 
     def _iti42(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
         assert self.registry is not None
-        return Answer(Actions.ITI42 + "Response", registry_response(self.registry.register_request(body)))
+        consent = self._consent(principal)
+        sub = self.registry.read_request(body)
+        if isinstance(sub, RegistryResponse):
+            resp = sub
+        elif consent is None or principal is None:
+            resp = self.registry.register_submission(sub)
+        else:
+            admission = consent.admit_submission(principal, sub, "ITI-42")
+            resp = self.registry.register_submission(sub, origin=admission.origin, record=admission.trace)
+        return Answer(Actions.ITI42 + "Response", registry_response(resp))
 
     def _iti57(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
         assert self.registry is not None
-        return Answer(Actions.ITI57 + "Response", registry_response(self.registry.update_request(body)))
+        consent = self._consent(principal)
+        sub = self.registry.read_request(body)
+        if isinstance(sub, RegistryResponse):
+            resp = sub
+        elif consent is None or principal is None:
+            resp = self.registry.update_submission(sub)
+        else:
+            admission = consent.admit_update(principal, sub, "ITI-57")
+            resp = self.registry.update_submission(sub, origin=admission.origin, record=admission.trace)
+        return Answer(Actions.ITI57 + "Response", registry_response(resp))
 
     def _iti18(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
-        assert self.registry is not None
-        return Answer(Actions.ITI18 + "Response", self.registry.stored_query(body))
+        return Answer(Actions.ITI18 + "Response", self._stored_query(body, principal, multi_patient=False))
 
     def _iti51(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
+        return Answer(Actions.ITI51 + "Response", self._stored_query(body, principal, multi_patient=True))
+
+    def _stored_query(self, body: etree._Element, principal: Principal | None, *, multi_patient: bool
+                      ) -> SerializedElement:
         assert self.registry is not None
-        return Answer(Actions.ITI51 + "Response", self.registry.stored_query(body, multi_patient=True))
+        consent = self._consent(principal)
+        if consent is None or principal is None:
+            return self.registry.stored_query(body, multi_patient=multi_patient)
+        transaction = "ITI-51" if multi_patient else "ITI-18"
+        references_only = _return_type(body) == "ObjectRef"
+        key, visible, trace = consent.admit_query(principal, references_only, transaction)
+        try:
+            answer = self.registry.stored_query(body, multi_patient=multi_patient, document_filter=visible,
+                                                patient_key=key)
+        except PatientMismatch:
+            consent.refuse_query(principal, references_only, transaction)
+            raise
+        trace.record()     # before the answer leaves: no access goes untraced
+        return answer
 
     def _iti43(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
-        result = self.repository.retrieve(body)
+        consent = self._consent(principal)
+        traces: list[Trace] = []
+        readable = None
+        if consent is not None and principal is not None:
+            def readable(unique_ids: list[str]) -> set[str]:
+                allowed, trace = consent.admit_retrieval(principal, unique_ids, "ITI-43")
+                traces.append(trace)
+                return allowed
+        result = self.repository.retrieve(body, readable=readable)
+        for trace in traces:
+            trace.record()
         return Answer(Actions.ITI43 + "Response", result.body, result.attachments)
+
+    def _consent(self, principal: Principal | None) -> XdsConsent | None:
+        """The consent checker, when this node applies it (a database of its own, VIHF required)."""
+        return self.consent if principal is not None else None
+
+
+def _return_type(body: etree._Element) -> str:
+    option = body.find(f"{{{ns.QUERY}}}ResponseOption")
+    return option.get("returnType", "") if option is not None else ""
 
 
 WORKER_CONFIG_ENV = "DMP_WORKER_CONFIG"
@@ -245,7 +321,10 @@ def _process(node: Node, endpoint: Endpoint, body: _Body, tls_peer: str | None) 
             raise SoapFault(FaultCode.SENDER, f"action '{soap.action}' is not supported on the {endpoint} "
                             "endpoint", FaultSubcode.ACTION_NOT_SUPPORTED, relates_to)
         principal = establish_principal(RequestContext(soap, tls_peer), node.security)
-        answer = handler(soap.body, body.mime, principal)
+        try:
+            answer = handler(soap.body, body.mime, principal)
+        except AccessRefused as refused:
+            answer = Answer(*refusal_answer(soap.action, refused, relates_to))
     except SoapFault as fault:
         if fault.relates_to is None:
             fault.relates_to = relates_to

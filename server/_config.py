@@ -28,6 +28,7 @@ class Config:
     crls: list[str] = field(default_factory=list)
     trust_recheck_s: float = 10.0            # how often the trust files are checked for changes (reloaded then)
     require_vihf: bool = True                # False only through `dmp serve --no-vihf` (development)
+    require_consent: bool = True             # False only through `dmp serve --no-consent` (benchmarks)
     tls_cert: str | None = None              # server certificate chain (PEM) for `dmp serve --tls`
     tls_key: str | None = None
     tls_client_ca: str | None = None         # CA bundle the TLS client certificates must chain to

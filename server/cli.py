@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from pki import TEST_PKI_WARNING, PsIdentity, StructureIdentity, TestPki
-from registry import PatientError, Registry, Store
+from registry import Store
+from server._cli_dossier import history, patient
 from server._config import Config
 
 DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
@@ -100,8 +101,10 @@ def _demo_trust(cfg: Config) -> Config:
 @click.option("--allow-plain-http", is_flag=True, help="Serve plain HTTP on a non-loopback --host (behind a "
               "TLS-terminating proxy, or for development).")
 @click.option("--no-vihf", is_flag=True, help="DEVELOPMENT ONLY: process XDS requests without verifying the VIHF.")
+@click.option("--no-consent", is_flag=True, help="BENCHMARKS ONLY: verify the VIHF but do not apply the DMP "
+              "consent rules (any authenticated professional reads any patient).")
 def serve(data_dir: Path, host: str, port: int, registry_url: str | None, database_url: str | None,
-          log_level: str, workers: int, tls: bool, allow_plain_http: bool, no_vihf: bool) -> None:
+          log_level: str, workers: int, tls: bool, allow_plain_http: bool, no_vihf: bool, no_consent: bool) -> None:
     """Serve /xds/registry and /xds/repository (SOAP 1.2), and /health."""
     import os
 
@@ -117,6 +120,11 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
         logging.getLogger("dmp.security").warning(
             "!!! --no-vihf: XDS requests are processed WITHOUT VIHF verification: anyone can read and write "
             "every dossier. Development only, never in production. !!!")
+    if no_consent:
+        cfg = replace(cfg, require_consent=False)
+        logging.getLogger("dmp.consent").warning(
+            "!!! --no-consent: the DMP consent rules are NOT applied: any authenticated professional reads and "
+            "writes every dossier. Benchmarks only, never in production. !!!")
     common: dict[str, object] = {"host": host, "port": port, "log_level": log_level, "access_log": False,
                                  "timeout_graceful_shutdown": 10}
     if tls:
@@ -151,26 +159,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-@main.group()
-def patient() -> None:
-    """Patient dossiers (the registry's identity feed)."""
-
-
-@patient.command("create")
-@DATA
-@click.option("--ins", required=True, help="INS as CX, e.g. 'NIR^^^&1.2.250.1.213.1.4.10&ISO'.")
-def patient_create(data_dir: Path, ins: str) -> None:
-    """Open a dossier so documents can be filed for this patient."""
-    cfg = Config.load(data_dir)
-    store = Store(cfg.database_url)
-    try:
-        key = Registry(store).create_patient(ins)
-    except PatientError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    finally:
-        store.dispose()
-    click.echo(f"patient {key} created")
+main.add_command(patient)
+main.add_command(history)
 
 
 # --- test PKI ----------------------------------------------------------------------------------------------

@@ -34,6 +34,9 @@ class FaultCode(enum.Enum):
         return self.value[1]
 
 
+DMP_FAULTS = "urn:dmp-xds:faults"
+
+
 class FaultSubcode(enum.Enum):
     """Subcodes we emit, as (namespace, local name)."""
 
@@ -48,6 +51,9 @@ class FaultSubcode(enum.Enum):
         "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd",
         "FailedAuthentication",
     )
+    # The DMP's refusals by its rights service (DMP.md §3.8); the namespace is ours (docs/consent.md).
+    DMP_ACCESS_DENIED_BY_RIGHTS_SERVICE = (DMP_FAULTS, "DMPAccessDeniedByRightsService")
+    DMP_ACCESS_DENIED = (DMP_FAULTS, "DMPAccessDenied")
 
 
 @dataclass

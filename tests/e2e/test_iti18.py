@@ -20,15 +20,15 @@ from hypothesis import strategies as st
 from lxml import etree
 from nodes import RunningNode, make_node, start_node
 from sqlalchemy import select
-from vihf_client import fresh_vihf, security_header
-from xds_client import ITI18, ITI42, ITI51, Reply, adhoc_query, post
+from vihf_client import alice_claims, fresh_vihf, patient_ins, security_header
+from xds_client import FRESH_VIHF, ITI18, ITI42, ITI51, Reply, adhoc_query, parse_reply, post
 from xds_factory import AUTHOR, INSTITUTION, OTHER_PATIENT, PATIENT, REPOSITORY_ID, Doc, document_entry, submission_set
 
-from registry import Store, _model, _rim, _rim_write
+from registry import Registry, Store, _model, _rim, _rim_write
 from registry._query_params import QueryError, parse_values
 from registry._schema import association, registry_object
 from registry._vocabulary import AssociationType
-from soap_wsdl import ns
+from soap_wsdl import ns, response_envelope
 
 # --- query ids and fixed values (XDS.md §3, §5.2) -------------------------------------------------------------
 
@@ -257,8 +257,10 @@ def w(node: RunningNode) -> World:
 
 
 def query(node: RunningNode, query_id: str, params: list[tuple[str, list[str]]], return_type: str = "LeafClass",
-          action: str = ITI18) -> Reply:
-    reply = post(node.registry, action, adhoc_query(query_id, params, return_type), mtom=False)
+          action: str = ITI18, patient: str | None = None) -> Reply:
+    """One stored query; the VIHF names ``patient`` (default: the query's patient parameter, else PATIENT)."""
+    vihf = fresh_vihf(claims=alice_claims(patient=patient_ins(patient))) if patient else FRESH_VIHF
+    reply = post(node.registry, action, adhoc_query(query_id, params, return_type), mtom=False, vihf=vihf)
     assert reply.http_status == 200
     assert reply.action == action + "Response"
     return reply
@@ -466,11 +468,15 @@ def test_find_documents_french_patient_id_with_cx5(w):
     assert find_docs(w, patient=PATIENT + "^NH") == w(*ALL_APPROVED_STABLE)
 
 
-def test_find_documents_unknown_patient_is_empty_success(w):
+def test_find_documents_unknown_patient_is_unknown_patient_id(w):
+    # A patient without a DMP on the node (the VIHF names it too): XDSUnknownPatientId, no objects (DMP.md §1.4
+    # step 1; docs/consent.md). Before the consent checker this was an empty Success.
     reply = query(w.node, FIND_DOCUMENTS, [("$XDSDocumentEntryPatientId", [q(UNKNOWN_PATIENT)]),
                                            ("$XDSDocumentEntryStatus", [ql(APPROVED)])])
-    assert objects(reply) == []
-    assert reply.body.find(f"{{{ns.RS}}}RegistryErrorList") is None
+    assert reply.status == "Failure"
+    assert reply.error_codes == ["XDSUnknownPatientId"]
+    assert reply.body.find(f"{{{ns.RIM}}}RegistryObjectList") is not None
+    assert len(reply.body.find(f"{{{ns.RIM}}}RegistryObjectList")) == 0
 
 
 def test_find_documents_deprecated_after_replacement(w):
@@ -520,7 +526,8 @@ def test_find_submission_sets(w):
     assert find_ss(w, ("$XDSSubmissionSetContentType", [ql("05^^1.2.250.1.213.2.2")])) == w("SS2")
     assert find_ss(w, ("$XDSSubmissionSetContentType", [ql("04^^1.2.250.1.213.2.2")])) == w(
         "SS1", "SS3", "SS4", "SS5")
-    assert find_ss(w, patient=UNKNOWN_PATIENT) == set()
+    failure(query(w.node, FIND_SUBMISSION_SETS, [("$XDSSubmissionSetPatientId", [q(UNKNOWN_PATIENT)]),
+                                                 ("$XDSSubmissionSetStatus", [ql(APPROVED)])]), "XDSUnknownPatientId")
     assert by_kind(query(w.node, FIND_SUBMISSION_SETS, [
         ("$XDSSubmissionSetPatientId", [q(PATIENT)]), ("$XDSSubmissionSetStatus", [ql(APPROVED)])]))["SS"] == w(
         "SS1", "SS2", "SS3", "SS4", "SS5")
@@ -607,7 +614,9 @@ def test_get_all_status_lists_per_kind(w):
         "SS": set(), "FD": set(), "DE": w(*ALL_APPROVED_STABLE), "AS": set()}
     assert get_all(w, patient=OTHER_PATIENT) == {
         "SS": w("SSO"), "FD": w("FO"), "DE": w("o1"), "AS": w("SSO>o1", "SSO>FO", "FO>o1", "SSO>FO>o1")}
-    assert get_all(w, patient=UNKNOWN_PATIENT) == {"SS": set(), "FD": set(), "DE": set(), "AS": set()}
+    failure(query(w.node, GET_ALL, [("$patientId", [q(UNKNOWN_PATIENT)]), ("$XDSDocumentEntryStatus", [ql(APPROVED)]),
+                                    ("$XDSSubmissionSetStatus", [ql(APPROVED)]), ("$XDSFolderStatus", [ql(APPROVED)])]),
+            "XDSUnknownPatientId")
 
 
 def test_get_all_filters(w):
@@ -645,8 +654,8 @@ def test_get_documents(w):
 
 
 def test_get_documents_other_patient_alone(w):
-    assert found(query(w.node, GET_DOCUMENTS, [("$XDSDocumentEntryUniqueId", [ql(w.unique_ids["o1"])])])
-                 ) == w("o1")
+    assert found(query(w.node, GET_DOCUMENTS, [("$XDSDocumentEntryUniqueId", [ql(w.unique_ids["o1"])])],
+                       patient=OTHER_PATIENT)) == w("o1")
 
 
 def test_get_folders(w):
@@ -736,13 +745,14 @@ def test_get_folder_and_contents(w):
 
 
 def test_get_folders_for_document(w):
-    def folders(label: str, by: str = "EntryUUID") -> set[str]:
+    def folders(label: str, by: str = "EntryUUID", patient: str | None = None) -> set[str]:
         value = w.ids[label] if by == "EntryUUID" else w.unique_ids[label]
-        return found(query(w.node, GET_FOLDERS_FOR_DOCUMENT, [(f"$XDSDocumentEntry{by}", [q(value)])]))
+        return found(query(w.node, GET_FOLDERS_FOR_DOCUMENT, [(f"$XDSDocumentEntry{by}", [q(value)])],
+                           patient=patient))
 
     assert folders("d1") == w("F1")
     assert folders("d2", "UniqueId") == w("F2")
-    assert folders("o1") == w("FO")
+    assert folders("o1", patient=OTHER_PATIENT) == w("FO")
     assert folders("d3") == set()
 
 
@@ -765,29 +775,53 @@ def test_get_related_documents(w):
 # --- ITI-51 Multi-Patient Stored Query --------------------------------------------------------------------------------
 
 
+def engine_query(w: World, query_id: str, params: list[tuple[str, list[str]]]) -> Reply:
+    """An ITI-51 query run by the registry's engine on the node's database, without a caller: the consent
+    checker binds every request to the VIHF's one patient, so multi-patient answers exist only here."""
+    store = Store(w.node.config.database_url)
+    try:
+        answer = Registry(store).stored_query(adhoc_query(query_id, params), multi_patient=True)
+    finally:
+        store.dispose()
+    return parse_reply(200, "application/soap+xml", response_envelope(ITI51 + "Response", None, answer))
+
+
 def test_find_documents_for_multiple_patients(w):
     status = ("$XDSDocumentEntryStatus", [ql(APPROVED)])
     class10 = ("$XDSDocumentEntryClassCode", [ql(f"10^^{CLASS_SCHEME}")])
     both = ("$XDSDocumentEntryPatientId", [ql(PATIENT, OTHER_PATIENT)])
-    assert found(query(w.node, FIND_DOCUMENTS_MPQ, [both, status, class10], action=ITI51)) == w(
-        "d1", "d4", "d7", "o1")
-    assert found(query(w.node, FIND_DOCUMENTS_MPQ, [status, class10], action=ITI51)) == w("d1", "d4", "d7", "o1")
-    assert found(query(w.node, FIND_DOCUMENTS_MPQ, [("$XDSDocumentEntryPatientId", [ql(OTHER_PATIENT)]), status],
-                       action=ITI51)) == w("o1")
-    assert found(query(w.node, FIND_DOCUMENTS_MPQ, [status, ("$XDSDocumentEntryEventCodeList",
-                                                             [ql(code(EVENT_2))])], action=ITI51)) == w("d4")
-    failure(query(w.node, FIND_DOCUMENTS_MPQ, [status], action=ITI51), "XDSStoredQueryMissingParam")
+    assert found(engine_query(w, FIND_DOCUMENTS_MPQ, [both, status, class10])) == w("d1", "d4", "d7", "o1")
+    assert found(engine_query(w, FIND_DOCUMENTS_MPQ, [status, class10])) == w("d1", "d4", "d7", "o1")
+    assert found(engine_query(w, FIND_DOCUMENTS_MPQ, [("$XDSDocumentEntryPatientId", [ql(OTHER_PATIENT)]), status])
+                 ) == w("o1")
+    assert found(engine_query(w, FIND_DOCUMENTS_MPQ, [status, ("$XDSDocumentEntryEventCodeList",
+                                                               [ql(code(EVENT_2))])])) == w("d4")
+    failure(engine_query(w, FIND_DOCUMENTS_MPQ, [status]), "XDSStoredQueryMissingParam")
+
+
+def test_multi_patient_queries_stay_within_the_vihf_patient(w):
+    # Over HTTP the VIHF names one patient (DMP.md §3.7 step 9): ITI-51 answers for that patient only, and a
+    # query reaching another patient (or every patient) is refused whole.
+    status = ("$XDSDocumentEntryStatus", [ql(APPROVED)])
+    class10 = ("$XDSDocumentEntryClassCode", [ql(f"10^^{CLASS_SCHEME}")])
+    mine = ("$XDSDocumentEntryPatientId", [ql(PATIENT)])
+    assert found(query(w.node, FIND_DOCUMENTS_MPQ, [mine, status, class10], action=ITI51)) == w("d1", "d4", "d7")
+    for params in ([("$XDSDocumentEntryPatientId", [ql(PATIENT, OTHER_PATIENT)]), status, class10],
+                   [status, class10]):
+        reply = post(w.node.registry, ITI51, adhoc_query(FIND_DOCUMENTS_MPQ, params), mtom=False)
+        assert reply.http_status == 400
+        assert reply.fault_subcode.endswith("DMPAccessDenied")
+        assert "patient-mismatch" in reply.fault_reason
 
 
 def test_find_folders_for_multiple_patients(w):
     status = ("$XDSFolderStatus", [ql(APPROVED)])
-    assert found(query(w.node, FIND_FOLDERS_MPQ, [status, ("$XDSFolderCodeList", [ql(code(FOLDER_1))])],
-                       action=ITI51)) == w("F1", "F2", "FO")
-    assert found(query(w.node, FIND_FOLDERS_MPQ, [status, ("$XDSFolderCodeList", [ql(code(FOLDER_1))]),
-                                                  ("$XDSFolderPatientId", [ql(OTHER_PATIENT)])], action=ITI51)
-                 ) == w("FO")
-    assert found(query(w.node, FIND_FOLDERS_MPQ, [status, ("$XDSFolderPatientId", [ql(PATIENT, OTHER_PATIENT)])],
-                       action=ITI51)) == w("F1", "F2", "FO")
+    assert found(engine_query(w, FIND_FOLDERS_MPQ, [status, ("$XDSFolderCodeList", [ql(code(FOLDER_1))])])
+                 ) == w("F1", "F2", "FO")
+    assert found(engine_query(w, FIND_FOLDERS_MPQ, [status, ("$XDSFolderCodeList", [ql(code(FOLDER_1))]),
+                                                    ("$XDSFolderPatientId", [ql(OTHER_PATIENT)])])) == w("FO")
+    assert found(engine_query(w, FIND_FOLDERS_MPQ, [status, ("$XDSFolderPatientId", [ql(PATIENT, OTHER_PATIENT)])])
+                 ) == w("F1", "F2", "FO")
 
 
 def test_transaction_serves_only_its_own_queries(w):

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 import xds_factory as f
+from vihf_client import alice_claims, fresh_vihf, patient_ins
 from xds_client import ITI18, ITI42, ITI57, adhoc_query, post
 
-from registry import _model, _rim
+from registry import Registry, Store, _model, _rim
 from registry._vocabulary import AssociationType
 from soap_wsdl import ns
 
@@ -23,12 +24,14 @@ RIM = ns.RIM
 def register(node, doc):
     reply = post(node.registry, ITI42, f.submit_objects_request([doc], repository_attributes=True), mtom=False)
     assert reply.status == "Success", reply.errors
-    return entry(node, doc.unique_id)
+    return entry(node, doc.unique_id, doc.patient_id)
 
 
-def entry(node, unique_id):
+def entry(node, unique_id, patient=f.PATIENT):
+    """The DocumentEntry, asked with a VIHF naming its patient."""
+    vihf = fresh_vihf(claims=alice_claims(patient=patient_ins(patient)))
     reply = post(node.registry, ITI18, adhoc_query(GET_DOCS, [("$XDSDocumentEntryUniqueId", [f"('{unique_id}')"])]),
-                 mtom=False)
+                 mtom=False, vihf=vihf)
     assert reply.status == "Success", reply.errors
     (eo,) = reply.body.iter(f"{{{RIM}}}ExtrinsicObject")
     return eo
@@ -91,9 +94,25 @@ def test_unknown_target_and_other_patient(node):
     assert reply.status == "Failure"
     assert "XDSMetadataUpdateError" in reply.error_codes
     other = register(node, f.Doc(b"y", "D", patient_id=f.OTHER_PATIENT)).get("id")
+    # The VIHF (and the SubmissionSet) name PATIENT; the object changed is OTHER_PATIENT's: the DMP refuses the
+    # whole request before the registry sees it (DMP.md §3.7 step 9), nothing changes.
     reply = send(node, status_update(other, APPROVED, ARCHIVED))
-    assert reply.error_codes == ["XDSPatientIdDoesNotMatch"]
+    assert reply.http_status == 400
+    assert reply.fault_subcode.endswith("DMPAccessDenied")
     assert find(node, [APPROVED], patient=f.OTHER_PATIENT)[other] == APPROVED
+    # Without a caller (the registry's own rule, ITI TF-3 §4.2.4): XDSPatientIdDoesNotMatch.
+    assert engine_update(node, status_update(other, APPROVED, ARCHIVED)).errors[0].code.value == \
+        "XDSPatientIdDoesNotMatch"
+    assert find(node, [APPROVED], patient=f.OTHER_PATIENT)[other] == APPROVED
+
+
+def engine_update(node, body):
+    """ITI-57 run by the registry on the node's database, without the consent checker in front."""
+    store = Store(node.config.database_url)
+    try:
+        return Registry(store).update_request(body)
+    finally:
+        store.dispose()
 
 
 def metadata_update(eo, *, previous="1", meta=None, unique_id=None, patient=f.PATIENT, propagation=None):
@@ -148,9 +167,16 @@ def test_masking_creates_a_new_version(node):
 ])
 def test_metadata_update_errors(node, kwargs, code):
     eo = register(node, f.Doc(b"z", "D"))
-    reply = send(node, metadata_update(eo, **kwargs))
-    assert reply.status == "Failure"
-    assert code in reply.error_codes, reply.errors
+    if "patient" in kwargs:
+        # Another patient's new version of PATIENT's document: over HTTP the VIHF's patient is not the patient of
+        # the object changed (refused, DMP.md §3.7 step 9); the registry's own answer is the IHE code.
+        reply = send(node, metadata_update(eo, **kwargs))
+        assert reply.fault_subcode.endswith("DMPAccessDenied")
+        assert code in [e.code.value for e in engine_update(node, metadata_update(eo, **kwargs)).errors]
+    else:
+        reply = send(node, metadata_update(eo, **kwargs))
+        assert reply.status == "Failure"
+        assert code in reply.error_codes, reply.errors
     assert find(node, [APPROVED])[eo.get("id")] == APPROVED
 
 

@@ -352,6 +352,12 @@ def test_postgresql_down_and_back(tmp_path, postgres: PostgresServer):
         first = doc(b"PostgreSQL is up\r\n")
         assert_stored_and_served(node, first)
         assert registered(cfg, first.unique_id)
+        # The test server runs with synchronous_commit=off (tests/support/pg.py): flush what was committed
+        # before the crash-like stop, so that "first" is still registered when the server comes back.
+        store = Store(cfg.database_url)
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("CHECKPOINT")
+        store.dispose()
 
         postgres.stop("immediate")
         before = leftovers(cfg)
@@ -363,14 +369,20 @@ def test_postgresql_down_and_back(tmp_path, postgres: PostgresServer):
         assert "database" in reply.errors[0]["codeContext"]
         assert "Traceback" not in reply.errors[0]["codeContext"]
         assert leftovers(cfg) == before
-        assert retrieve(node, lost.unique_id).error_codes == ["XDSDocumentUniqueIdError"]
         direct = post(node.registry, ITI42, submit_objects_request([lost], repository_attributes=True), mtom=False)
         assert direct.http_status == 200
         assert direct.error_codes == ["XDSRegistryError"]
-        # Documents stored earlier are still served: retrieval needs no database.
-        assert retrieve(node, first.unique_id).documents() == {first.unique_id: first.content}
+        # Documents stored earlier are not served while the consent state cannot be read (nor the access
+        # recorded): fail closed, with the XDS error, not a fault (docs/consent.md).
+        refused = retrieve(node, first.unique_id)
+        assert refused.http_status == 200
+        assert refused.error_codes == ["XDSRegistryError"]
+        assert refused.documents() == {}
 
         postgres.start()
+        back = retrieve(node, first.unique_id)
+        assert back.documents() == {first.unique_id: first.content}, back.errors
+        assert retrieve(node, lost.unique_id).error_codes == ["XDSDocumentUniqueIdError"]
         again = doc(b"PostgreSQL is back", "Document03")
         assert_stored_and_served(node, again)
         assert registered(cfg, again.unique_id)

@@ -398,6 +398,9 @@ def test_dmp_init_demo_pki_then_issued_card_over_mtls(tmp_path):
                                   "--family-name", "TESTEUR", "--given-name", "ALICE", "--specialty", "SM26"])
     assert issued.exit_code == 0, issued.output
     assert runner.invoke(main, ["patient", "create", "--data", str(data), "--ins", PATIENT]).exit_code == 0
+    # The patient's consent to Dr ALICE (DMP R7, R19), recorded by the operator.
+    assert runner.invoke(main, ["patient", "authorize", "--data", str(data), "--ins", PATIENT,
+                                "--ps", "899700012349"]).exit_code == 0
 
     pki_dir = data / "pki"
     signature = SoftwareSigner.from_pem_files(pki_dir / "ps-899700012349-signature.pem",

@@ -55,7 +55,8 @@ def test_a_replay_is_refused_by_every_worker(tmp_path):
         assert [r.error_codes for r in served] == [["XDSDocumentUniqueIdError"]]
         refused = [r for r in replies if r.http_status != 200]
         assert len(refused) == 11
-        assert all(r.fault_code == "env:Sender" and "DMPVIHFReplay" in r.fault_reason for r in refused)
+        assert all(r.fault_code == "env:Sender" and "DMPVIHFReplay" in r.fault_reason for r in refused), [
+            (r.http_status, r.fault_reason) for r in refused]
         assert (node.config.data_dir / "replay.db").exists()
     finally:
         node.stop()

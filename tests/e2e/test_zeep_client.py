@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import zeep
 from lxml import etree
-from vihf_client import fresh_vihf, security_header
+from vihf_client import alice_claims, fresh_vihf, patient_ins, security_header
 from xds_client import ITI43, post, retrieve_request
 from xds_factory import REPOSITORY_ID, Doc, provide_and_register, submission_set, submit_objects_request
 from zeep.plugins import HistoryPlugin
@@ -37,10 +37,11 @@ class Zeep:
         obj = self.client.get_element(element).parse(xml, self.client.wsdl.types)
         return {name: obj[name] for name in obj}
 
-    def call(self, operation: str, **kwargs: Any) -> Any:
+    def call(self, operation: str, *, patient: str | None = None, **kwargs: Any) -> Any:
         """The operation, with a fresh VIHF of the default test professional in wsse:Security (zeep
-        ``_soapheaders``): the node requires one."""
-        return self.client.service[operation](**kwargs, _soapheaders=[security_header(fresh_vihf())])
+        ``_soapheaders``): the node requires one. It names ``patient`` (default: the default test patient)."""
+        vihf = fresh_vihf(claims=alice_claims(patient=patient_ins(patient))) if patient else fresh_vihf()
+        return self.client.service[operation](**kwargs, _soapheaders=[security_header(vihf)])
 
     def header(self, direction: str, local: str) -> list[str]:
         last = self.history.last_sent if direction == "sent" else self.history.last_received
@@ -106,7 +107,7 @@ def test_register_error_is_parsed(node, registry_client):
     args = registry_client.arguments(f"{{{LCM}}}SubmitObjectsRequest",
                                      submit_objects_request([d], ss=submission_set(stranger),
                                                             repository_attributes=True))
-    result = registry_client.call(REGISTER, **args)
+    result = registry_client.call(REGISTER, patient=stranger, **args)
     assert result.status == FAILURE
     (error,) = result.RegistryErrorList.RegistryError
     assert error.errorCode == "XDSUnknownPatientId"

@@ -21,10 +21,11 @@ import httpx
 import psycopg
 import pytest
 from pg import PostgresServer
-from vihf_client import identities
+from vihf_client import ALICE, BOB, identities
 from xds_factory import OTHER_PATIENT, PATIENT, REPOSITORY_ID
 
-from pki import Credential
+from consent import DossierAdmin, Guard
+from pki import Credential, PsIdentity
 from registry import Registry, Store
 from server._config import Config
 
@@ -38,8 +39,9 @@ def free_port() -> int:
 
 
 def make_node(data_dir: Path, *, patients: tuple[str, ...] = (PATIENT, OTHER_PATIENT),
-              database_url: str | None = None) -> Config:
-    """A node whose trust is the session-wide test PKI (VIHF required; TLS files set for ``--tls``)."""
+              database_url: str | None = None, authorized: tuple[PsIdentity, ...] = (ALICE, BOB)) -> Config:
+    """A node whose trust is the session-wide test PKI (VIHF required; TLS files set for ``--tls``), with a
+    DMP for each of ``patients`` on which the ``authorized`` professionals are authorised."""
     ids = identities()
     cfg = replace(Config.new(data_dir, repository_unique_id=REPOSITORY_ID, database_url=database_url),
                   trust_anchors=ids.trust_anchors, crls=ids.crls, tls_cert=str(ids.server_chain),
@@ -49,9 +51,11 @@ def make_node(data_dir: Path, *, patients: tuple[str, ...] = (PATIENT, OTHER_PAT
     cfg.blob_dir.mkdir(parents=True, exist_ok=True)
     store = Store(cfg.database_url)
     store.migrate()
-    registry = Registry(store)
+    admin = DossierAdmin(Registry(store), Guard(store))
     for p in patients:
-        registry.create_patient(p)
+        admin.create(p)
+        for ps in authorized:
+            admin.authorize(p, ps.idnat_ps)   # the professional collected the patient's consent (R19)
     store.dispose()
     return cfg
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 from lxml import etree
-from vihf_client import fresh_vihf, security_header
+from vihf_client import alice_claims, fresh_vihf, patient_ins, security_header
 
+from pki import INS_NIR_OIDS, nir_problem
 from soap_wsdl import (
     MtomDecoder,
     MtomMessage,
@@ -61,11 +62,41 @@ def envelope(action: str, body: etree._Element, *, message_id: str | None = None
     if to:
         etree.SubElement(header, f"{{{ns.WSA}}}To").text = to
     if vihf is FRESH_VIHF:
-        vihf = fresh_vihf()
+        patient = request_patient(body)
+        vihf = fresh_vihf(claims=alice_claims(patient=patient_ins(patient))) if patient else fresh_vihf()
     if vihf is not None:
         header.append(security_header(vihf))
     etree.SubElement(env, f"{{{ns.SOAP12}}}Body").append(body)
     return serialize(env)
+
+
+_PATIENT_SCHEMES = ("urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446",   # XDSSubmissionSet.patientId
+                    "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427",   # XDSDocumentEntry.patientId
+                    "urn:uuid:f64ffdf0-4b97-4e06-b79f-a52b38ec2f8a")   # XDSFolder.patientId
+_PATIENT_PARAMS = ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId", "$XDSFolderPatientId", "$patientId")
+
+
+def request_patient(body: etree._Element) -> str | None:
+    """The patient a request is about, as desktop software names it in the VIHF's resource-id (DMP.md §3.7
+    step 9): the submission's patientId, or the stored query's patient parameter; None when the body does not
+    say (ITI-43 by uniqueId, queries by id: the default patient then)."""
+    for scheme in _PATIENT_SCHEMES:
+        for ext in body.iter(f"{{{ns.RIM}}}ExternalIdentifier"):
+            value = ext.get("value") or ""
+            if ext.get("identificationScheme") == scheme and _is_ins(value):
+                return value
+    for slot in body.iter(f"{{{ns.RIM}}}Slot"):
+        if slot.get("name") in _PATIENT_PARAMS:
+            value = slot.findtext(f"{{{ns.RIM}}}ValueList/{{{ns.RIM}}}Value") or ""
+            value = value.strip().strip("()").strip().strip("'")
+            if _is_ins(value):
+                return value
+    return None
+
+
+def _is_ins(value: str) -> bool:
+    nir, sep, rest = value.partition("^^^&")
+    return bool(sep) and nir_problem(nir) is None and rest.split("&")[0] in INS_NIR_OIDS
 
 
 @dataclass

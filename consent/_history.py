@@ -1,0 +1,159 @@
+"""The patient's access history (DMP.md §7.2, R14): every decision, allowed or refused, appended in the
+transaction of what it records, each entry chained to the previous one of the same patient by SHA-256.
+
+``hash = SHA-256(prev_hash | patient | seq | at | entry)`` where ``entry`` is the entry's canonical JSON; the
+dossier keeps the head (last seq and hash). :func:`verify` recomputes every chain: an edited entry breaks its
+hash, a deleted or inserted one the sequence and the next entry's link, a deleted newest entry the head.
+This detects changes made by someone who cannot also recompute the chain; it is not a signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from sqlalchemy import Connection, insert, select, update
+
+from consent._schema import access_history, dossier
+
+GENESIS: Final = "0" * 64
+h, d = access_history.c, dossier.c
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One access. Identities belong here (and never in the logs)."""
+
+    action: str                    # consent Action value
+    transaction: str               # e.g. "ITI-18 FindDocuments", "ITI-43", "TD0.3", "dmp patient block"
+    allowed: bool
+    reason: str                    # consent Reason code
+    actor_id: str                  # IdNat_PS / NameID, or "patient", "operator"
+    actor_name: str
+    actor_kind: str                # consent Kind value, or "treating-doctor"
+    profession: str | None = None
+    structure: str | None = None
+    auth_mode: str | None = None
+    purpose: str | None = None
+    emergency: bool = False
+    documents: tuple[str, ...] = ()   # uniqueIds (or entryUUIDs) concerned
+    detail: str | None = None         # e.g. the professional an administration action names
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["documents"] = list(self.documents)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> HistoryEntry:
+        data: dict[str, Any] = json.loads(text)
+        data["documents"] = tuple(data.get("documents", ()))
+        return cls(**data)
+
+
+def link(prev_hash: str, patient_key: str, seq: int, at: str, entry_json: str) -> str:
+    material = "\x1f".join((prev_hash, patient_key, str(seq), at, entry_json)).encode()
+    return hashlib.sha256(material).hexdigest()
+
+
+def append(conn: Connection, patient_key: str, entry: HistoryEntry, at: str) -> bool:
+    """Append ``entry`` to the patient's history in the caller's transaction. False when the patient has no
+    dossier (nothing to append to). The dossier row is locked for the update on PostgreSQL, so concurrent
+    appends to one history are serialised (SQLite writers already are)."""
+    head = conn.execute(select(d.history_seq, d.history_head).where(d.patient_key == patient_key)
+                        .with_for_update()).first()
+    if head is None:
+        return False
+    seq = int(head.history_seq) + 1
+    text = entry.to_json()
+    digest = link(head.history_head, patient_key, seq, at, text)
+    conn.execute(insert(access_history).values(patient_key=patient_key, seq=seq, at=at, entry=text,
+                                               prev_hash=head.history_head, hash=digest))
+    conn.execute(update(dossier).where(d.patient_key == patient_key).values(history_seq=seq, history_head=digest))
+    return True
+
+
+@dataclass(frozen=True)
+class Recorded:
+    seq: int
+    at: str
+    entry: HistoryEntry
+    hash: str
+
+
+def entries(conn: Connection, patient_key: str, *, newest_first: bool = True, limit: int | None = None
+            ) -> list[Recorded]:
+    stmt = select(h.seq, h.at, h.entry, h.hash).where(h.patient_key == patient_key)
+    stmt = stmt.order_by(h.seq.desc() if newest_first else h.seq)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [Recorded(int(r.seq), r.at, HistoryEntry.from_json(r.entry), r.hash) for r in conn.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A place where a history does not verify: the patient, the entry (row id and seq) and what is wrong."""
+
+    patient_key: str
+    row_id: int | None
+    seq: int | None
+    what: str
+
+    def __str__(self) -> str:
+        where = f"entry seq {self.seq} (row {self.row_id})" if self.row_id is not None else "history head"
+        return f"{self.patient_key}: {where}: {self.what}"
+
+
+def verify(conn: Connection) -> list[Problem]:
+    """Every history against its chain and its dossier's head; [] when all verify."""
+    problems: list[Problem] = []
+    heads = {r.patient_key: (int(r.history_seq), r.history_head)
+             for r in conn.execute(select(d.patient_key, d.history_seq, d.history_head))}
+    current: str | None = None
+    expected_seq, prev = 1, GENESIS
+    for r in _all_rows(conn):
+        if r.patient_key != current:
+            if current is not None:
+                problems += _check_head(current, expected_seq - 1, prev, heads)
+            current, expected_seq, prev = r.patient_key, 1, GENESIS
+            if current not in heads:
+                problems.append(Problem(current, r.id, int(r.seq), "entry of a patient without a dossier"))
+        seq = int(r.seq)
+        if seq != expected_seq:
+            what = "entries missing before it (deleted)" if seq > expected_seq else "out of sequence (inserted)"
+            problems.append(Problem(r.patient_key, r.id, seq, f"expected seq {expected_seq}: {what}"))
+        if r.prev_hash != prev:
+            problems.append(Problem(r.patient_key, r.id, seq, "does not link to the previous entry "
+                                    "(an entry before it was deleted, inserted or edited)"))
+        if link(r.prev_hash, r.patient_key, seq, r.at, r.entry) != r.hash:
+            problems.append(Problem(r.patient_key, r.id, seq, "content does not match its hash (edited)"))
+        expected_seq, prev = seq + 1, r.hash
+    if current is not None:
+        problems += _check_head(current, expected_seq - 1, prev, heads)
+    seen = {p.patient_key for p in problems} | _patients_with_entries(conn)
+    for key, (seq, head) in heads.items():
+        if key not in seen and (seq != 0 or head != GENESIS):
+            problems.append(Problem(key, None, None, f"the head names entry {seq} but the history is empty "
+                                    "(entries deleted)"))
+    return problems
+
+
+def _check_head(patient_key: str, last_seq: int, last_hash: str, heads: dict[str, tuple[int, str]]
+                ) -> list[Problem]:
+    head = heads.get(patient_key)
+    if head is None or head == (last_seq, last_hash):
+        return []
+    return [Problem(patient_key, None, None, f"the head names entry {head[0]}, the history ends at entry {last_seq} "
+                    "(newest entries deleted, or entries appended outside the node)")]
+
+
+def _all_rows(conn: Connection) -> Iterator[Any]:
+    yield from conn.execute(select(h.id, h.patient_key, h.seq, h.at, h.entry, h.prev_hash, h.hash)
+                            .order_by(h.patient_key, h.seq, h.id))
+
+
+def _patients_with_entries(conn: Connection) -> set[str]:
+    return set(conn.execute(select(h.patient_key).distinct()).scalars())

@@ -1,0 +1,48 @@
+"""The consent checker's refusals on the wire (DMP.md §3.8, docs/consent.md).
+
+A patient without a DMP on this node is an XDS error in the transaction's own answer
+(``XDSUnknownPatientId``, ITI TF-3 Table 4.2.4.1-2), and so is a consent state that cannot be read or written
+(``XDSRegistryError``: the database is down, nothing was served); every other refusal refuses the whole request
+with a SOAP 1.2 ``Sender`` fault whose Subcode is the DMP's (``DMPAccessDeniedByRightsService``, or
+``DMPAccessDenied`` when the request concerns another patient than the VIHF), and whose reason names the rule,
+without any identifier.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from consent import AccessRefused, Reason
+from registry import (
+    ErrorCode,
+    RegistryError,
+    RegistryResponse,
+    ResponseStatus,
+    adhoc_query_response,
+    registry_response,
+)
+from soap_wsdl import FaultCode, FaultSubcode, SerializedElement, SoapFault, ns
+
+ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
+ITI51 = "urn:ihe:iti:2009:MultiPatientStoredQuery"
+ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
+
+
+def refusal_answer(action: str, refused: AccessRefused, relates_to: str | None
+                   ) -> tuple[str, etree._Element | SerializedElement]:
+    """(response action, body) answering ``refused``, or raise the SoapFault that does."""
+    if refused.reason not in (Reason.UNKNOWN_PATIENT, Reason.UNAVAILABLE):
+        subcode = (FaultSubcode.DMP_ACCESS_DENIED if refused.reason is Reason.PATIENT_MISMATCH
+                   else FaultSubcode.DMP_ACCESS_DENIED_BY_RIGHTS_SERVICE)
+        raise SoapFault(FaultCode.SENDER, f"access refused [{refused.reason.code}, {refused.reason.dmp_subcode}]: "
+                        f"{refused.detail}", subcode, relates_to)
+    code = ErrorCode.UNKNOWN_PATIENT_ID if refused.reason is Reason.UNKNOWN_PATIENT else ErrorCode.REGISTRY_ERROR
+    error = RegistryError(code, refused.detail, None)
+    if action in (ITI18, ITI51):
+        return action + "Response", adhoc_query_response(ResponseStatus.FAILURE, [error])
+    response = registry_response(RegistryResponse(ResponseStatus.FAILURE, (error,)))
+    if action == ITI43:
+        root = etree.Element(f"{{{ns.XDSB}}}RetrieveDocumentSetResponse", nsmap={"xdsb": ns.XDSB, "rs": ns.RS})
+        root.append(response)
+        return action + "Response", root
+    return action + "Response", response

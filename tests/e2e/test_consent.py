@@ -1,0 +1,329 @@
+"""The consent checker end to end: real `dmp serve` (SQLite and PostgreSQL), real signed VIHFs of several
+professionals, the `dmp patient` / `dmp history` commands on the node's data directory (docs/consent.md)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+from functools import cache
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from vihf_client import ALICE, BOB, claims_for, fresh_vihf, identities, patient_ins
+from xds_client import ITI18, ITI41, ITI42, ITI43, ITI57, Reply, adhoc_query, post, retrieve_request
+from xds_factory import REPOSITORY_ID, Doc, content_id, provide_and_register, submit_objects_request
+
+from pki import PsIdentity, PurposeOfUse, Signer
+from registry import Store, _model
+from server.cli import main
+from soap_wsdl import OutgoingAttachment, ns
+
+CAROL = PsIdentity.from_rpps("99900063480", "CAROLE", "TEST", "10", "SM26")      # never authorised
+DOCTOR = PsIdentity.from_rpps("99900038839", "TRAITANT", "MARC", "10", "SM26")   # médecin traitant
+FIND = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
+GET_DOCS = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
+APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
+ARCHIVED = "urn:asip:ci-sis:2010:StatusType:Archived"
+DELETED = "urn:asip:ci-sis:2010:StatusType:Deleted"
+MASQUE_PS = _model.Code("MASQUE_PS", "1.2.250.1.213.1.1.4.13", "Masqué aux professionnels de santé")
+NORMAL = _model.Code("N", "2.16.840.1.113883.5.25", "Normal")
+_serial = itertools.count(1)
+
+
+@cache
+def signer(ps: PsIdentity) -> Signer:
+    if ps == ALICE:
+        return identities().alice.signature.signer()
+    return identities().pki.issue_ps(ps).signature.signer()
+
+
+def vihf(ps: PsIdentity, patient: str, purpose: PurposeOfUse = PurposeOfUse.NORMAL):
+    return fresh_vihf(signer(ps), claims_for(ps, patient=patient_ins(patient), purpose_of_use=purpose))
+
+
+def new_patient(node, *extra: str) -> str:
+    """A fresh test INS (valid NIR key) with its DMP, ALICE and BOB authorised by the patient."""
+    body = f"1{80 + next(_serial) % 20:02d}0175{secrets.randbelow(10**6):06d}"
+    nir = body + f"{97 - int(body) % 97:02d}"
+    ins = f"{nir}^^^&1.2.250.1.213.1.4.10&ISO"
+    cli(node, "patient", "create", "--ins", ins, *extra)
+    for ps in (ALICE, BOB):
+        cli(node, "patient", "authorize", "--ins", ins, "--ps", ps.idnat_ps)
+    return ins
+
+
+def cli(node, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(main, [*args[:2], "--data", str(node.config.data_dir), *args[2:]]
+                                if args[0] in ("patient", "history") else list(args))
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def feed(node, ps: PsIdentity, patient: str, doc: Doc, *, as_patient: str | None = None) -> Reply:
+    return post(node.repository, ITI41, provide_and_register([doc]), vihf=vihf(ps, as_patient or patient),
+                attachments=[OutgoingAttachment(content_id(doc), doc.mime_type, doc.content)])
+
+
+def find(node, ps: PsIdentity, patient: str, *, purpose: PurposeOfUse = PurposeOfUse.NORMAL,
+         return_type: str = "LeafClass") -> Reply:
+    return post(node.registry, ITI18, adhoc_query(FIND, [("$XDSDocumentEntryPatientId", [f"'{patient}'"]),
+                                                         ("$XDSDocumentEntryStatus", [f"('{APPROVED}')"])],
+                                                  return_type), mtom=False, vihf=vihf(ps, patient, purpose))
+
+
+def unique_ids(reply: Reply) -> set[str]:
+    assert reply.status == "Success", (reply.errors, reply.fault_reason if reply.http_status != 200 else "")
+    return {ext.get("value") for ext in reply.body.iter(f"{{{ns.RIM}}}ExternalIdentifier")
+            if ext.get("identificationScheme") == "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab"}
+
+
+def retrieve(node, ps: PsIdentity, patient: str, uid: str, purpose: PurposeOfUse = PurposeOfUse.NORMAL) -> Reply:
+    return post(node.repository, ITI43, retrieve_request(REPOSITORY_ID, [uid]), vihf=vihf(ps, patient, purpose))
+
+
+def refused(reply: Reply, reason: str, subcode: str = "DMPAccessDeniedByRightsService") -> None:
+    assert reply.http_status == 400, reply.errors
+    assert reply.fault_code == "env:Sender"
+    assert reply.fault_subcode.endswith(subcode)
+    assert f"[{reason}, " in reply.fault_reason
+
+
+def history(node, patient: str) -> list[dict[str, object]]:
+    return json.loads(cli(node, "history", "show", "--ins", patient, "--json"))
+
+
+def doc(content: bytes, patient: str, **meta: object) -> Doc:
+    return Doc(content, "Document01", patient_id=patient, meta=dict(meta))
+
+
+# --- the VIHF's patient is the request's (DMP.md §3.7 step 9) ---------------------------------------------
+
+
+def test_a_vihf_about_one_patient_is_refused_on_another_for_every_transaction(node):
+    a, b = new_patient(node), new_patient(node)
+    theirs = doc(b"B's report", b)
+    assert feed(node, ALICE, b, theirs).status == "Success"
+    before = len(history(node, a))
+
+    # ITI-41 and ITI-42: a submission for B under a VIHF naming A; nothing stored.
+    sent = doc(b"filed into the wrong record", b)
+    refused(feed(node, ALICE, b, sent, as_patient=a), "patient-mismatch", "DMPAccessDenied")
+    refused(post(node.registry, ITI42, submit_objects_request([sent], repository_attributes=True), mtom=False,
+                 vihf=vihf(ALICE, a)), "patient-mismatch", "DMPAccessDenied")
+    assert unique_ids(find(node, ALICE, b)) == {theirs.unique_id}
+    # ITI-18 by patient parameter and by id; ITI-43 of B's document.
+    refused(post(node.registry, ITI18, adhoc_query(FIND, [("$XDSDocumentEntryPatientId", [f"'{b}'"]),
+                                                          ("$XDSDocumentEntryStatus", [f"('{APPROVED}')"])]),
+                 mtom=False, vihf=vihf(ALICE, a)), "patient-mismatch", "DMPAccessDenied")
+    refused(post(node.registry, ITI18, adhoc_query(GET_DOCS, [("$XDSDocumentEntryUniqueId",
+                                                               [f"('{theirs.unique_id}')"])]),
+                 mtom=False, vihf=vihf(ALICE, a)), "patient-mismatch", "DMPAccessDenied")
+    refused(retrieve(node, ALICE, a, theirs.unique_id), "patient-mismatch", "DMPAccessDenied")
+    # ITI-57: archive B's document under A's VIHF (the SubmissionSet says A).
+    entry = _entry_uuid(node, ALICE, b, theirs.unique_id)
+    refused(post(node.registry, ITI57, _status_update(entry, APPROVED, ARCHIVED, a), mtom=False,
+                 vihf=vihf(ALICE, a)), "patient-mismatch", "DMPAccessDenied")
+    assert unique_ids(find(node, ALICE, b)) == {theirs.unique_id}
+
+    # Every refusal is in A's history, with who asked and why; B's history has no trace of them.
+    entries = history(node, a)[: len(history(node, a)) - before]
+    assert [e["transaction"] for e in entries] == ["ITI-57", "ITI-43", "ITI-18", "ITI-18", "ITI-42", "ITI-41"]
+    assert all(e["allowed"] is False and e["reason"] == "patient-mismatch" for e in entries)
+    assert all(e["actor_id"] == ALICE.idnat_ps for e in entries)
+    assert not [e for e in history(node, b) if e["allowed"] is False]
+
+
+# --- authorisation (R7, R19), blocking (R17), médecin traitant (R10) -------------------------------------
+
+
+def test_r19_a_professional_without_authorisation_is_refused_until_the_patient_authorises(node):
+    p = new_patient(node)
+    refused(find(node, CAROL, p), "not-authorized")
+    cli(node, "patient", "authorize", "--ins", p, "--ps", CAROL.idnat_ps)
+    assert unique_ids(find(node, CAROL, p)) == set()
+    cli(node, "patient", "revoke", "--ins", p, "--ps", CAROL.idnat_ps)
+    refused(find(node, CAROL, p), "not-authorized")
+
+
+def test_r17_a_blocked_professional_is_refused_even_in_an_emergency(node):
+    p = new_patient(node)
+    d = doc(b"report", p)
+    assert feed(node, BOB, p, d).status == "Success"
+    cli(node, "patient", "block", "--ins", p, "--ps", BOB.idnat_ps)
+    refused(find(node, BOB, p), "blocked")
+    refused(find(node, BOB, p, purpose=PurposeOfUse.BREAK_GLASS), "blocked")
+    refused(retrieve(node, BOB, p, d.unique_id), "blocked")
+    refused(feed(node, BOB, p, doc(b"more", p)), "blocked")
+    cli(node, "patient", "unblock", "--ins", p, "--ps", BOB.idnat_ps)
+    refused(find(node, BOB, p), "not-authorized")      # unblocked is not authorised: NON_EXISTE
+    # R33: the médecin traitant cannot be blocked.
+    cli(node, "patient", "set-mt", "--ins", p, "--ps", DOCTOR.idnat_ps)
+    assert "cannot be blocked" in cli(node, "patient", "block", "--ins", p, "--ps", DOCTOR.idnat_ps, code=2)
+
+
+def test_r5_r10_masked_documents_are_hidden_from_other_professionals_everywhere(node):
+    p = new_patient(node)
+    cli(node, "patient", "set-mt", "--ins", p, "--ps", DOCTOR.idnat_ps)
+    masked = doc(b"masked at the patient's request", p, confidentiality_codes=[NORMAL, MASQUE_PS])
+    plain = Doc(b"plain", "Document01", patient_id=p)
+    assert feed(node, BOB, p, masked).status == "Success"
+    assert feed(node, BOB, p, plain).status == "Success"
+    # ALICE (authorised) does not see it: not in FindDocuments (LeafClass or ObjectRef), not by id, and ITI-43
+    # answers exactly as for a document that does not exist.
+    assert unique_ids(find(node, ALICE, p)) == {plain.unique_id}
+    assert len(list(find(node, ALICE, p, return_type="ObjectRef").body.iter(f"{{{ns.RIM}}}ObjectRef"))) == 1
+    by_id = post(node.registry, ITI18, adhoc_query(GET_DOCS, [("$XDSDocumentEntryUniqueId",
+                                                               [f"('{masked.unique_id}')"])]),
+                 mtom=False, vihf=vihf(ALICE, p))
+    assert unique_ids(by_id) == set()
+    hidden, unknown = retrieve(node, ALICE, p, masked.unique_id), retrieve(node, ALICE, p, "1.2.250.1.999.404")
+    assert hidden.error_codes == unknown.error_codes == ["XDSDocumentUniqueIdError"]
+    assert hidden.errors[0]["codeContext"].replace(masked.unique_id, "X") == \
+        unknown.errors[0]["codeContext"].replace("1.2.250.1.999.404", "X")
+    # Its author and the médecin traitant see it.
+    assert unique_ids(find(node, BOB, p)) == {plain.unique_id, masked.unique_id}
+    assert unique_ids(find(node, DOCTOR, p)) == {plain.unique_id, masked.unique_id}
+    assert retrieve(node, DOCTOR, p, masked.unique_id).documents() == {masked.unique_id: masked.content}
+
+
+# --- emergency access (R11, R37) -------------------------------------------------------------------------
+
+
+def test_r11_break_glass_reads_unless_opposed_and_is_flagged_in_the_history(node):
+    p = new_patient(node)
+    d = doc(b"allergies", p)
+    assert feed(node, ALICE, p, d).status == "Success"
+    assert unique_ids(find(node, CAROL, p, purpose=PurposeOfUse.BREAK_GLASS)) == {d.unique_id}
+    assert retrieve(node, CAROL, p, d.unique_id, PurposeOfUse.CENTRE_15).documents() == {d.unique_id: d.content}
+    newest = history(node, p)[:2]
+    assert [(e["actor_id"], e["purpose"], e["emergency"]) for e in newest] == [
+        (CAROL.idnat_ps, "centre_15", True), (CAROL.idnat_ps, "bris_de_glace", True)]
+    cli(node, "patient", "oppose-emergency", "--ins", p, "--mode", "bris_de_glace")
+    refused(find(node, CAROL, p, purpose=PurposeOfUse.BREAK_GLASS), "emergency-opposed")
+    assert unique_ids(find(node, CAROL, p, purpose=PurposeOfUse.CENTRE_15)) == {d.unique_id}
+    cli(node, "patient", "oppose-emergency", "--ins", p, "--mode", "bris_de_glace", "--withdraw")
+    assert unique_ids(find(node, CAROL, p, purpose=PurposeOfUse.BREAK_GLASS)) == {d.unique_id}
+
+
+# --- deletion (PDT-INF-526 notes 8, "*") and closure (R13, R29) --------------------------------------------
+
+
+def test_only_the_author_deletes_a_document(node):
+    p = new_patient(node)
+    d = doc(b"to delete", p)
+    assert feed(node, ALICE, p, d).status == "Success"
+    entry = _entry_uuid(node, ALICE, p, d.unique_id)
+    refused(post(node.registry, ITI57, _status_update(entry, APPROVED, DELETED, p), mtom=False,
+                 vihf=vihf(BOB, p)), "not-own-document")
+    ok = post(node.registry, ITI57, _status_update(entry, APPROVED, DELETED, p), mtom=False, vihf=vihf(ALICE, p))
+    assert ok.status == "Success", ok.errors
+    assert [e["action"] for e in history(node, p)[:2]] == ["delete", "delete"]
+    assert [e["allowed"] for e in history(node, p)[:2]] == [True, False]
+
+
+def test_r13_a_closed_dossier_is_closed_to_professionals_and_can_be_reopened(node):
+    p = new_patient(node)
+    cli(node, "patient", "close", "--ins", p)
+    refused(find(node, ALICE, p), "dossier-closed")
+    refused(feed(node, ALICE, p, doc(b"late", p)), "dossier-closed")
+    shown = json.loads(cli(node, "patient", "show", "--ins", p, "--json"))
+    assert shown["closed_at"]
+    assert shown["purge_after"][:4] == str(int(shown["closed_at"][:4]) + 10)
+    cli(node, "patient", "reopen", "--ins", p)
+    assert unique_ids(find(node, ALICE, p)) == set()
+
+
+def test_unknown_patient_is_xds_unknown_patient_id(node):
+    stranger = "255069999999934^^^&1.2.250.1.213.1.4.10&ISO"
+    reply = find(node, ALICE, stranger)
+    assert reply.status == "Failure"
+    assert reply.error_codes == ["XDSUnknownPatientId"]
+
+
+# --- the history: complete, chained, tamper-evident ----------------------------------------------------------
+
+
+def test_every_access_is_in_the_history_and_tampering_is_detected(node):
+    p = new_patient(node)
+    d = doc(b"traced", p)
+    assert feed(node, ALICE, p, d).status == "Success"
+    unique_ids(find(node, ALICE, p))
+    assert retrieve(node, ALICE, p, d.unique_id).documents() == {d.unique_id: d.content}
+    refused(find(node, CAROL, p), "not-authorized")
+    entries = history(node, p)
+    assert [(e["transaction"], e["action"], e["allowed"]) for e in entries[:4]] == [
+        ("ITI-18", "search", False), ("ITI-43", "read", True), ("ITI-18", "search", True),
+        ("ITI-41", "feed", True)]
+    assert entries[1]["documents"] == [d.unique_id]
+    assert entries[-1]["action"] == "create"
+    assert "every access history verifies" in cli(node, "history", "verify")
+
+    store = Store(node.config.database_url)
+    try:
+        with store.write() as conn:
+            row = conn.execute(text("SELECT id, entry FROM access_history WHERE patient_key = :p AND seq = 3"),
+                               {"p": p}).one()
+            conn.execute(text("UPDATE access_history SET entry = :e WHERE id = :i"),
+                         {"e": row.entry.replace('"allowed":true', '"allowed":false'), "i": row.id})
+        out = cli(node, "history", "verify", code=1)
+        assert f"{p}: entry seq 3 (row {row.id}): content does not match its hash (edited)" in out
+        with store.write() as conn:
+            conn.execute(text("UPDATE access_history SET entry = :e WHERE id = :i"), {"e": row.entry, "i": row.id})
+        cli(node, "history", "verify")
+
+        with store.write() as conn:        # a deleted entry
+            saved = conn.execute(text("SELECT * FROM access_history WHERE patient_key = :p AND seq = 2"),
+                                 {"p": p}).one()._asdict()
+            conn.execute(text("DELETE FROM access_history WHERE id = :i"), {"i": saved["id"]})
+        out = cli(node, "history", "verify", code=1)
+        assert f"{p}: entry seq 3" in out
+        assert "expected seq 2: entries missing before it (deleted)" in out
+        with store.write() as conn:
+            conn.execute(text("INSERT INTO access_history (id, patient_key, seq, at, entry, prev_hash, hash) "
+                              "VALUES (:id, :patient_key, :seq, :at, :entry, :prev_hash, :hash)"), saved)
+        cli(node, "history", "verify")
+
+        with store.write() as conn:        # an inserted entry, renumbering those after it
+            conn.execute(text("UPDATE access_history SET seq = seq + 1000 WHERE patient_key = :p AND seq >= 2"),
+                         {"p": p})
+            conn.execute(text("UPDATE access_history SET seq = seq - 999 WHERE patient_key = :p AND seq >= 1002"),
+                         {"p": p})
+            conn.execute(text("INSERT INTO access_history (patient_key, seq, at, entry, prev_hash, hash) "
+                              "SELECT patient_key, 2, at, entry, prev_hash, hash FROM access_history "
+                              "WHERE patient_key = :p AND seq = 1"), {"p": p})
+        out = cli(node, "history", "verify", code=1)
+        assert f"{p}: entry seq 2" in out
+        assert "does not link to the previous entry" in out
+        assert f"{p}: history head" in out
+    finally:
+        store.dispose()
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+
+def _entry_uuid(node, ps: PsIdentity, patient: str, unique_id: str) -> str:
+    reply = post(node.registry, ITI18, adhoc_query(GET_DOCS, [("$XDSDocumentEntryUniqueId", [f"('{unique_id}')"])],
+                                                   "ObjectRef"), mtom=False, vihf=vihf(ps, patient))
+    (ref,) = reply.body.iter(f"{{{ns.RIM}}}ObjectRef")
+    return ref.get("id", "")
+
+
+def _status_update(target: str, original: str, new: str, patient: str):
+    from xds_factory import submission_set
+
+    from registry._vocabulary import AssociationType
+    ss = submission_set(patient)
+    upd = _model.association_to_rim(_model.Association(
+        entry_uuid="Upd01", association_type=AssociationType.UPDATE_AVAILABILITY_STATUS.value,
+        source=ss.entry_uuid, target=target, original_status=original, new_status=new))
+    return submit_objects_request([], ss=ss, extra=[upd])
+
+
+@pytest.fixture(autouse=True)
+def _verify_histories_after_each_test(node, request):
+    yield
+    if "tampering" not in request.node.name:
+        assert "every access history verifies" in cli(node, "history", "verify")
