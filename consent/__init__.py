@@ -24,6 +24,7 @@ from consent._model import (
     kind_of,
 )
 from consent._rules import decide, status_action, version_actions, visibility
+from consent._services import AuthorizationEntry, DmpServices, Existence
 from consent._verify import verify_history
 from consent._xds import Admission, XdsConsent
 
@@ -31,13 +32,16 @@ __all__ = [
     "AccessRefused",
     "Action",
     "Admission",
+    "AuthorizationEntry",
     "AuthorizationState",
     "Caller",
     "Created",
     "Decision",
+    "DmpServices",
     "Dossier",
     "DossierAdmin",
     "DossierView",
+    "Existence",
     "Guard",
     "HistoryEntry",
     "Kind",

@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from consent import AccessRefused, Guard, Trace, XdsConsent
+from consent import AccessRefused, DmpServices, Guard, Trace, XdsConsent
 from pki import Principal
 from registry import (
     Origin,
@@ -36,6 +36,7 @@ from registry import (
 )
 from repository import FilesystemBlobStore, RemoteRegistry, Repository
 from repository._registry_port import RegistryPort
+from server import _dmp_endpoint as dmp_endpoint
 from server._config import Config
 from server._refusals import refusal_answer
 from server._security import RequestContext, Security, establish_principal
@@ -60,7 +61,7 @@ from soap_wsdl import (
 )
 
 log = logging.getLogger("dmp.server")
-Endpoint = Literal["registry", "repository"]
+Endpoint = Literal["registry", "repository", "dmp"]
 _FEED_BATCH = 1024 * 1024
 _OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -125,6 +126,8 @@ class Node:
     def handlers(self, endpoint: Endpoint) -> dict[str, Handler]:
         if endpoint == "repository":
             return {Actions.ITI41: self._iti41, Actions.ITI43: self._iti43}
+        if endpoint == "dmp":
+            return self._dmp_services()
         if self.registry is None:
             return {}
         return {Actions.ITI42: self._iti42, Actions.ITI18: self._iti18, Actions.ITI51: self._iti51,
@@ -204,6 +207,20 @@ class Node:
             trace.record()
         return Answer(Actions.ITI43 + "Response", result.body, result.attachments)
 
+    def _dmp_services(self) -> dict[str, Handler]:
+        """TD0.2, TD0.3, TD0.4, TD1.6 (``server._dmp_endpoint``): only where the consent checker runs."""
+        if self.consent is None:
+            return {}
+        services = dmp_endpoint.handlers(DmpServices(self.consent.guard))
+
+        def handler(service: dmp_endpoint.ServiceHandler) -> Handler:
+            def handle(body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
+                assert principal is not None   # the consent checker runs only where a VIHF is required
+                return Answer(*service(body, principal))
+            return handle
+
+        return {action: handler(service) for action, service in services.items()}
+
     def _consent(self, principal: Principal | None) -> XdsConsent | None:
         """The consent checker, when this node applies it (a database of its own, VIHF required)."""
         return self.consent if principal is not None else None
@@ -241,6 +258,7 @@ def create_app(config: Config, *, recover: bool = True) -> Starlette:
         Route("/health", health),
         Route("/xds/registry", endpoint_route("registry"), methods=["GET", "POST"]),
         Route("/xds/repository", endpoint_route("repository"), methods=["GET", "POST"]),
+        Route("/dmp/services", endpoint_route("dmp"), methods=["GET", "POST"]),
     ])
     app.state.node = node
     return app

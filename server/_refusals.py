@@ -1,6 +1,6 @@
 """The consent checker's refusals on the wire (DMP.md §3.8, docs/consent.md).
 
-A patient without a DMP on this node is an XDS error in the transaction's own answer
+In an XDS transaction, a patient without a DMP on this node is an XDS error in the transaction's own answer
 (``XDSUnknownPatientId``, ITI TF-3 Table 4.2.4.1-2), and so is a consent state that cannot be read or written
 (``XDSRegistryError``: the database is down, nothing was served); every other refusal refuses the whole request
 with a SOAP 1.2 ``Sender`` fault whose Subcode is the DMP's (``DMPAccessDeniedByRightsService``, or
@@ -26,16 +26,20 @@ from soap_wsdl import FaultCode, FaultSubcode, SerializedElement, SoapFault, ns
 ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
 ITI51 = "urn:ihe:iti:2009:MultiPatientStoredQuery"
 ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
+XDS_ACTIONS = frozenset({ITI18, ITI51, ITI43, "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b",
+                         "urn:ihe:iti:2007:RegisterDocumentSet-b", "urn:ihe:iti:2010:UpdateDocumentSet"})
 
 
 def refusal_answer(action: str, refused: AccessRefused, relates_to: str | None
                    ) -> tuple[str, etree._Element | SerializedElement]:
     """(response action, body) answering ``refused``, or raise the SoapFault that does."""
-    if refused.reason not in (Reason.UNKNOWN_PATIENT, Reason.UNAVAILABLE):
-        subcode = (FaultSubcode.DMP_ACCESS_DENIED if refused.reason is Reason.PATIENT_MISMATCH
+    reason = f"access refused [{refused.reason.code}, {refused.reason.dmp_subcode}]: {refused.detail}"
+    if action not in XDS_ACTIONS or refused.reason not in (Reason.UNKNOWN_PATIENT, Reason.UNAVAILABLE):
+        if refused.reason is Reason.UNAVAILABLE:
+            raise SoapFault(FaultCode.RECEIVER, reason, relates_to=relates_to)
+        subcode = (FaultSubcode.DMP_ACCESS_DENIED if refused.reason in (Reason.PATIENT_MISMATCH, Reason.UNKNOWN_PATIENT)
                    else FaultSubcode.DMP_ACCESS_DENIED_BY_RIGHTS_SERVICE)
-        raise SoapFault(FaultCode.SENDER, f"access refused [{refused.reason.code}, {refused.reason.dmp_subcode}]: "
-                        f"{refused.detail}", subcode, relates_to)
+        raise SoapFault(FaultCode.SENDER, reason, subcode, relates_to)
     code = ErrorCode.UNKNOWN_PATIENT_ID if refused.reason is Reason.UNKNOWN_PATIENT else ErrorCode.REGISTRY_ERROR
     error = RegistryError(code, refused.detail, None)
     if action in (ITI18, ITI51):

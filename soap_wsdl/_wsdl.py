@@ -1,4 +1,4 @@
-"""The WSDL and XSD documents of our two SOAP endpoints, as served at ``?wsdl`` and ``?xsd=NAME``.
+"""The WSDL and XSD documents of our SOAP endpoints, as served at ``?wsdl`` and ``?xsd=NAME``.
 
 The files in ``soap_wsdl/wsdl/`` (package data) are written with relative schema locations
 (``schemaLocation="rim.xsd"``) and a placeholder service address. Here they are rewritten for the URL the
@@ -16,10 +16,11 @@ from importlib.resources.abc import Traversable
 from typing import Final, Literal
 from xml.sax.saxutils import escape
 
-Endpoint = Literal["registry", "repository"]
+Endpoint = Literal["registry", "repository", "dmp"]
 
-_WSDL_FILES: Final[dict[str, str]] = {"registry": "registry.wsdl", "repository": "repository.wsdl"}
-# The soap12:address of both WSDL files, exactly as written there.
+_WSDL_FILES: Final[dict[str, str]] = {"registry": "registry.wsdl", "repository": "repository.wsdl",
+                                      "dmp": "dmp.wsdl"}
+# The soap12:address of every WSDL file, exactly as written there.
 _ADDRESS_PLACEHOLDER: Final = 'location="http://localhost/ENDPOINT_URL"'
 # Relative references between our files; file names are plain (no folder), so the match is strict.
 _SCHEMA_LOCATION: Final = re.compile(r'schemaLocation="([A-Za-z0-9_.-]+\.xsd)"')

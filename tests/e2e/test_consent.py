@@ -9,7 +9,9 @@ import secrets
 from functools import cache
 
 import pytest
+import zeep
 from click.testing import CliRunner
+from lxml import etree
 from sqlalchemy import text
 from vihf_client import ALICE, BOB, claims_for, fresh_vihf, identities, patient_ins
 from xds_client import ITI18, ITI41, ITI42, ITI43, ITI57, Reply, adhoc_query, post, retrieve_request
@@ -299,6 +301,87 @@ def test_every_access_is_in_the_history_and_tampering_is_detected(node):
         assert f"{p}: history head" in out
     finally:
         store.dispose()
+
+
+# --- the DMP services desktop software calls first (TD0.2, TD0.3, TD0.4, TD1.6) ------------------------------
+
+SERVICES = "urn:dmp-xds:services"
+TD02 = "urn:hl7-org:v3:PRPA_IN201307UV02"
+TD03 = "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization"
+TD16 = "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatient"
+TD04 = "urn:si-dmp-patients:PatientSpecificEndPoint:patientList"
+
+
+def service(node, soap_action: str, ps: PsIdentity, patient: str, name: str, **children: str) -> Reply:
+    body = etree.Element(f"{{{SERVICES}}}{name}", nsmap={"dmp": SERVICES})
+    for tag, value in children.items():
+        etree.SubElement(body, f"{{{SERVICES}}}{tag}").text = value
+    return post(node.url + "/dmp/services", soap_action, body, mtom=False, vihf=vihf(ps, patient))
+
+
+def answer(reply: Reply) -> dict[str, str]:
+    assert reply.http_status == 200, reply.fault_reason
+    assert reply.body.get("status") == "DMPOk"
+    return {etree.QName(c).localname: c.text or "" for c in reply.body}
+
+
+def test_desktop_flow_existence_test_declare_consent_then_query(node):
+    p = new_patient(node)
+    d = doc(b"for Carol", p)
+    assert feed(node, ALICE, p, d).status == "Success"
+    # TD0.2: the DMP exists, CAROL is not authorised, not the médecin traitant.
+    status = answer(service(node, TD02, CAROL, p, "ExistenceTestRequest", patientId=p))
+    assert (status["exists"], status["authorization"], status["treatingDoctor"]) == ("true", "NON_EXISTE", "false")
+    refused(find(node, CAROL, p), "not-authorized")
+    # TD0.3 after the patient's consent, then TD0.2 says VALIDE and ITI-18 answers.
+    assert answer(service(node, TD03, CAROL, p, "SetAuthorizationRequest", patientId=p, action="AJOUT")) == {
+        "authorization": "VALIDE"}
+    assert answer(service(node, TD02, CAROL, p, "ExistenceTestRequest", patientId=p))["authorization"] == "VALIDE"
+    assert unique_ids(find(node, CAROL, p)) == {d.unique_id}
+    # TD1.6 lists the authorisations; TD0.4 lists CAROL's dossiers.
+    listed = service(node, TD16, CAROL, p, "ListAuthorizationsRequest", patientId=p)
+    assert answer(listed) is not None
+    states = {a.get("professional"): a.get("state") for a in listed.body}
+    assert states == {ALICE.idnat_ps: "VALIDE", BOB.idnat_ps: "VALIDE", CAROL.idnat_ps: "VALIDE"}
+    mine = service(node, TD04, CAROL, p, "PatientListRequest")
+    assert answer(mine) is not None
+    assert p in [c.text for c in mine.body]
+    # The history says who declared the consent.
+    declared = [e for e in history(node, p) if e["transaction"] == "TD0.3"]
+    assert declared[0]["actor_id"] == CAROL.idnat_ps
+    assert declared[0]["detail"] == "consent declared by the professional"
+    # TD0.3 SUPPRESSION removes it again.
+    assert answer(service(node, TD03, CAROL, p, "SetAuthorizationRequest", patientId=p,
+                          action="SUPPRESSION")) == {"authorization": "NON_EXISTE"}
+    refused(find(node, CAROL, p), "not-authorized")
+
+
+def test_a_blocked_professional_cannot_declare_itself_authorised(node):
+    p = new_patient(node)
+    cli(node, "patient", "block", "--ins", p, "--ps", CAROL.idnat_ps)
+    assert answer(service(node, TD02, CAROL, p, "ExistenceTestRequest", patientId=p))["authorization"] == "INTERDIT"
+    refused(service(node, TD03, CAROL, p, "SetAuthorizationRequest", patientId=p, action="AJOUT"), "blocked")
+    refused(find(node, CAROL, p), "blocked")
+
+
+def test_dmp_services_check_the_vihf_patient_and_an_unknown_dossier(node):
+    a, b = new_patient(node), new_patient(node)
+    refused(service(node, TD02, ALICE, a, "ExistenceTestRequest", patientId=b), "patient-mismatch", "DMPAccessDenied")
+    stranger = "255069999999934^^^&1.2.250.1.213.1.4.10&ISO"
+    assert answer(service(node, TD02, ALICE, stranger, "ExistenceTestRequest", patientId=stranger))["exists"] == \
+        "false"
+    refused(service(node, TD03, ALICE, stranger, "SetAuthorizationRequest", patientId=stranger, action="AJOUT"),
+            "unknown-patient", "DMPAccessDenied")
+
+
+def test_dmp_services_wsdl_lists_the_operations(node):
+    client = zeep.Client(node.url + "/dmp/services?wsdl")
+    try:
+        operations = client.wsdl.bindings[next(iter(client.wsdl.bindings))]._operations
+        actions = {op.soapaction for op in operations.values()}
+        assert actions == {TD02, TD03, TD16, TD04}
+    finally:
+        client.transport.session.close()
 
 
 # --- helpers ---------------------------------------------------------------------------------------------

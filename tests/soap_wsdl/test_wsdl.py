@@ -46,7 +46,7 @@ WSDL_NS = {
     "wsoma": "http://schemas.xmlsoap.org/ws/2004/09/policy/optimizedmimeserialization",
 }
 
-SCHEMAS = {"rim.xsd", "rs.xsd", "lcm.xsd", "query.xsd", "xdsb.xsd", "xml.xsd"}
+SCHEMAS = {"rim.xsd", "rs.xsd", "lcm.xsd", "query.xsd", "xdsb.xsd", "xml.xsd", "dmp.xsd"}
 # XDS.md section 1: operation -> (request action, response action, request root, response root)
 OPERATIONS: dict[Endpoint, dict[str, tuple[str, str, str, str]]] = {
     "registry": {
@@ -479,7 +479,7 @@ def test_schema_compiles_from_served_locations(name: str) -> None:
     assert {loc.removeprefix(f"{OFFLINE_URL}?xsd=") for loc in locations} <= resolver.served
 
 
-@pytest.mark.parametrize("endpoint", ["registry", "repository"])
+@pytest.mark.parametrize("endpoint", ["registry", "repository", "dmp"])
 def test_wsdl_document_points_at_the_endpoint(endpoint: Endpoint) -> None:
     root = etree.fromstring(wsdl_document(endpoint, OFFLINE_URL))
     assert root.xpath("//soap12:address/@location", namespaces=WSDL_NS) == [OFFLINE_URL]
