@@ -46,7 +46,8 @@ WSDL_NS = {
     "wsoma": "http://schemas.xmlsoap.org/ws/2004/09/policy/optimizedmimeserialization",
 }
 
-SCHEMAS = {"rim.xsd", "rs.xsd", "lcm.xsd", "query.xsd", "xdsb.xsd", "xml.xsd", "dmp.xsd"}
+XDS_SCHEMAS = {"rim.xsd", "rs.xsd", "lcm.xsd", "query.xsd", "xdsb.xsd", "xml.xsd"}
+SCHEMAS = {*XDS_SCHEMAS, "dmp.xsd"}   # dmp.xsd: the node's DMP services (TD0.2, TD0.3, TD0.4, TD1.6)
 # XDS.md section 1: operation -> (request action, response action, request root, response root)
 OPERATIONS: dict[Endpoint, dict[str, tuple[str, str, str, str]]] = {
     "registry": {
@@ -459,7 +460,7 @@ def message_schema() -> etree.XMLSchema:
     )
     driver = f'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">{imports}</xs:schema>'
     schema, resolver = _compile(driver.encode(), "urn:test:driver")
-    assert resolver.served == SCHEMAS
+    assert resolver.served == XDS_SCHEMAS
     return schema
 
 
