@@ -105,6 +105,12 @@ class Node:
         store = registry = None
         port: RegistryPort
         if config.registry_url:
+            if config.require_vihf and config.require_consent:
+                # The consent state lives in the registry's database: a repository in front of a remote registry
+                # could not decide who may read a document (docs/consent.md), so it must not serve at all.
+                raise RuntimeError("a repository with a remote registry (--registry-url) cannot apply the DMP "
+                                   "consent rules; run it with --no-consent only where the registry's node applies "
+                                   "them to every access (test set-ups)")
             port = RemoteRegistry(config.registry_url)
         else:
             store = Store(config.database_url, sqlite_synchronous=config.sqlite_synchronous)

@@ -367,7 +367,8 @@ def _blob_store_files(node: RunningNode) -> set[Path]:
 
 
 def _start_repository(tmp: Path, registry_url: str) -> RunningNode:
-    return start_node(make_node(tmp), "--registry-url", registry_url)
+    # A repository in front of a remote registry has no consent state: it runs only with --no-consent.
+    return start_node(make_node(tmp), "--registry-url", registry_url, "--no-consent")
 
 
 def _start_remote_registry(tmp: Path, url: str | None = None) -> RunningNode:

@@ -305,7 +305,7 @@ class StalledRegistry:
 def test_sigkill_between_storing_and_registering(tmp_path):
     cfg = make_node(tmp_path / "node")
     registry = StalledRegistry()
-    node = start_node(cfg, "--registry-url", registry.url)
+    node = start_node(cfg, "--registry-url", registry.url, "--no-consent")
     d = doc(b"stored, registration in flight\r\n")
     outcome: list[object] = []
 
