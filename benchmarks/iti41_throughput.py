@@ -28,7 +28,7 @@ import httpx
 from _cda import consultation_report
 from _harness import RunningNode, clear_peak_rss, cpu_seconds, machine, node_in, peak_rss_mb
 from xds_client import ITI41, envelope, parse_reply
-from xds_factory import Doc, content_id, provide_and_register
+from xds_factory import PATIENT, Doc, content_id, provide_and_register
 
 from soap_wsdl import OutgoingAttachment, mtom_content_type, mtom_stream, new_boundary
 
@@ -58,11 +58,12 @@ class RunResult:
 _seed = itertools.count(1)
 
 
-def encode_requests(count: int) -> list[Request]:
-    """``count`` ITI-41 MTOM messages, each with one distinct CDA document (distinct uniqueIds)."""
+def encode_requests(count: int, patient: str = PATIENT) -> list[Request]:
+    """``count`` ITI-41 MTOM messages, each with one distinct CDA document (distinct uniqueIds) for ``patient``
+    (the VIHF names it)."""
     out = []
     for _ in range(count):
-        doc = Doc(b"", "Document01", mime_type="text/xml")
+        doc = Doc(b"", "Document01", mime_type="text/xml", patient_id=patient)
         doc.content = consultation_report(doc.unique_id, doc.patient_id, next(_seed))
         env = envelope(ITI41, provide_and_register([doc]))
         boundary, root = new_boundary(), f"root.{uuid.uuid4().hex}@bench.dmp-xds"
