@@ -171,9 +171,10 @@ class DossierAdmin:
     def _apply(self, ins: str, action: Action, caller: PatientCaller | None, professional: str | None,
                work: Callable[[Connection, str, str, str], object], detail: str | None = None) -> None:
         key = self._key(ins)
-        who = caller or PatientCaller(key, channel="operator")
         with self.guard.store.write() as conn:
             dossier = _dossiers.load(conn, key)
+            # The operator acts for the patient, or for a minor's legal representatives (R27).
+            who = caller or PatientCaller(key, representative=bool(dossier and dossier.minor), channel="operator")
             decision = decide(who, action, dossier, professional=professional)
             now = self.clock()
             trace = Trace(self.guard, who, action, key, dossier, decision, f"{who.channel} {action.value}",

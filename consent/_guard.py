@@ -75,9 +75,16 @@ def database() -> Iterator[None]:
     does not happen (fail closed) and the caller hears the service is unavailable."""
     try:
         yield
-    except SQLAlchemyError:
-        log.exception("consent state database error")
+    except SQLAlchemyError as exc:
+        log.error("consent state database error: %s", _safe(exc))
         raise AccessRefused(Reason.UNAVAILABLE, _DETAILS[Reason.UNAVAILABLE]) from None
+
+
+def _safe(exc: SQLAlchemyError) -> str:
+    """What to log of a database error: its kind, never its statement or parameters (patient keys, IdNat)."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    return f"{type(exc).__name__}" + (f" ({type(orig).__name__} {state})" if orig is not None else "")
 
 
 def refusal(decision: Decision) -> AccessRefused:
@@ -148,8 +155,9 @@ class Guard:
         try:
             with self.store.write() as conn:
                 self.write_trace(conn, trace)
-        except Exception:
-            log.exception("a refusal could not be recorded in the access history")
+        except SQLAlchemyError as exc:
+            # The refusal stands; only its trace is missing (the database is down): say so without identifiers.
+            log.error("a refusal could not be recorded in the access history: %s", _safe(exc))
         log.info("access refused: %s (%s)", trace.decision.reason.code, trace.transaction)
         raise refusal(trace.decision)
 

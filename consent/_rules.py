@@ -137,6 +137,8 @@ def decide(caller: Caller, action: Action, dossier: Dossier | None, document: Do
         return Decision.deny(Reason.DOSSIER_CLOSED)
     if isinstance(caller, PatientCaller) and action is A.REOPEN and not dossier.closed:
         return Decision.deny(Reason.NOT_PERMITTED)
+    if isinstance(caller, PatientCaller) and dossier.minor and not caller.representative:
+        return Decision.deny(Reason.NOT_PERMITTED)     # R27: a minor has no access of their own
     col = column(caller, dossier)
     purpose = caller.purpose_of_use if isinstance(caller, Principal) else PurposeOfUse.NORMAL
     emergency = purpose is not PurposeOfUse.NORMAL

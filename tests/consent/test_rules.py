@@ -273,3 +273,11 @@ def test_every_action_is_decided_for_every_kind_of_caller(action):
                    ps(mode=AuthMode.INDIRECT_REINFORCED), ps(purpose=PurposeOfUse.CENTRE_15)):
         decision = decide(caller, action, dossier())
         assert decision.allowed or decision.reason.dmp_subcode.startswith(("DMP", "XDS"))
+
+
+def test_r27_a_minor_acts_through_legal_representatives():
+    minor = dossier(minor=True)
+    assert reason(PATIENT, Action.READ, minor, doc()) is Reason.NOT_PERMITTED     # no access of their own
+    assert reason(PATIENT, Action.BLOCK, minor, professional=ALICE) is Reason.NOT_PERMITTED
+    assert allowed(REPRESENTATIVE, Action.READ, minor, doc())
+    assert allowed(REPRESENTATIVE, Action.BLOCK, minor, professional=ALICE)

@@ -190,6 +190,29 @@ def test_r5_r10_masked_documents_are_hidden_from_other_professionals_everywhere(
     assert retrieve(node, DOCTOR, p, masked.unique_id).documents() == {masked.unique_id: masked.content}
 
 
+def test_r5_n3_masking_through_iti57_and_unmasking_by_the_author_only(node):
+    p = new_patient(node)
+    d = Doc(b"to be masked", "Document01", patient_id=p)
+    assert feed(node, ALICE, p, d).status == "Success"
+    assert unique_ids(find(node, BOB, p)) == {d.unique_id}
+    # Any authorised professional may mask (BOB masks ALICE's document): a new version with MASQUE_PS.
+    masked = post(node.registry, ITI57, _new_version(node, d, p, [NORMAL, MASQUE_PS]), mtom=False,
+                  vihf=vihf(BOB, p))
+    assert masked.status == "Success", masked.errors
+    assert unique_ids(find(node, BOB, p)) == set()            # BOB no longer sees it
+    assert unique_ids(find(node, ALICE, p)) == {d.unique_id}  # its author does
+    # Only its author (or the médecin traitant) unmasks: BOB does not even see it any more.
+    refused(post(node.registry, ITI57, _new_version(node, d, p, [NORMAL], previous="2"), mtom=False,
+                 vihf=vihf(BOB, p)), "document-hidden")
+    unmasked = post(node.registry, ITI57, _new_version(node, d, p, [NORMAL], previous="2"), mtom=False,
+                    vihf=vihf(ALICE, p))
+    assert unmasked.status == "Success", unmasked.errors
+    assert unique_ids(find(node, BOB, p)) == {d.unique_id}
+    actions = [(e["actor_id"], e["action"], e["allowed"]) for e in history(node, p) if e["transaction"] == "ITI-57"]
+    assert actions == [(ALICE.idnat_ps, "unmask", True), (BOB.idnat_ps, "unmask", False),
+                       (BOB.idnat_ps, "mask", True)]
+
+
 # --- emergency access (R11, R37) -------------------------------------------------------------------------
 
 
@@ -392,6 +415,25 @@ def _entry_uuid(node, ps: PsIdentity, patient: str, unique_id: str) -> str:
                                                    "ObjectRef"), mtom=False, vihf=vihf(ps, patient))
     (ref,) = reply.body.iter(f"{{{ns.RIM}}}ObjectRef")
     return ref.get("id", "")
+
+
+def _new_version(node, d: Doc, patient: str, codes: list[_model.Code], previous: str = "1"):
+    """An ITI-57 new version of ``d`` carrying ``codes`` as confidentialityCodes (DMP.md §6.7 masking)."""
+    from xds_factory import document_entry, submission_set
+
+    from registry._vocabulary import AssociationType
+    reply = post(node.registry, ITI18, adhoc_query(GET_DOCS, [("$XDSDocumentEntryUniqueId", [f"('{d.unique_id}')"])]),
+                 mtom=False, vihf=vihf(ALICE, patient))   # its author always sees it
+    (eo,) = reply.body.iter(f"{{{ns.RIM}}}ExtrinsicObject")
+    version = Doc(d.content, "NewVersion", unique_id=d.unique_id, patient_id=patient, send_hash=False,
+                  meta={"confidentiality_codes": codes})
+    de = _model.document_entry_to_rim(document_entry(version))
+    de.lid = eo.get("lid")
+    ss = submission_set(patient)
+    hm = _model.Association(entry_uuid="hm", association_type=AssociationType.HAS_MEMBER.value,
+                            source=ss.entry_uuid, target="NewVersion", submission_set_status="Original",
+                            previous_version=previous)
+    return submit_objects_request([], ss=ss, extra=[de, _model.association_to_rim(hm)])
 
 
 def _status_update(target: str, original: str, new: str, patient: str):
