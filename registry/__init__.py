@@ -1,4 +1,5 @@
-"""The Document Registry: the XDS metadata model (ebRIM <-> typed), validation with XDS error codes,
+"""The Document Registry: the XDS metadata model (ebRIM <-> typed; the typed model and its ebRIM writers are
+public, so clients build submissions from it), validation with XDS error codes,
 the SQL store, and the registry transactions (ITI-42 now; ITI-18 and ITI-57 build on the same store)."""
 
 from registry._bulk import BulkReport, SubmissionOutcome
@@ -11,6 +12,18 @@ from registry._errors import (
     SubmissionRefused,
 )
 from registry._hl7 import CX, check_nir, patient_key
+from registry._model import (
+    Association,
+    Author,
+    Code,
+    DocumentEntry,
+    SubmissionSet,
+    Text,
+    association_to_rim,
+    document_entry_to_rim,
+    submission_set_to_rim,
+)
+from registry._model import document_entry as document_entry_from_rim
 from registry._registry import PatientError, Registry, StoredDocument, now_dtm
 from registry._response import parse_registry_response, registry_response
 from registry._rim import Kind, RimObject, RimSubmission, Slot, read_registry_object_list
@@ -22,7 +35,11 @@ __all__ = [
     "CX",
     "DE_ON_DEMAND",
     "DE_STABLE",
+    "Association",
+    "Author",
     "BulkReport",
+    "Code",
+    "DocumentEntry",
     "ErrorCode",
     "IdScheme",
     "Kind",
@@ -40,11 +57,17 @@ __all__ = [
     "StoredDocument",
     "SubmissionOutcome",
     "SubmissionRefused",
+    "SubmissionSet",
+    "Text",
+    "association_to_rim",
     "check_nir",
+    "document_entry_from_rim",
+    "document_entry_to_rim",
     "now_dtm",
     "parse_registry_response",
     "patient_key",
     "read_registry_object_list",
     "registry_response",
+    "submission_set_to_rim",
     "submit_objects_request",
 ]
