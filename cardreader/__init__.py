@@ -21,7 +21,7 @@ from cardreader._readers import CardEvent, CardEventKind, CardWatcher, ReaderSta
 from cardreader._signer import CardSigner
 from cardreader._submission import DocumentDescription
 from cardreader._tls import CardTlsTunnel
-from cardreader._token import MODULE_ENV, CpsCard, PinState, TokenAdapter, module_path
+from cardreader._token import MODULE_ENV, CpsCard, PinState, TokenAdapter, end_session_on_removal, module_path
 
 __all__ = [
     "MODULE_ENV",
@@ -47,6 +47,7 @@ __all__ = [
     "atr_hex",
     "card_model",
     "encode_practice_situation",
+    "end_session_on_removal",
     "find_cps_reader",
     "list_readers",
     "module_path",

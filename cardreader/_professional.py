@@ -42,6 +42,7 @@ class Professional:
     situation: PracticeSituation
     software: Software
     auth_mode: AuthMode = AuthMode.DIRECT
+    card: CpsCard | None = None   # the card that signs, if any (its authentication key carries TLS)
 
     @classmethod
     def from_card(cls, card: CpsCard, software: Software, situation: int | None = None) -> Professional:
@@ -58,7 +59,7 @@ class Professional:
                 raise CardError(CardProblem.CARD_CONTENT,
                                 f"the card has no practice situation {situation} (it has {numbers})")
             chosen = found[0]
-        return cls(CardSigner(card), card.holder, chosen, software)
+        return cls(CardSigner(card), card.holder, chosen, software, card=card)
 
     @classmethod
     def from_software_credential(cls, certificate: Path, private_key: Path, software: Software, *,

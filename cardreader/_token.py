@@ -23,6 +23,7 @@ from pkcs11 import Attribute, ObjectClass, TokenFlag
 
 from cardreader._errors import CardError, CardProblem
 from cardreader._holder import ACTIVITY_LABEL, CardHolder, PracticeSituation, card_holder, practice_situation
+from cardreader._readers import CardEvent, CardEventKind, CardWatcher
 
 MODULE_ENV: Final = "CPS_PKCS11_MODULE"
 #: Where the Cryptolib CPS installs its PKCS#11 module (DMP.md §5.2).
@@ -299,3 +300,12 @@ def _has_key_usage(cert: x509.Certificate, bit: str) -> bool:
         return bool(getattr(cert.extensions.get_extension_for_class(x509.KeyUsage).value, bit))
     except x509.ExtensionNotFound:
         return False
+
+
+def end_session_on_removal(card: CpsCard, reader: str) -> CardWatcher:
+    """A started :class:`CardWatcher` that ends ``card``'s session as soon as its card leaves ``reader``
+    (DMP.md §5.5 step 9); stop it when the card is closed."""
+    def on_event(event: CardEvent) -> None:
+        if event.kind is CardEventKind.REMOVED and event.reader == reader:
+            card.card_removed()
+    return CardWatcher(on_event).start()

@@ -9,6 +9,7 @@ dir) or token directory (SOFTHSM2_CONF points at a temp dir). Processes are ende
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -67,11 +68,11 @@ class Pcscd:
         Path("/run/pcscd").mkdir(exist_ok=True)   # only a mount point inside our namespace
         (conf / "vpcd").write_text(f'FRIENDLYNAME "{self.reader_name}"\nDEVICENAME /dev/null:{self.port}\n'
                                    f"LIBPATH {VPCD_DRIVER}\nCHANNELID {self.port}\n")
-        log = (self.directory / "pcscd.log").open("wb")
-        self.process = subprocess.Popen(
-            ["unshare", "--mount", "sh", "-c",
-             f"mount --bind {run} /run/pcscd && exec pcscd --foreground -c {conf}"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with (self.directory / "pcscd.log").open("wb") as log:
+            self.process = subprocess.Popen(
+                ["unshare", "--mount", "sh", "-c",
+                 f"mount --bind {run} /run/pcscd && exec pcscd --foreground -c {conf}"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -115,10 +116,8 @@ class VirtualCard:
     def remove(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
