@@ -123,6 +123,8 @@ class XdsClient:
         if self._zeep is None:
             session = requests.Session()
             session.verify = self._ca_file or True
+            # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's CA file: an explicit one wins.
+            session.trust_env = self._ca_file is None
             session.cert = self._client_cert
             # Behind a local TLS hop the node writes https://<hop>/... into its WSDL (it serves TLS and sees
             # the hop's Host): those addresses, and the node's own, are reached through the hop.

@@ -117,7 +117,7 @@ class CpsCard:
         lib = load_module(module)
         try:
             slots = lib.get_slots(token_present=True)
-            tokens = [(s, s.get_token()) for s in slots]
+            tokens = [(s, t) for s in slots if (t := s.get_token()).flags & TokenFlag.TOKEN_INITIALIZED]
         except REMOVAL_ERRORS:
             tokens = []
         except pkcs11.exceptions.PKCS11Error as exc:
