@@ -21,6 +21,7 @@ import pkcs11
 from cryptography import x509
 from pkcs11 import Attribute, ObjectClass, TokenFlag
 
+from cardreader._direct_sign import DirectSigner
 from cardreader._errors import CardError, CardProblem
 from cardreader._holder import ACTIVITY_LABEL, CardHolder, PracticeSituation, card_holder, practice_situation
 from cardreader._readers import CardEvent, CardEventKind, CardWatcher
@@ -90,7 +91,8 @@ class CpsCard:
     Not thread-safe for concurrent signing beyond what the module allows: one lock serialises calls on the
     session (a card computes one signature at a time anyway)."""
 
-    def __init__(self, slot: Any, token: Any, adapter: TokenAdapter | None) -> None:
+    def __init__(self, slot: Any, token: Any, adapter: TokenAdapter | None, module: str) -> None:
+        self.module = module
         self._slot = slot
         self._token = token
         self._adapter = adapter
@@ -133,7 +135,7 @@ class CpsCard:
             labels = ", ".join(repr(t.label) for _, t in tokens)
             raise CardError(CardProblem.NO_TOKEN, f"several tokens present ({labels}): choose one with --token-label")
         slot, token = tokens[0]
-        return cls(slot, adapter(token) if adapter else token, adapter)
+        return cls(slot, adapter(token) if adapter else token, adapter, module)
 
     @property
     def token_label(self) -> str:
@@ -170,6 +172,10 @@ class CpsCard:
             raise _locked()
         try:
             self._session = self._token.open(user_pin=pin)
+        except pkcs11.exceptions.UserAlreadyLoggedIn:
+            # PKCS#11 login is per application: another part of this process logged in to the card already
+            # (CKR_USER_ALREADY_LOGGED_IN, DMP.md §5.3); a plain session shares that login.
+            self._session = self._public_session()
         except pkcs11.exceptions.PinLocked:
             raise _locked() from None
         except (pkcs11.exceptions.PinIncorrect, pkcs11.exceptions.PinLenRange, pkcs11.exceptions.PinInvalid):
@@ -225,13 +231,23 @@ class CpsCard:
                     raise self._gone() from None
             return self._keys[key_id]
 
-    def sign(self, key: Any, data: bytes, mechanism: pkcs11.Mechanism) -> bytes:
-        """One ``C_SignInit``/``C_Sign`` with ``key`` (from this card) on the kept session."""
+    def signing_function(self, key: Any, mechanism: pkcs11.Mechanism,
+                         certificate: x509.Certificate) -> Callable[[bytes], bytes]:
+        """How to sign with ``key`` (from this card): one ``C_SignInit`` + one ``C_Sign`` through the module's
+        function list, or python-pkcs11's own call (which adds a length query) if that cannot be set up."""
+        length = (certificate.public_key().key_size + 7) // 8   # type: ignore[union-attr]
+        try:
+            return DirectSigner(self.module, key, mechanism, length).sign
+        except (OSError, AttributeError, pkcs11.exceptions.PKCS11Error):
+            return lambda data: bytes(key.sign(data, mechanism=mechanism))
+
+    def sign(self, signing_function: Callable[[bytes], bytes], data: bytes) -> bytes:
+        """``signing_function(data)`` on the kept session, serialised, a pulled card reported as such."""
         with self._lock:
             if self._removed:
                 raise self._gone()
             try:
-                return bytes(key.sign(data, mechanism=mechanism))
+                return signing_function(data)
             except REMOVAL_ERRORS:
                 self._drop()
                 raise self._gone() from None

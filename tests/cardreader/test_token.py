@@ -3,8 +3,14 @@ CKA_ID, the card-signed VIHF verified by the node's own verifier, removal mid-se
 
 from __future__ import annotations
 
+import collections
+import os
+import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pkcs11
 import pytest
@@ -174,3 +180,33 @@ def test_a_card_pulled_mid_session_ends_the_session(card: CpsCard, pcscd: Pcscd,
     finally:
         watcher.stop()
         wait_for_card(reader, False)
+
+
+SPY = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so"
+_SPY_SCRIPT = """
+import sys
+from cardreader import CpsCard, Professional, patient_ins
+from pki import Software
+card = CpsCard.open(sys.argv[1], sys.argv[2])
+card.login(sys.argv[3])
+professional = Professional.from_card(card, Software("LPS-TEST", "HOMOLOG-TEST-0001"))
+for _ in range(int(sys.argv[5])):
+    professional.vihf(patient_ins(sys.argv[4]))
+card.close()
+"""
+
+
+def _spied_calls(token: SoftToken, log: Path, vihfs: int) -> collections.Counter[str]:
+    env = {**os.environ, **token.environment(), "PKCS11SPY": token.module, "PKCS11SPY_OUTPUT": str(log)}
+    subprocess.run([sys.executable, "-c", _SPY_SCRIPT, SPY, token.label, PIN, PATIENT, str(vihfs)], env=env,
+                   check=True, capture_output=True, timeout=60)
+    return collections.Counter(re.findall(r"^\d+: (C_\w+)", log.read_text(errors="replace"), re.MULTILINE))
+
+
+def test_a_vihf_costs_one_c_sign_and_no_login_or_object_search(token: SoftToken, tmp_path: Path) -> None:
+    """PKCS#11 calls counted by OpenSC's pkcs11-spy between the library and SoftHSM2 (fresh processes): six
+    VIHFs cost exactly five C_SignInit + C_Sign more than one, and nothing else."""
+    one = _spied_calls(token, tmp_path / "one.log", 1)
+    six = _spied_calls(token, tmp_path / "six.log", 6)
+    assert one["C_Login"] == 1
+    assert six - one == collections.Counter({"C_SignInit": 5, "C_Sign": 5})
