@@ -3,7 +3,7 @@
 Python's ``ssl`` (hence httpx, requests, zeep) cannot use a non-extractable PKCS#11 key: it has no OpenSSL
 engine, provider or store hook, and the OpenSSL 3 ``pkcs11-provider`` is not packaged for Debian 12. OpenSSL's
 PKCS#11 *engine* (libengine-pkcs11-openssl) can, so a local stunnel4 in client mode holds the TLS session to
-the node with the card key, and the client speaks plain HTTP to it on 127.0.0.1 (docs/cps.md).
+the node with the card key, and the client speaks plain HTTP to it on 127.0.0.1 (README, "Desktop integration").
 
 The hop's configuration, PIN included, reaches stunnel through a pipe (``-fd``): it is never written to disk
 nor put on a command line, and stunnel logs at error level only, where it prints no configuration value.

@@ -7,7 +7,7 @@ profile="${1:-server}"
 
 # The `cps` command (CPS card middleware): pcscd and its client library for the readers (libpcsclite-dev and
 # gcc build pyscard, an sdist), opensc (pkcs11-tool, pkcs11-spy), the OpenSSL PKCS#11 engine and stunnel4 that
-# drive TLS client authentication with the card's non-extractable key (Python's ssl cannot; docs/cps.md).
+# drive TLS client authentication with the card's non-extractable key (Python's ssl cannot; README).
 apt_packages=(pcscd libpcsclite-dev gcc opensc libengine-pkcs11-openssl stunnel4)
 if [ "$profile" = test ]; then
   # SoftHSM2 stands in for the card's PKCS#11 module; vsmartcard-vpcd is the virtual reader the tests' own
