@@ -168,3 +168,40 @@ def test_software_credential_for_demos_warns_and_works(env: dict[str, str], tls_
     listing = cps(env, *software, "query", *server, "--ins", PATIENT)
     assert submitted.stdout.strip() in listing.stdout
     assert "SOFTWARE credential" in listing.stderr
+
+
+def test_the_pin_is_asked_on_the_terminal_without_echo(inserted: VirtualCard, env: dict[str, str]) -> None:
+    """``cps info`` on a real pseudo-terminal, CPS_PIN unset: it prompts, the typed PIN is not echoed."""
+    import pty
+    import select
+    environment = {k: v for k, v in env.items() if k != "CPS_PIN"}
+    pid, fd = pty.fork()
+    if pid == 0:   # the child: cps with the pty as its controlling terminal
+        os.execve(CPS, [CPS, "info"], environment)
+    transcript = b""
+
+    def read_until(marker: bytes | None) -> None:
+        nonlocal transcript
+        while marker is None or marker not in transcript:
+            ready, _, _ = select.select([fd], [], [], 60)
+            assert ready, f"cps is silent: {transcript!r}"
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:   # EIO: the child closed the terminal
+                return
+            if not chunk:
+                return
+            transcript += chunk
+
+    try:
+        read_until(b"PIN of the CPS card: ")
+        os.write(fd, PIN.encode() + b"\n")
+        read_until(None)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, transcript
+    text = transcript.decode()
+    assert "Situation 1: structure 499700012349012" in text
+    after_prompt = text.split("PIN of the CPS card: ", 1)[1]
+    assert after_prompt.startswith("\r\nSituation 1:"), after_prompt   # an echo would show the digits here

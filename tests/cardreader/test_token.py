@@ -210,3 +210,33 @@ def test_a_vihf_costs_one_c_sign_and_no_login_or_object_search(token: SoftToken,
     six = _spied_calls(token, tmp_path / "six.log", 6)
     assert one["C_Login"] == 1
     assert six - one == collections.Counter({"C_SignInit": 5, "C_Sign": 5})
+
+
+def test_sessions_closed_under_the_library_read_as_a_pulled_card(token: SoftToken) -> None:
+    """What a PKCS#11 module does when the card leaves: it closes the slot's sessions, and the next call gets
+    CKR_SESSION_HANDLE_INVALID; the library reports the card removed and refuses every later call."""
+    import ctypes
+    card = CpsCard.open(token.module, token.label)
+    card.login(PIN)
+    signer = CardSigner(card)
+    assert signer.sign(b"before")
+    slot_id = card._slot.slot_id   # the module's own slot, as the module would close it
+    assert ctypes.CDLL(token.module).C_CloseAllSessions(ctypes.c_ulong(slot_id)) == 0
+    with pytest.raises(CardError) as info:
+        signer.sign(b"after")
+    assert info.value.problem is CardProblem.CARD_REMOVED
+    assert card.removed
+    with pytest.raises(CardError) as again:
+        card.practice_situations()
+    assert again.value.problem is CardProblem.CARD_REMOVED
+
+
+def test_pkcs11_tool_sees_the_cps_objects_of_the_test_token(token: SoftToken) -> None:
+    """The test token can be inspected with OpenSC's pkcs11-tool, and holds what a CPS card holds."""
+    out = subprocess.run(["pkcs11-tool", "--module", token.module, "--token-label", token.label, "--login",
+                          "--pin", PIN, "--list-objects"], env={**os.environ, **token.environment()},
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    for label in ("CPS_PRIV_SIG", "CPS_PRIV_AUT", "Certificat de Signature CPS", "Certificat d'Authentification CPS",
+                  "CPS_INFO_PS", "CPS_NAME_PS", "CPS_ACTIVITY_01_PS", "CPS_ACTIVITY_02_PS"):
+        assert label in out
+    assert "never extractable" in out
