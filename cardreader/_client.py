@@ -298,6 +298,7 @@ def _raise_for_registry_errors(body: etree._Element) -> None:
 
 
 def _unreachable(url: str, exc: Exception) -> CardError:
-    problem = CardProblem.TLS if isinstance(exc, ssl.SSLError) or "SSL" in type(exc).__name__ else \
-        CardProblem.SERVER_UNREACHABLE
-    return CardError(problem, f"the node at {url} could not be reached: {exc}")
+    text = str(exc)
+    tls = isinstance(exc, ssl.SSLError) or any(w in text for w in ("SSL", "certificate", "handshake"))
+    return CardError(CardProblem.TLS if tls else CardProblem.SERVER_UNREACHABLE,
+                     f"the node at {url} could not be reached: {text}")

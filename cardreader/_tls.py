@@ -11,12 +11,14 @@ nor put on a command line, and stunnel logs at error level only, where it prints
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -57,6 +59,8 @@ class CardTlsTunnel:
         self._module, self._token_label, self._key_id = module, token_label, key_id
         self._certificate, self._ca_file, self._pin = certificate, ca_file, pin
         self._dir: Path | None = None
+        self._errors: collections.deque[str] = collections.deque(maxlen=20)
+        self._reader: threading.Thread | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -77,18 +81,35 @@ class CardTlsTunnel:
         self._process.stdin.write(self._config(local, cert).encode())
         self._process.stdin.close()
         self._pin = ""   # stunnel holds it now; this object no longer needs it
+        self._reader = threading.Thread(target=self._collect_errors, name="cps-tls-log", daemon=True)
+        self._reader.start()
         self.url = f"http://127.0.0.1:{local}"
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                errors = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
+                self._process.wait()
+                if self._reader is not None:
+                    self._reader.join(timeout=5)
+                errors = self.errors()
                 self.stop()
-                raise CardError(CardProblem.TLS, f"the TLS hop (stunnel) stopped: {errors.strip()[-500:]}")
+                raise CardError(CardProblem.TLS, f"the TLS hop (stunnel) stopped: {errors}")
             if _listening(local):
                 return self
             time.sleep(0.02)
         self.stop()
         raise CardError(CardProblem.TLS, "the TLS hop (stunnel) did not start in 15 s")
+
+    def errors(self) -> str:
+        """stunnel's latest error lines (it logs at error level only: no configuration value, no PIN)."""
+        return " | ".join(self._errors)
+
+    def _collect_errors(self) -> None:
+        assert self._process is not None
+        assert self._process.stderr is not None
+        for line in self._process.stderr:
+            text = line.decode(errors="replace").strip()
+            if text:
+                self._errors.append(text)
 
     def _config(self, local: int, cert: Path) -> str:
         label = urllib.parse.quote(self._token_label, safe="")
@@ -111,6 +132,9 @@ class CardTlsTunnel:
             except subprocess.TimeoutExpired:
                 os.kill(self._process.pid, signal.SIGKILL)
                 self._process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+            self._reader = None
         if self._process is not None and self._process.stderr is not None:
             self._process.stderr.close()
         if self._dir is not None:

@@ -296,18 +296,24 @@ def _professional(opts: Options, situation: int | None) -> Iterator[tuple[Profes
 def _xds(opts: Options, server: str, ca_file: str | None, situation: int | None) -> Iterator[XdsClient]:
     with ExitStack() as stack:
         professional, pin = stack.enter_context(_professional(opts, situation))
-        transport_url, client_cert = None, None
+        transport_url, client_cert, tunnel = None, None, None
         card = professional.card
         if server.startswith("https://") and card is not None and pin is not None:
-            tunnel = CardTlsTunnel(module=module_path(opts.module), token_label=card.token_label,
-                                   key_id=card.authentication_id, certificate=card.authentication_certificate,
-                                   server_url=server, ca_file=ca_file or _system_cas(), pin=pin)
+            tunnel = CardTlsTunnel(module=card.module, token_label=card.token_label, key_id=card.authentication_id,
+                                   certificate=card.authentication_certificate, server_url=server,
+                                   ca_file=ca_file or _system_cas(), pin=pin)
             transport_url = stack.enter_context(tunnel).url
         elif server.startswith("https://") and opts.software_auth_cert and opts.software_auth_key:
             client_cert = (str(opts.software_auth_cert), str(opts.software_auth_key))
         del pin
-        yield stack.enter_context(XdsClient(server, professional, transport_url=transport_url, ca_file=ca_file,
-                                            client_cert=client_cert))
+        try:
+            yield stack.enter_context(XdsClient(server, professional, transport_url=transport_url,
+                                                ca_file=ca_file, client_cert=client_cert))
+        except CardError as exc:
+            # Through the hop a failed handshake only shows as a closed connection; stunnel says why.
+            if tunnel is not None and exc.problem is CardProblem.SERVER_UNREACHABLE and tunnel.errors():
+                raise CardError(CardProblem.TLS, f"TLS with the card failed: {tunnel.errors()}") from None
+            raise
 
 
 def _system_cas() -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from card_sim import PIN, VITALE_LIKE_ATR, CardChip, Pcscd, SoftToken, VirtualCard, wait_for_card
+from cryptography.hazmat.primitives.serialization import Encoding
 from nodes import RunningNode, make_node, start_node
 from vihf_client import ALICE_STRUCTURE, identities
 from xds_factory import PATIENT
@@ -205,3 +206,12 @@ def test_the_pin_is_asked_on_the_terminal_without_echo(inserted: VirtualCard, en
     assert "Situation 1: structure 499700012349012" in text
     after_prompt = text.split("PIN of the CPS card: ", 1)[1]
     assert after_prompt.startswith("\r\nSituation 1:"), after_prompt   # an echo would show the digits here
+
+
+def test_a_server_the_ca_file_does_not_vouch_for_is_a_tls_failure(inserted: VirtualCard, env: dict[str, str],
+                                                                 tls_node: RunningNode, tmp_path: Path) -> None:
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_bytes(identities().alice.signature.certificate.public_bytes(Encoding.PEM))
+    result = cps(env, "query", "--server", tls_node.url, "--ca-file", str(other_ca), "--ins", PATIENT)
+    assert result.returncode == CardProblem.TLS.exit_code, result.stderr
+    assert "certificate verify failed" in result.stderr
