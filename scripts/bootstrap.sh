@@ -11,8 +11,8 @@ profile="${1:-server}"
 apt_packages=(pcscd libpcsclite-dev gcc opensc libengine-pkcs11-openssl stunnel4)
 if [ "$profile" = test ]; then
   # SoftHSM2 stands in for the card's PKCS#11 module; vsmartcard-vpcd is the virtual reader the tests' own
-  # pcscd serves (tests/cardreader).
-  apt_packages+=(softhsm2 vsmartcard-vpcd)
+  # pcscd serves (tests/cardreader), in a network namespace of its own brought up with iproute2.
+  apt_packages+=(softhsm2 vsmartcard-vpcd iproute2)
   # PostgreSQL: the tests start a throwaway server (the registry's scale-out database).
   # xmlsec1: the independent XML-DSig implementation the VIHF interop tests sign and verify with.
   apt_packages+=(postgresql xmlsec1)

@@ -49,7 +49,7 @@ def reader(pcscd: Pcscd) -> str:
 @pytest.fixture
 def inserted(pcscd: Pcscd, reader: str) -> Iterator[VirtualCard]:
     """A CPS3 card in the first slot of the virtual reader, removed after the test."""
-    card = VirtualCard(pcscd.port, CPS3_ATR).insert()
+    card = pcscd.card(CPS3_ATR).insert()
     wait_for_card(reader, True)
     yield card
     card.remove()

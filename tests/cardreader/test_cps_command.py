@@ -131,7 +131,7 @@ def test_without_a_card_or_with_another_card_cps_refuses(pcscd: Pcscd, reader: s
     query = cps(env, "query", "--server", tls_node.url, "--ins", PATIENT)
     assert query.returncode == CardProblem.NO_CARD.exit_code
     assert "insert the CPS card" in query.stderr
-    other = VirtualCard(pcscd.port, VITALE_LIKE_ATR).insert()
+    other = pcscd.card(VITALE_LIKE_ATR).insert()
     try:
         wait_for_card(reader, True)
         assert cps(env, "info").returncode == CardProblem.UNKNOWN_CARD.exit_code
@@ -143,7 +143,7 @@ def test_without_a_card_or_with_another_card_cps_refuses(pcscd: Pcscd, reader: s
 
 
 def test_a_card_removed_after_one_command_refuses_the_next(pcscd: Pcscd, reader: str, env: dict[str, str]) -> None:
-    card = VirtualCard(pcscd.port).insert()
+    card = pcscd.card().insert()
     wait_for_card(reader, True)
     ok(cps(env, "vihf", "--ins", PATIENT))
     card.remove()

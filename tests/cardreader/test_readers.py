@@ -36,7 +36,7 @@ def test_an_inserted_cps3_is_recognised(inserted: VirtualCard, reader: str) -> N
 
 @pytest.mark.parametrize(("atr", "model"), [(CPS4_ATR, CardModel.CPS4)])
 def test_a_cps4_in_the_second_slot_is_found(pcscd: Pcscd, atr: bytes, model: CardModel) -> None:
-    card = VirtualCard(pcscd.port + 1, atr).insert()
+    card = pcscd.card(atr, slot=1).insert()
     try:
         wait_for_card(pcscd.readers[1], True)
         assert find_cps_reader().name == pcscd.readers[1]
@@ -50,7 +50,7 @@ def test_no_card_and_unknown_card_are_told_apart(pcscd: Pcscd, reader: str) -> N
     with pytest.raises(CardError) as empty:
         find_cps_reader()
     assert empty.value.problem is CardProblem.NO_CARD
-    other = VirtualCard(pcscd.port, VITALE_LIKE_ATR).insert()
+    other = pcscd.card(VITALE_LIKE_ATR).insert()
     try:
         wait_for_card(reader, True)
         with pytest.raises(CardError) as unknown:
@@ -78,7 +78,7 @@ def test_the_watcher_reports_insertion_and_removal_then_stops(pcscd: Pcscd, read
             seen.set()
 
     with CardWatcher(record) as watcher:
-        card = VirtualCard(pcscd.port).insert()
+        card = pcscd.card().insert()
         wait_for_card(reader, True)
         card.remove()
         assert seen.wait(10), f"no removal reported: {events}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pkcs11
 import pytest
-from card_sim import AUT_ID, PIN, SIG_ID, CardChip, Pcscd, SoftToken, VirtualCard, wait_for_card
+from card_sim import AUT_ID, PIN, SIG_ID, CardChip, Pcscd, SoftToken, wait_for_card
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -162,7 +162,7 @@ def test_a_missing_practice_situation_is_named(card: CpsCard) -> None:
 def test_a_card_pulled_mid_session_ends_the_session(card: CpsCard, pcscd: Pcscd, reader: str) -> None:
     """The reader's removal event ends the PKCS#11 session; every later call says the card is gone, even after
     the card comes back (a new login is needed)."""
-    inserted = VirtualCard(pcscd.port).insert()
+    inserted = pcscd.card().insert()
     wait_for_card(reader, True)
     card.login(PIN)
     signer = CardSigner(card)

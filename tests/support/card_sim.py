@@ -10,7 +10,9 @@ dir) or token directory (SOFTHSM2_CONF points at a temp dir). Processes are ende
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,9 +21,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pkcs11
 from cryptography import x509
@@ -43,12 +46,17 @@ VITALE_LIKE_ATR = bytes.fromhex("3B6500002063CBA000")   # some other card
 PIN = "1234"
 SO_PIN = "87654321"
 SIG_ID, AUT_ID = b"\x00\x10", b"\x00\x20"   # DMP.md §5.2: last byte 0x10 signature, 0x20 authentication
+T = TypeVar("T")
 
 
 # --- PC/SC -------------------------------------------------------------------------------------------------
 
 class Pcscd:
-    """A private pcscd serving one vpcd virtual reader (two slots: ``<name> 00 00`` and ``00 01``)."""
+    """A private pcscd serving one vpcd virtual reader (two slots: ``<name> 00 00`` and ``00 01``).
+
+    vpcd listens for its card on 0.0.0.0 and has no bind-address option (STACK.md §3), so pcscd runs in its own
+    network namespace as well as its own mount namespace: only its loopback exists there, and the virtual card
+    connects from inside it (:meth:`card`). Clients reach pcscd through its unix socket, a file."""
 
     def __init__(self, directory: Path, reader_name: str = "Virtual CPS Reader") -> None:
         self.directory = directory
@@ -70,14 +78,15 @@ class Pcscd:
                                    f"LIBPATH {VPCD_DRIVER}\nCHANNELID {self.port}\n")
         with (self.directory / "pcscd.log").open("wb") as log:
             self.process = subprocess.Popen(
-                ["unshare", "--mount", "sh", "-c",
-                 f"mount --bind {run} /run/pcscd && exec pcscd --foreground -c {conf}"],
+                ["unshare", "--mount", "--net", "sh", "-c",
+                 f"ip link set lo up && mount --bind {run} /run/pcscd && exec pcscd --foreground -c {conf}"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"pcscd exited: {(self.directory / 'pcscd.log').read_text()}")
-            if self.socket.exists() and _port_open(self.port):
+            if self.socket.exists() and _own_namespace(self.process.pid) and \
+                    in_network_namespace(self.process.pid, lambda: _port_open(self.port)):
                 return self
             time.sleep(0.02)
         self.stop()
@@ -85,6 +94,13 @@ class Pcscd:
 
     def environment(self) -> dict[str, str]:
         return {"PCSCLITE_CSOCK_NAME": str(self.socket)}
+
+    def card(self, atr: bytes = CPS3_ATR, slot: int = 0) -> VirtualCard:
+        """A virtual card for slot ``slot`` of the reader (not inserted yet)."""
+        assert self.process is not None
+        pid, port = self.process.pid, self.port + slot
+        return VirtualCard(lambda: in_network_namespace(
+            pid, lambda: socket.create_connection(("127.0.0.1", port), timeout=5)), atr)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -100,14 +116,14 @@ class VirtualCard:
     """A card in the vpcd reader: answers the ATR request with ``atr``; APDUs: SELECT → 9000, VERIFY with the
     card's 3-try rule (``63 C2``, ``63 C1``, then ``69 83``), anything else ``6D 00``."""
 
-    def __init__(self, port: int, atr: bytes = CPS3_ATR, pin: str = PIN) -> None:
-        self.port, self.atr, self.pin = port, atr, pin
+    def __init__(self, connect: Callable[[], socket.socket], atr: bytes = CPS3_ATR, pin: str = PIN) -> None:
+        self._connect, self.atr, self.pin = connect, atr, pin
         self.tries_left = 3
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
     def insert(self) -> VirtualCard:
-        self._sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        self._sock = self._connect()
         self._sock.settimeout(None)
         self._thread = threading.Thread(target=self._loop, args=(self._sock,), daemon=True)
         self._thread.start()
@@ -304,13 +320,44 @@ class _ChipToken:
 # --- helpers -----------------------------------------------------------------------------------------------
 
 def _free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port < 65000 and not _port_open(port + 1):
-            return port
-    raise RuntimeError("no free port pair")
+    """Any pair works: the ports are those of pcscd's own network namespace."""
+    return random.randrange(20000, 60000)
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def _own_namespace(pid: int) -> bool:
+    """True once ``pid`` runs in a network namespace other than ours (unshare has done its work)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    except OSError:
+        return False
+
+
+def in_network_namespace(pid: int, action: Callable[[], T]) -> T:
+    """``action()`` run by a short-lived thread that joined ``pid``'s network namespace (setns affects only the
+    calling thread); sockets it creates stay in that namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+        try:
+            if libc.setns(fd, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns into pcscd's network namespace failed")
+            outcome["value"] = action()
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=run, name="netns")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
 
 
 def _port_open(port: int) -> bool:
