@@ -7,6 +7,7 @@ ITI TF-2b §3.51 (ITI-51); ITI TF-2b §3.57 (ITI-57). A response's action is the
 
 from __future__ import annotations
 
+import copy
 import enum
 import uuid
 
@@ -39,7 +40,8 @@ def request_envelope(action: str, body: etree._Element, *, to: str | None = None
     ``urn:uuid:`` unless given), ``wsa:ReplyTo`` anonymous, ``wsa:To`` when given, and ``wsse:Security``
     holding only ``assertion`` (the signed VIHF) when given; ``body`` becomes the single child of ``Body``.
 
-    ``body`` and ``assertion`` are moved into the envelope (lxml elements have one parent)."""
+    ``body`` is moved into the envelope (lxml elements have one parent); ``assertion`` is copied, so one signed
+    VIHF may be sent in several envelopes, from several threads, without being taken from its tree."""
     env = etree.Element(q(SOAP12, "Envelope"), nsmap={"soap": SOAP12, "wsa": WSA})
     header = etree.SubElement(env, q(SOAP12, "Header"))
     act = etree.SubElement(header, q(WSA, "Action"))
@@ -52,6 +54,6 @@ def request_envelope(action: str, body: etree._Element, *, to: str | None = None
         etree.SubElement(header, q(WSA, "To")).text = to
     if assertion is not None:
         security = etree.SubElement(header, q(WSSE, "Security"), nsmap={"wsse": WSSE})
-        security.append(assertion)
+        security.append(copy.deepcopy(assertion))
     etree.SubElement(env, q(SOAP12, "Body")).append(body)
     return serialize(env)
