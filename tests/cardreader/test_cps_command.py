@@ -72,11 +72,13 @@ def test_card_info_vihf_submit_query_retrieve(inserted: VirtualCard, env: dict[s
     assert "OK" in xmlsec.stdout + xmlsec.stderr
 
     document = tmp_path / "compte-rendu.pdf"
-    document.write_bytes(b"\r\n%PDF-1.4\r\n" + os.urandom(3 * 1024 * 1024) + b"\r\n%%EOF\r\n")
+    document.write_bytes(b"\r\n%PDF-1.4\r\n" + os.urandom(9 * 1024 * 1024) + b"\r\n%%EOF\r\n")
     server = ["--server", tls_node.url, "--ca-file", str(identities().ca_bundle)]
-    unique_id = ok(cps(env, "submit", str(document), *server, "--ins", PATIENT, "--class", "10",
-                       "--type", "11488-4", "--title", "Compte rendu")).strip()
+    submitted = cps(env, "submit", str(document), *server, "--ins", PATIENT, "--class", "10", "--type", "11488-4",
+                    "--title", "Compte rendu")
+    unique_id = ok(submitted).strip()
     assert unique_id.startswith("2.25.")
+    assert "sending" in submitted.stderr   # the progress bar of a large file
 
     listing = ok(cps(env, "query", *server, "--ins", PATIENT)).splitlines()
     rows = [line.split("\t") for line in listing[1:]]
