@@ -1,4 +1,5 @@
-"""The Document Registry: the XDS metadata model (ebRIM <-> typed), validation with XDS error codes,
+"""The Document Registry: the XDS metadata model (ebRIM <-> typed; the typed model and its ebRIM writers are
+public, so clients build submissions from it), validation with XDS error codes,
 the SQL store, and the registry transactions (ITI-42 now; ITI-18 and ITI-57 build on the same store)."""
 
 from registry._bulk import BulkReport, SubmissionOutcome
@@ -11,6 +12,18 @@ from registry._errors import (
     SubmissionRefused,
 )
 from registry._hl7 import CX, check_nir, patient_key
+from registry._model import (
+    Association,
+    Author,
+    Code,
+    DocumentEntry,
+    SubmissionSet,
+    Text,
+    association_to_rim,
+    document_entry_to_rim,
+    submission_set_to_rim,
+)
+from registry._model import document_entry as document_entry_from_rim
 from registry._query import PatientMismatch, adhoc_query_response
 from registry._registry import PatientError, Recorder, Registry, StoredDocument, now_dtm
 from registry._response import parse_registry_response, registry_response
@@ -34,7 +47,11 @@ __all__ = [
     "DE_ON_DEMAND",
     "DE_STABLE",
     "REPLACEMENTS",
+    "Association",
+    "Author",
     "BulkReport",
+    "Code",
+    "DocumentEntry",
     "DocumentFacts",
     "DocumentFilter",
     "ErrorCode",
@@ -59,15 +76,21 @@ __all__ = [
     "StoredDocument",
     "SubmissionOutcome",
     "SubmissionRefused",
+    "SubmissionSet",
+    "Text",
     "adhoc_query_response",
+    "association_to_rim",
     "check_nir",
     "describe_update",
+    "document_entry_from_rim",
+    "document_entry_to_rim",
     "now_dtm",
     "parse_registry_response",
     "patient_key",
     "read_registry_object_list",
     "registry_response",
     "submission_patient",
+    "submission_set_to_rim",
     "submit_objects_request",
     "submitted_documents",
 ]

@@ -6,11 +6,9 @@ and relays the registry's RegistryResponse unchanged (XDS.md §7.1 rule 6)."""
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Protocol
 
 import httpx
-from lxml import etree
 
 from registry import (
     ErrorCode,
@@ -23,10 +21,10 @@ from registry import (
     parse_registry_response,
     submit_objects_request,
 )
-from soap_wsdl import SoapFault, ns, read_envelope, serialize
+from soap_wsdl import Action, SoapFault, ns, read_envelope, request_envelope
 
 log = logging.getLogger(__name__)
-ITI42_ACTION = "urn:ihe:iti:2007:RegisterDocumentSet-b"
+ITI42_ACTION = Action.ITI42
 
 
 class RegistryPort(Protocol):
@@ -53,7 +51,7 @@ class RemoteRegistry:
             # The consent state lives with the registry's database; a repository in front of a remote registry
             # has none, and runs without the consent checker (see docs/consent.md).
             raise ValueError("a remote registry cannot record the origin or the access history of a submission")
-        envelope = _envelope(ITI42_ACTION, self.url, submit_objects_request(sub))
+        envelope = request_envelope(ITI42_ACTION, submit_objects_request(sub), to=self.url)
         try:
             r = self._client.post(self.url, content=envelope, headers={
                 "Content-Type": f'application/soap+xml; charset=UTF-8; action="{ITI42_ACTION}"'})
@@ -77,16 +75,3 @@ class RemoteRegistry:
     def close(self) -> None:
         self._client.close()
 
-
-def _envelope(action: str, to: str, body: etree._Element) -> bytes:
-    env = etree.Element(f"{{{ns.SOAP12}}}Envelope", nsmap={"env": ns.SOAP12, "wsa": ns.WSA})
-    header = etree.SubElement(env, f"{{{ns.SOAP12}}}Header")
-    act = etree.SubElement(header, f"{{{ns.WSA}}}Action")
-    act.set(f"{{{ns.SOAP12}}}mustUnderstand", "true")
-    act.text = action
-    etree.SubElement(header, f"{{{ns.WSA}}}MessageID").text = f"urn:uuid:{uuid.uuid4()}"
-    reply = etree.SubElement(header, f"{{{ns.WSA}}}ReplyTo")
-    etree.SubElement(reply, f"{{{ns.WSA}}}Address").text = ns.WSA_ANONYMOUS
-    etree.SubElement(header, f"{{{ns.WSA}}}To").text = to
-    etree.SubElement(env, f"{{{ns.SOAP12}}}Body").append(body)
-    return serialize(env)

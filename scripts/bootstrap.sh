@@ -5,8 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-server}"
 
-apt_packages=()
+# The `cps` command (CPS card middleware): pcscd and its client library for the readers (libpcsclite-dev and
+# gcc build pyscard, an sdist), opensc (pkcs11-tool, pkcs11-spy), the OpenSSL PKCS#11 engine and stunnel4 that
+# drive TLS client authentication with the card's non-extractable key (Python's ssl cannot; README).
+apt_packages=(pcscd libpcsclite-dev gcc opensc libengine-pkcs11-openssl stunnel4)
 if [ "$profile" = test ]; then
+  # SoftHSM2 stands in for the card's PKCS#11 module; vsmartcard-vpcd is the virtual reader the tests' own
+  # pcscd serves (tests/cardreader), in a network namespace of its own brought up with iproute2.
+  apt_packages+=(softhsm2 vsmartcard-vpcd iproute2)
   # PostgreSQL: the tests start a throwaway server (the registry's scale-out database).
   # xmlsec1: the independent XML-DSig implementation the VIHF interop tests sign and verify with.
   apt_packages+=(postgresql xmlsec1)
@@ -27,4 +33,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras=""; [ "$profile" = test ] && extras="[test]"
 .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v -e '^WARNING: Location' -e 'is ignored' || true
-.venv/bin/python -c "import server, registry, repository, soap_wsdl" # fails loudly if the install did not work
+.venv/bin/python -c "import server, registry, repository, soap_wsdl, cardreader" # fails loudly if the install did not work

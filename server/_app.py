@@ -41,6 +41,7 @@ from server._config import Config
 from server._refusals import refusal_answer
 from server._security import RequestContext, Security, establish_principal
 from soap_wsdl import (
+    Action,
     FaultCode,
     FaultSubcode,
     MimeError,
@@ -66,13 +67,7 @@ _FEED_BATCH = 1024 * 1024
 _OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-class Actions:
-    ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
-    ITI42 = "urn:ihe:iti:2007:RegisterDocumentSet-b"
-    ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
-    ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
-    ITI51 = "urn:ihe:iti:2009:MultiPatientStoredQuery"
-    ITI57 = "urn:ihe:iti:2010:UpdateDocumentSet"
+Actions = Action   # the one table of actions, shared with the clients (soap_wsdl)
 
 
 @dataclass

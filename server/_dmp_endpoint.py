@@ -13,14 +13,10 @@ from lxml import etree
 from consent import AccessRefused, DmpServices, Reason
 from pki import Principal
 from registry import patient_key
+from soap_wsdl import DmpAction
 
 DMP_SERVICES_NS: Final = "urn:dmp-xds:services"
-TD02: Final = "urn:hl7-org:v3:PRPA_IN201307UV02"
-TD03: Final = "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization"
-TD16: Final = "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatient"
-TD04: Final = "urn:si-dmp-patients:PatientSpecificEndPoint:patientList"
-RESPONSE_ACTIONS: Final = {TD02: "urn:hl7-org:v3:PRPA_IN201308UV02", TD03: TD03 + "Response", TD16: TD16 + "Response",
-                           TD04: TD04 + "Response"}
+TD02, TD03, TD04, TD16 = DmpAction.TD02, DmpAction.TD03, DmpAction.TD04, DmpAction.TD16
 OK: Final = "DMPOk"
 
 ServiceHandler = Callable[[etree._Element, Principal], tuple[str, etree._Element]]
@@ -65,7 +61,7 @@ def handlers(services: DmpServices) -> dict[str, ServiceHandler]:
         _expect(body, "ExistenceTestRequest")
         key = _patient(body, principal)
         e = services.existence_test(principal, key)
-        return RESPONSE_ACTIONS[TD02], _answer(
+        return TD02.response, _answer(
             "ExistenceTestResponse", patientId=key, exists=_bool(e.exists), closed=_bool(e.closed),
             authorization=e.authorization.value, treatingDoctor=_bool(e.treating_doctor))
 
@@ -76,7 +72,7 @@ def handlers(services: DmpServices) -> dict[str, ServiceHandler]:
         if action not in ("AJOUT", "SUPPRESSION"):
             raise AccessRefused(Reason.NOT_PERMITTED, f"dmp:action {action!r}: AJOUT or SUPPRESSION expected")
         state = services.set_authorization(principal, key, grant=action == "AJOUT")
-        return RESPONSE_ACTIONS[TD03], _answer("SetAuthorizationResponse", authorization=state.value)
+        return TD03.response, _answer("SetAuthorizationResponse", authorization=state.value)
 
     def list_authorizations(body: etree._Element, principal: Principal) -> tuple[str, etree._Element]:
         _expect(body, "ListAuthorizationsRequest")
@@ -87,14 +83,14 @@ def handlers(services: DmpServices) -> dict[str, ServiceHandler]:
             el.set("professional", entry.professional_id)
             el.set("state", entry.state.value)
             el.set("since", entry.since)
-        return RESPONSE_ACTIONS[TD16], answer
+        return TD16.response, answer
 
     def patient_list(body: etree._Element, principal: Principal) -> tuple[str, etree._Element]:
         _expect(body, "PatientListRequest")
         answer = _answer("PatientListResponse")
         for key in services.list_dossiers(principal):
             etree.SubElement(answer, _q("patientId")).text = key
-        return RESPONSE_ACTIONS[TD04], answer
+        return TD04.response, answer
 
     return {TD02: existence, TD03: set_authorization, TD16: list_authorizations, TD04: patient_list}
 

@@ -21,13 +21,9 @@ from registry import (
     adhoc_query_response,
     registry_response,
 )
-from soap_wsdl import FaultCode, FaultSubcode, SerializedElement, SoapFault, ns
+from soap_wsdl import Action, FaultCode, FaultSubcode, SerializedElement, SoapFault, ns
 
-ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
-ITI51 = "urn:ihe:iti:2009:MultiPatientStoredQuery"
-ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
-XDS_ACTIONS = frozenset({ITI18, ITI51, ITI43, "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b",
-                         "urn:ihe:iti:2007:RegisterDocumentSet-b", "urn:ihe:iti:2010:UpdateDocumentSet"})
+XDS_ACTIONS = frozenset(Action)
 
 
 def refusal_answer(action: str, refused: AccessRefused, relates_to: str | None
@@ -42,10 +38,10 @@ def refusal_answer(action: str, refused: AccessRefused, relates_to: str | None
         raise SoapFault(FaultCode.SENDER, reason, subcode, relates_to)
     code = ErrorCode.UNKNOWN_PATIENT_ID if refused.reason is Reason.UNKNOWN_PATIENT else ErrorCode.REGISTRY_ERROR
     error = RegistryError(code, refused.detail, None)
-    if action in (ITI18, ITI51):
+    if action in (Action.ITI18, Action.ITI51):
         return action + "Response", adhoc_query_response(ResponseStatus.FAILURE, [error])
     response = registry_response(RegistryResponse(ResponseStatus.FAILURE, (error,)))
-    if action == ITI43:
+    if action == Action.ITI43:
         root = etree.Element(f"{{{ns.XDSB}}}RetrieveDocumentSetResponse", nsmap={"xdsb": ns.XDSB, "rs": ns.RS})
         root.append(response)
         return action + "Response", root

@@ -1,7 +1,9 @@
 """The wire: SOAP 1.2 envelopes and faults, WS-Addressing, the streaming MTOM/XOP codec, the WSDL and
-XSD files, and the one hardened XML parser every other package uses."""
+XSD files, the one table of actions and the one request-envelope builder (shared by the node and its
+clients), and the one hardened XML parser every other package uses."""
 
 from soap_wsdl import _namespaces as ns
+from soap_wsdl._actions import Action, DmpAction, request_envelope
 from soap_wsdl._envelope import UNDERSTOOD_HEADERS, SoapRequest, read_envelope, response_envelope
 from soap_wsdl._fault import FaultCode, FaultSubcode, SoapFault
 from soap_wsdl._mtom import (
@@ -20,7 +22,9 @@ from soap_wsdl._xml import SerializedElement, XmlError, parse_xml, serialize, sp
 
 __all__ = [
     "UNDERSTOOD_HEADERS",
+    "Action",
     "Attachment",
+    "DmpAction",
     "FaultCode",
     "FaultSubcode",
     "MimeError",
@@ -38,6 +42,7 @@ __all__ = [
     "parse_content_type",
     "parse_xml",
     "read_envelope",
+    "request_envelope",
     "response_envelope",
     "schema_document",
     "serialize",

@@ -11,10 +11,11 @@ from typing import Any
 
 import httpx
 from lxml import etree
-from vihf_client import alice_claims, fresh_vihf, patient_ins, security_header
+from vihf_client import alice_claims, fresh_vihf, patient_ins
 
 from pki import INS_NIR_OIDS, nir_problem
 from soap_wsdl import (
+    Action,
     MtomDecoder,
     MtomMessage,
     OutgoingAttachment,
@@ -23,15 +24,11 @@ from soap_wsdl import (
     new_boundary,
     ns,
     parse_xml,
-    serialize,
+    request_envelope,
 )
 
-ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
-ITI42 = "urn:ihe:iti:2007:RegisterDocumentSet-b"
-ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
-ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
-ITI51 = "urn:ihe:iti:2009:MultiPatientStoredQuery"
-ITI57 = "urn:ihe:iti:2010:UpdateDocumentSet"
+ITI41, ITI42, ITI43 = Action.ITI41, Action.ITI42, Action.ITI43
+ITI18, ITI51, ITI57 = Action.ITI18, Action.ITI51, Action.ITI57
 RS_STATUS = {
     "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success": "Success",
     "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure": "Failure",
@@ -53,21 +50,11 @@ def envelope(action: str, body: etree._Element, *, message_id: str | None = None
              vihf: etree._Element | None = FRESH_VIHF) -> bytes:
     """A SOAP 1.2 request. ``vihf``: the saml2:Assertion to send in wsse:Security (default: a fresh one signed
     by the default test professional, new assertion ID each time); None sends no wsse:Security at all."""
-    env = etree.Element(f"{{{ns.SOAP12}}}Envelope", nsmap={"soap": ns.SOAP12, "wsa": ns.WSA})
-    header = etree.SubElement(env, f"{{{ns.SOAP12}}}Header")
-    act = etree.SubElement(header, f"{{{ns.WSA}}}Action")
-    act.set(f"{{{ns.SOAP12}}}mustUnderstand", "true")
-    act.text = action
-    etree.SubElement(header, f"{{{ns.WSA}}}MessageID").text = message_id or f"urn:uuid:{uuid.uuid4()}"
-    if to:
-        etree.SubElement(header, f"{{{ns.WSA}}}To").text = to
     if vihf is FRESH_VIHF:
         patient = request_patient(body)
         vihf = fresh_vihf(claims=alice_claims(patient=patient_ins(patient))) if patient else fresh_vihf()
-    if vihf is not None:
-        header.append(security_header(vihf))
-    etree.SubElement(env, f"{{{ns.SOAP12}}}Body").append(body)
-    return serialize(env)
+    return request_envelope(action, body, to=to or None, message_id=message_id, reply_to_anonymous=False,
+                            assertion=vihf)
 
 
 _PATIENT_SCHEMES = ("urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446",   # XDSSubmissionSet.patientId
