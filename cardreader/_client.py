@@ -28,6 +28,7 @@ from pki import PatientIns, PurposeOfUse
 from registry import DocumentEntry, Kind, document_entry_from_rim, read_registry_object_list
 from soap_wsdl import (
     Action,
+    DmpAction,
     MimeError,
     MtomDecoder,
     OutgoingAttachment,
@@ -44,8 +45,19 @@ FIND_DOCUMENTS: Final = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
 GET_DOCUMENTS: Final = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
 APPROVED: Final = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
 SUCCESS: Final = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
+DMP_SERVICES: Final = "urn:dmp-xds:services"      # the node's DMP services (docs/consent.md)
 Progress = Callable[[int], None]
 """Called with the number of document bytes just sent."""
+
+
+@dataclass(frozen=True)
+class DossierStatus:
+    """TD0.2's answer: the DMP's ``AUTORISATION`` (NON_EXISTE, VALIDE, INTERDIT, EXPIRE) and ``STATUT_MT``."""
+
+    exists: bool
+    closed: bool
+    authorization: str
+    treating_doctor: bool
 
 
 @dataclass(frozen=True)
@@ -205,6 +217,41 @@ class XdsClient:
                 leftover.unlink()
             spool.rmdir()
 
+    # --- the DMP services (TD0.2, TD0.3; docs/consent.md) -------------------------------------------------
+
+    def existence_test(self, patient: PatientIns) -> DossierStatus:
+        """TD0.2: does the patient have a DMP, is this professional authorised on it, the médecin traitant."""
+        answer = self._dmp_service(DmpAction.TD02, "ExistenceTestRequest", patient)
+        return DossierStatus(
+            exists=_child(answer, "exists") == "true", closed=_child(answer, "closed") == "true",
+            authorization=_child(answer, "authorization"), treating_doctor=_child(answer, "treatingDoctor") == "true")
+
+    def declare_consent(self, patient: PatientIns, *, remove: bool = False) -> str:
+        """TD0.3: declare that the patient consented to this professional's access (R19), or remove one's own
+        authorisation; returns the authorisation state after the call (``VALIDE`` / ``NON_EXISTE``)."""
+        answer = self._dmp_service(DmpAction.TD03, "SetAuthorizationRequest", patient,
+                                   action="SUPPRESSION" if remove else "AJOUT")
+        return _child(answer, "authorization")
+
+    def _dmp_service(self, soap_action: DmpAction, request: str, patient: PatientIns, **children: str
+                     ) -> etree._Element:
+        body = etree.Element(f"{{{DMP_SERVICES}}}{request}", nsmap={"dmp": DMP_SERVICES})
+        etree.SubElement(body, f"{{{DMP_SERVICES}}}patientId").text = patient.cx
+        for tag, value in children.items():
+            etree.SubElement(body, f"{{{DMP_SERVICES}}}{tag}").text = value
+        envelope = request_envelope(soap_action, body, to=f"{self.url}/dmp/services",
+                                    assertion=self.professional.vihf(patient, PurposeOfUse.NORMAL))
+        try:
+            reply = self._http.post(f"{self._base}/dmp/services", content=envelope, headers={
+                "Content-Type": f'application/soap+xml; charset=UTF-8; action="{soap_action}"'})
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.url, exc) from None
+        answer = _body(reply.content)
+        if answer.get("status") != "DMPOk":
+            raise CardError(CardProblem.SERVER_REFUSED, f"the node answered {etree.QName(answer).localname} "
+                            f"with status {answer.get('status')!r}")
+        return answer
+
     # --- plumbing --------------------------------------------------------------------------------------
 
     def _post(self, endpoint: str, action: str, content: Iterable[bytes], content_type: str) -> httpx.Response:
@@ -295,6 +342,10 @@ def _raise_for_registry_errors(body: etree._Element) -> None:
     errors = [f"{e.get('errorCode')}: {e.get('codeContext')}" for e in response.iter(f"{{{ns.RS}}}RegistryError")]
     raise CardError(CardProblem.SERVER_REFUSED, "the node refused the request: " + ("; ".join(errors) or
                                                                                     str(response.get("status"))))
+
+
+def _child(answer: etree._Element, local: str) -> str:
+    return (answer.findtext(f"{{{DMP_SERVICES}}}{local}") or "").strip()
 
 
 def _unreachable(url: str, exc: Exception) -> CardError:

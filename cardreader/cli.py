@@ -194,6 +194,36 @@ def query(opts: Options, server: str, ca_file: str | None, ins: str, purpose: st
 
 
 @cps.command()
+@_server_options
+@_patient_option()
+@_situation_option
+@click.pass_obj
+def status(opts: Options, server: str, ca_file: str | None, ins: str, situation: int | None) -> None:
+    """TD0.2: does the patient have a DMP, am I authorised on it, am I the médecin traitant."""
+    with _xds(opts, server, ca_file, situation) as client:
+        s = client.existence_test(_ins(ins))
+    if not s.exists:
+        click.echo("DMP: none for this patient")
+        return
+    click.echo(f"DMP: {'closed' if s.closed else 'open'}")
+    click.echo(f"authorization: {s.authorization}")
+    click.echo(f"médecin traitant: {'yes' if s.treating_doctor else 'no'}")
+
+
+@cps.command("declare-consent")
+@_server_options
+@_patient_option()
+@click.option("--remove", is_flag=True, help="Remove my own authorisation instead.")
+@_situation_option
+@click.pass_obj
+def declare_consent(opts: Options, server: str, ca_file: str | None, ins: str, remove: bool,
+                    situation: int | None) -> None:
+    """TD0.3: declare that the patient consented to my access to their DMP (after asking them), or --remove it."""
+    with _xds(opts, server, ca_file, situation) as client:
+        click.echo(f"authorization: {client.declare_consent(_ins(ins), remove=remove)}")
+
+
+@cps.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_server_options
 @_patient_option()

@@ -217,3 +217,23 @@ def test_a_server_the_ca_file_does_not_vouch_for_is_a_tls_failure(inserted: Virt
     result = cps(env, "query", "--server", tls_node.url, "--ca-file", str(other_ca), "--ins", PATIENT)
     assert result.returncode == CardProblem.TLS.exit_code, result.stderr
     assert "certificate verify failed" in result.stderr
+
+
+def test_status_declare_consent_then_query_as_desktop_software_does(inserted: VirtualCard, env: dict[str, str],
+                                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    # A node where the card holder (Dr ALICE) is not yet authorised on the patient's DMP (docs/consent.md).
+    node = start_node(make_node(tmp_path_factory.mktemp("cps-consent"), authorized=()), "--tls")
+    try:
+        server = ["--server", node.url, "--ca-file", str(identities().ca_bundle), "--ins", PATIENT]
+        assert ok(cps(env, "status", *server)).splitlines() == [
+            "DMP: open", "authorization: NON_EXISTE", "médecin traitant: no"]
+        refused = cps(env, "query", *server)
+        assert refused.returncode == CardProblem.SERVER_REFUSED.exit_code
+        assert "not-authorized" in refused.stderr
+        assert ok(cps(env, "declare-consent", *server)).strip() == "authorization: VALIDE"
+        assert "authorization: VALIDE" in ok(cps(env, "status", *server))
+        assert ok(cps(env, "query", *server)).startswith("uniqueId\t")
+        assert ok(cps(env, "declare-consent", *server, "--remove")).strip() == "authorization: NON_EXISTE"
+        assert cps(env, "query", *server).returncode == CardProblem.SERVER_REFUSED.exit_code
+    finally:
+        node.stop()
