@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from consent import AccessRefused, DmpServices, Guard, Trace, XdsConsent
+from consent import AccessRefused, Admission, DmpServices, Guard, Trace, XdsConsent
 from pki import Principal
 from registry import (
     Origin,
@@ -146,29 +146,30 @@ class Node:
 
     def _iti42(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
         assert self.registry is not None
-        consent = self._consent(principal)
-        sub = self.registry.read_request(body)
-        if isinstance(sub, RegistryResponse):
-            resp = sub
-        elif consent is None or principal is None:
-            resp = self.registry.register_submission(sub)
-        else:
-            admission = consent.admit_submission(principal, sub, "ITI-42")
-            resp = self.registry.register_submission(sub, origin=admission.origin, record=admission.trace)
+        resp = self._submit_objects(body, principal, "ITI-42", XdsConsent.admit_submission,
+                                    self.registry.register_submission)
         return Answer(Actions.ITI42 + "Response", registry_response(resp))
 
     def _iti57(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
         assert self.registry is not None
-        consent = self._consent(principal)
+        resp = self._submit_objects(body, principal, "ITI-57", XdsConsent.admit_update,
+                                    self.registry.update_submission)
+        return Answer(Actions.ITI57 + "Response", registry_response(resp))
+
+    def _submit_objects(self, body: etree._Element, principal: Principal | None, transaction: str,
+                        admit: Callable[[XdsConsent, Principal, RimSubmission, str], Admission],
+                        apply: Callable[..., RegistryResponse]) -> RegistryResponse:
+        """An lcm:SubmitObjectsRequest (ITI-42 registration, ITI-57 update): read, admitted by the consent
+        checker, applied with who filed it and its history entry in the same transaction."""
+        assert self.registry is not None
         sub = self.registry.read_request(body)
         if isinstance(sub, RegistryResponse):
-            resp = sub
-        elif consent is None or principal is None:
-            resp = self.registry.update_submission(sub)
-        else:
-            admission = consent.admit_update(principal, sub, "ITI-57")
-            resp = self.registry.update_submission(sub, origin=admission.origin, record=admission.trace)
-        return Answer(Actions.ITI57 + "Response", registry_response(resp))
+            return sub
+        consent = self._consent(principal)
+        if consent is None or principal is None:
+            return apply(sub)
+        admission = admit(consent, principal, sub, transaction)
+        return apply(sub, origin=admission.origin, record=admission.trace)
 
     def _iti18(self, body: etree._Element, mime: MtomMessage | None, principal: Principal | None) -> Answer:
         return Answer(Actions.ITI18 + "Response", self._stored_query(body, principal, multi_patient=False))
