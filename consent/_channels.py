@@ -47,9 +47,10 @@ class SmtpChannel:
 
     def send(self, recipient: str, subject: str, body: str) -> None:
         message = self._message(recipient, subject, body)
-        smtp = smtplib.SMTP(timeout=self.timeout_s)
+        smtp: smtplib.SMTP | None = None
         try:
-            smtp.connect(self.host, self.port)
+            # the host given here is also the name STARTTLS verifies the certificate against
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout_s)
             if self.starttls:
                 smtp.starttls(context=self._tls or ssl.create_default_context())
             if self.user is not None and self._password is not None:
@@ -65,7 +66,8 @@ class SmtpChannel:
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"smtp: {self.host}:{self.port} unavailable ({type(exc).__name__})") from None
         finally:
-            _quietly_quit(smtp)
+            if smtp is not None:
+                _quietly_quit(smtp)
 
     def _message(self, recipient: str, subject: str, body: str) -> EmailMessage:
         message = EmailMessage()

@@ -85,10 +85,14 @@ class NotificationWorker:
         self._thread = threading.Thread(target=self._run, name="dmp-notifications", daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Asks the loop to end after the send in progress, without waiting (safe from any thread)."""
+        self._stopping.set()
+
     def stop(self, timeout: float = 60.0) -> None:
         """Ends the loop and waits for the thread (the send in progress, if any, finishes first)."""
         self._stopping.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.error("the notification worker did not stop within %.0f s", timeout)

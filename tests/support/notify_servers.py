@@ -47,11 +47,23 @@ class Received:
 @dataclass
 class _Handler:
     received: list[Received] = field(default_factory=list)
+    refused: set[str] = field(default_factory=set)          # recipients answered 550
+    on_message: Callable[[Received], None] | None = None
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.refused:
+            return f"550 5.1.1 <{address}>: mailbox unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+        received = Received(envelope.mail_from, list(envelope.rcpt_tos), message)
+        self.received.append(received)
+        if self.on_message is not None:
+            self.on_message(received)
         return "250 OK"
 
 
@@ -85,11 +97,11 @@ class SmtpRecorder:
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == self._login
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535 itself
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpRecorder]:
+@pytest.fixture(name="smtp_server")
+def smtp_server_fixture() -> Iterator[SmtpRecorder]:
     server = SmtpRecorder()
     server.start()
     try:
@@ -113,7 +125,7 @@ class SmsGateway:
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if gateway.failures > 0:
                     gateway.failures -= 1
@@ -124,7 +136,7 @@ class SmsGateway:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's name)
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -144,8 +156,8 @@ class SmsGateway:
 # --- the database -------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def outbox_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Store]:
+@pytest.fixture(name="outbox_store", params=["sqlite", "postgresql"])
+def outbox_store_fixture(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Store]:
     """A migrated registry database, SQLite file or a fresh PostgreSQL database."""
     store = Store(database_url(request.param, request) or f"sqlite:///{tmp_path / 'registry.db'}")
     store.migrate()
