@@ -3,16 +3,26 @@ a lease that no second claimer can take while it is live, failures scheduled wit
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from notify_servers import add_dossier, outbox_rows, outbox_store_fixture  # noqa: F401 - the `outbox_store` fixture
+from nodes import database_url
+from notify_servers import (  # noqa: F401 - the `outbox_store` fixture
+    add_dossier,
+    outbox_rows,
+    outbox_store_fixture,
+    wait_for,
+)
+from sqlalchemy import text
 
 from consent import ChannelKind, Notice, NoticeDetails, RetryPolicy, enqueue_notice, outbox_status, utc_text
 from consent._outbox import claim_due, mark_failed, mark_sent, release
+from registry import Store
 
 NOW = datetime(2026, 12, 6, 20, 15, 0, 123456, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
+LATER = NOW + timedelta(minutes=1)
 BOTH = (ChannelKind.EMAIL, ChannelKind.SMS)
 DR = NoticeDetails(professional="Dr Jeanne Martin", structure="Cabinet du Parc")
 
@@ -152,3 +162,37 @@ def test_an_expired_claim_cannot_be_released_or_failed_by_its_old_holder(outbox_
 @pytest.mark.parametrize(("failures", "seconds"), [(1, 5), (2, 10), (3, 20), (7, 320), (8, 600), (10_000, 600)])
 def test_back_off_doubles_up_to_the_cap(failures, seconds):
     assert RetryPolicy(initial_s=5, max_s=600).delay(failures) == timedelta(seconds=seconds)
+
+
+def test_racing_claimers_on_postgresql_never_share_a_row(request):
+    """B claims while A's claim is not committed yet: B must not wait and then take A's rows (the conditional
+    UPDATE, re-checked by PostgreSQL after the row lock), nor see them at all (SKIP LOCKED)."""
+    store, other = Store(database_url("postgresql", request)), None
+    try:
+        store.migrate()
+        other = Store(store.url)
+        _queue(store, count=2)
+        taken: list[list[int]] = []
+        with store.write() as conn:
+            mine = claim_due(conn, BOTH, now=LATER, lease=LEASE, limit=10)
+            racer = threading.Thread(target=lambda: taken.append(_claim_ids(other)))
+            racer.start()
+            wait_for(lambda: not racer.is_alive() or _someone_waits_on_a_lock(store), "the racer to claim or wait")
+        racer.join()
+        assert len(mine) == 4
+        assert taken == [[]]
+    finally:
+        store.dispose()
+        if other is not None:
+            other.dispose()
+
+
+def _claim_ids(store: Store) -> list[int]:
+    with store.write() as conn:
+        return [m.id for m in claim_due(conn, BOTH, now=LATER, lease=LEASE, limit=10)]
+
+
+def _someone_waits_on_a_lock(store: Store) -> bool:
+    with store.engine.connect() as conn:
+        return bool(conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                      "AND datname = current_database()")).scalar())
