@@ -1,5 +1,5 @@
 """The DMP consent rules as a pure `decide(principal, action, dossier, document)`, dossier state, access
-history and notifications (docs/consent.md)."""
+history and notifications (docs/consent.md; notifications: docs/notifications.md)."""
 
 # --- notifications to the patient (DMP.md §7.1): outbox, channels, sender ---
 from consent._channels import DeliveryError, NotificationChannel, SmsGatewayChannel, SmtpChannel

@@ -1,5 +1,5 @@
 """How notifications leave the node: one small interface, e-mail over SMTP (RFC 5321, STARTTLS RFC 3207) and SMS
-through an HTTP gateway behind it (docs/consent.md "Notifications").
+through an HTTP gateway behind it (docs/notifications.md).
 
 A failure is a :class:`DeliveryError` whose text is safe to store and log: it names the channel and the kind of
 failure (reply code, exception type), never an address or the message, which servers often echo back."""

@@ -1,5 +1,5 @@
 """What the patient (and their trusted person) is told, in French: pure functions from a :class:`Notice` and its
-:class:`NoticeDetails` to the messages to send (DMP.md §7.1, docs/consent.md "Notifications").
+:class:`NoticeDetails` to the messages to send (DMP.md §7.1, docs/notifications.md).
 
 E-mail and SMS are not confidential channels, so a message says who did what and when, and nothing of the
 patient's health: a document is named by its category (TRE_A03 classCode label), never by its title, which may

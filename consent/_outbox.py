@@ -1,7 +1,6 @@
 """The notification outbox (table ``notification_outbox``): messages are written in the transaction of the event
 they report, so that they exist exactly when the event does, and are sent later by the
-:class:`~consent._worker.NotificationWorker`, which claims due rows under a lease (docs/consent.md
-"Notifications").
+:class:`~consent._worker.NotificationWorker`, which claims due rows under a lease (docs/notifications.md).
 
 A row is pending while ``sent_at`` is NULL; it is due when ``next_attempt_at`` has passed; it is claimed while
 ``lease_until`` is in the future. Timestamps are ISO 8601 UTC with milliseconds, so they compare as text.
@@ -35,7 +34,10 @@ def enqueue_notice(conn: Connection, patient_key: str, notice: Notice, details: 
     0 when the dossier has no contact details, the patient did not opt in (NEW_DOCUMENT), or there is no dossier.
 
     Nothing here touches the network: a mail server that is down cannot slow or fail the transaction.
-    ``now`` is timezone-aware."""
+    ``now`` is timezone-aware. Call it after the dossier row has its new state (e.g. once inserted for
+    DOSSIER_CREATED): the recipients are read from it through ``conn``."""
+    if now.tzinfo is None:
+        raise ValueError("enqueue_notice needs a timezone-aware now")
     contacts = _contacts(conn, patient_key)
     if contacts is None:
         return 0

@@ -1,5 +1,5 @@
 """The sender: a background thread that sends what the outbox holds, with retries and exponential back-off
-(docs/consent.md "Notifications").
+(docs/notifications.md).
 
 Guarantees:
 - Never lost: a message stays in the outbox until a channel accepted it. After ``alert_after`` failed attempts it

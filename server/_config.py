@@ -34,7 +34,7 @@ class Config:
     # Seen VIHF IDs in a file of data_dir shared by the node's processes (pki.SharedReplayStore) instead of
     # in the process: `dmp serve --workers N` (N > 1) turns it on.
     shared_replay: bool = False
-    # Notifications to patients (docs/consent.md "Notifications"). Without a channel they wait in the outbox.
+    # Notifications to patients (docs/notifications.md). Without a channel they wait in the outbox.
     # Secrets come from the environment only: DMP_SMTP_PASSWORD (with smtp_user), DMP_SMS_API_KEY.
     smtp_host: str | None = None
     smtp_port: int = 25

@@ -1,5 +1,5 @@
 """Wiring of the patient notifications: the channels the configuration names, and the worker that sends the
-outbox through them while the app runs (docs/consent.md "Notifications")."""
+outbox through them while the app runs (docs/notifications.md)."""
 
 from __future__ import annotations
 

@@ -78,12 +78,12 @@ def test_email_arrives_at_the_smtp_server(outbox_store, smtp_server):
     assert [(r.attempts, r.last_error) for r in outbox_rows(outbox_store)] == [(0, None), (0, None)]
 
 
-def test_smtp_server_down_delays_the_message_then_it_arrives_once(outbox_store):
+def test_smtp_server_down_delays_the_message_then_it_arrives_once(outbox_store, caplog):
     server = SmtpRecorder()           # its port is chosen, nothing listens yet
     add_dossier(outbox_store, "P1", email="patient@example.fr")
     _notify(outbox_store, "P1")
     try:
-        with NotificationWorker(outbox_store, _email(server), poll_interval=0.05, retry=FAST):
+        with NotificationWorker(outbox_store, _email(server), poll_interval=0.05, retry=FAST, alert_after=2):
             wait_for(lambda: outbox_rows(outbox_store)[0].attempts >= 3, "three failed attempts")
             row = outbox_rows(outbox_store)[0]
             assert row.sent_at is None
@@ -96,6 +96,10 @@ def test_smtp_server_down_delays_the_message_then_it_arrives_once(outbox_store):
     assert received.recipients == ["patient@example.fr"]
     assert "a accédé pour la première fois à votre DMP" in received.body
     assert outbox_rows(outbox_store)[0].attempts >= 3
+    failures = [r for r in caplog.records if r.name == "dmp.notify" and "failed" in r.getMessage()]
+    assert [r.levelno for r in failures[:2]] == [logging.WARNING, logging.ERROR]   # alert from the 2nd failure
+    assert "(first-access, email) failed 2 time(s): smtp: 127.0.0.1" in failures[1].getMessage()
+    assert not any("example.fr" in r.getMessage() or "Dr Jeanne" in r.getMessage() for r in caplog.records)
 
 
 def test_two_workers_on_one_database_deliver_each_message_once(outbox_store, smtp_server):
