@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from consent import _dossiers, _history
 from consent._history import HistoryEntry
 from consent._model import Action, Caller, Decision, Dossier, Notice, PatientCaller, Reason, kind_of
+from consent._notices import queue_notice
 from consent._rules import column, decide, visibility
 from pki import Principal
 from registry import DocumentFacts, DocumentFilter, Store
@@ -120,9 +121,11 @@ class Guard:
 
     def __init__(self, store: Store, *, clock: Callable[[], str] = utc_now, notices: NoticeSink | None = None
                  ) -> None:
+        """``notices`` queues the patient's notices (default: the notification outbox, ``consent._notices``)."""
+
         self.store = store
         self.clock = clock
-        self.notices = notices
+        self.notices = notices if notices is not None else queue_notice
 
     def dossier(self, patient_key: str) -> Dossier | None:
         with database(), self.store.read() as conn:

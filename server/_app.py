@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,6 +39,7 @@ from repository import FilesystemBlobStore, RemoteRegistry, Repository
 from repository._registry_port import RegistryPort
 from server import _dmp_endpoint as dmp_endpoint
 from server._config import Config
+from server._notifications import notification_worker
 from server._refusals import refusal_answer
 from server._security import RequestContext, Security, establish_principal
 from soap_wsdl import (
@@ -244,6 +246,18 @@ def worker_app() -> Starlette:
 
 def create_app(config: Config, *, recover: bool = True) -> Starlette:
     node = Node.build(config, recover=recover)
+    notifier = notification_worker(config, node.store) if node.store is not None else None
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # the outbox is sent while the app serves (consent.NotificationWorker), and the sender stops with it
+        if notifier is not None:
+            notifier.start()
+        try:
+            yield
+        finally:
+            if notifier is not None:
+                await run_in_threadpool(notifier.stop)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "repositoryUniqueId": config.repository_unique_id})
@@ -261,7 +275,7 @@ def create_app(config: Config, *, recover: bool = True) -> Starlette:
         Route("/xds/registry", endpoint_route("registry"), methods=["GET", "POST"]),
         Route("/xds/repository", endpoint_route("repository"), methods=["GET", "POST"]),
         Route("/dmp/services", endpoint_route("dmp"), methods=["GET", "POST"]),
-    ])
+    ], lifespan=lifespan)
     app.state.node = node
     return app
 

@@ -35,6 +35,20 @@ class Config:
     # Seen VIHF IDs in a file of data_dir shared by the node's processes (pki.SharedReplayStore) instead of
     # in the process: `dmp serve --workers N` (N > 1) turns it on.
     shared_replay: bool = False
+    # Notifications to patients (docs/notifications.md). Without a channel they wait in the outbox.
+    # Secrets come from the environment only: DMP_SMTP_PASSWORD (with smtp_user), DMP_SMS_API_KEY.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_sender: str | None = None           # From: of the e-mails, e.g. "DMP <ne-pas-repondre@example.org>"
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_ca_file: str | None = None          # CA certificates STARTTLS verifies the server with (default: system)
+    smtp_timeout_s: float = 30.0
+    sms_gateway_url: str | None = None       # HTTP gateway: POST {"to": mobile, "text": body}
+    sms_timeout_s: float = 10.0
+    notification_poll_s: float = 5.0        # how often the outbox is checked for due messages
+    notification_retry_initial_s: float = 5.0   # back-off after a failed send, doubling ...
+    notification_retry_max_s: float = 600.0     # ... up to this, then retried at this pace (never dropped)
 
     @property
     def blob_dir(self) -> Path:

@@ -111,6 +111,7 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
     import uvicorn
 
     from server._app import WORKER_CONFIG_ENV, Node, create_app
+    from server._notifications import NotificationConfigError, notification_channels
     from server._tls import tls_options
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -137,6 +138,10 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
     elif not _is_loopback(host) and not allow_plain_http:
         raise click.UsageError(f"refusing plain HTTP on {host}: use --tls, or --allow-plain-http if a "
                                "TLS-terminating proxy is in front")
+    try:
+        notification_channels(cfg)   # an incomplete setting: said once, before any worker starts
+    except NotificationConfigError as exc:
+        raise click.UsageError(f"{exc} ({data_dir / 'config.json'})") from None
     if workers == 1:
         uvicorn.run(create_app(cfg), **common)  # type: ignore[arg-type]
         return
