@@ -11,6 +11,7 @@ from registry._errors import (
     SubmissionRefused,
 )
 from registry._hl7 import CX, check_nir, patient_key
+from registry._profile import MetadataProfile
 from registry._registry import PatientError, Registry, StoredDocument, now_dtm
 from registry._response import parse_registry_response, registry_response
 from registry._rim import Kind, RimObject, RimSubmission, Slot, read_registry_object_list
@@ -26,6 +27,7 @@ __all__ = [
     "ErrorCode",
     "IdScheme",
     "Kind",
+    "MetadataProfile",
     "PatientError",
     "Registry",
     "RegistryError",

@@ -190,17 +190,22 @@ def check(cl: Claims, known: Known) -> list[RegistryError]:
     for taken in dict.fromkeys(i for i in cl.object_ids if i.startswith("urn:uuid:") and i in known.objects):
         error(f"id '{taken}' is already used by an object in the registry", taken)
     for uid, owner in cl.package_unique_ids:
-        for _ in range(known.package_unique_ids.get(uid, 0)):
+        if known.package_unique_ids.get(uid, 0):
             error(f"uniqueId '{uid}' is already registered", owner, ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY)
     for uid, owner, sent_hash, sent_size in cl.document_unique_ids:
-        # A DocumentEntry uniqueId may be registered again only for the very same document (XDS.md §7.2 r4).
-        for reg_hash, reg_size in known.document_unique_ids.get(uid, ()):
-            if sent_hash is None or reg_hash is None or sent_hash.lower() != reg_hash.lower():
-                error(f"document uniqueId '{uid}' is already registered with hash {reg_hash}, "
-                      f"this submission has {sent_hash}", owner, ErrorCode.NON_IDENTICAL_HASH)
-            if sent_size is None or reg_size is None or sent_size != str(reg_size):
-                error(f"document uniqueId '{uid}' is already registered with size {reg_size}, "
-                      f"this submission has {sent_size}", owner, ErrorCode.NON_IDENTICAL_SIZE)
+        # A DocumentEntry uniqueId may be registered again only for the very same document (ITI TF-3
+        # Table 4.2.4.1-2): one error per attribute that differs, however many entries hold the uniqueId.
+        registered = known.document_unique_ids.get(uid, ())
+        hashes = {h for h, _ in registered}
+        sizes = {s for _, s in registered}
+        if registered and (sent_hash is None or any(h is None or h.lower() != sent_hash.lower() for h in hashes)):
+            error(f"document uniqueId '{uid}' is already registered with hash "
+                  f"{', '.join(sorted(str(h) for h in hashes))}, this submission has {sent_hash}",
+                  owner, ErrorCode.NON_IDENTICAL_HASH)
+        if registered and (sent_size is None or any(s is None or str(s) != sent_size for s in sizes)):
+            error(f"document uniqueId '{uid}' is already registered with size "
+                  f"{', '.join(sorted(str(s) for s in sizes))}, this submission has {sent_size}",
+                  owner, ErrorCode.NON_IDENTICAL_SIZE)
     _check_references(cl, known, errors)
     return list(errors)
 

@@ -120,15 +120,14 @@ class Runner:
         elif lid_param and a.has(lid_param):
             stmt = select(ro.id).where(ro.kind == kind, with_lid(a.values[lid_param]))
         else:
-            # A uniqueId names the latest version (several versions share it after ITI-57 updates).
-            latest = (select(ro.unique_id, ro.lid, ro.version).where(ro.kind == kind,
-                                                                    ro.unique_id.in_(a.values[uid_param])))
-            rows = self.conn.execute(latest).all()
-            top: dict[str, tuple[int, str]] = {}
-            for r in rows:
-                if r.unique_id not in top or r.version > top[r.unique_id][0]:
-                    top[r.unique_id] = (r.version, r.lid)
-            stmt = select(ro.id).where(ro.kind == kind, or_(*[with_version(lid, v) for v, lid in top.values()]
+            # A uniqueId names the latest version of each logical document holding it: versions share it
+            # after ITI-57 updates, and the same document may be registered twice as two entries (ITI TF-3
+            # 4.2.4.1: same uniqueId, hash and size), each a logical document of its own, both returned.
+            latest = (select(ro.lid, ro.version).where(ro.kind == kind, ro.unique_id.in_(a.values[uid_param])))
+            top: dict[str, int] = {}
+            for r in self.conn.execute(latest):
+                top[r.lid] = max(r.version, top.get(r.lid, r.version))
+            stmt = select(ro.id).where(ro.kind == kind, or_(*[with_version(lid, v) for lid, v in top.items()]
                                                             or [ro.id.is_(None)]))
         if kind == "DE":
             stmt = stmt.join(document_entry, de.id == ro.id)

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Connection, exc, insert, select
 from registry import _hl7
 from registry._bulk import BulkReport, bulk_register
 from registry._errors import ErrorCode, RegistryError, RegistryResponse, ResponseStatus, SubmissionRefused
+from registry._profile import MetadataProfile
 from registry._query import adhoc_query_response, stored_query
 from registry._query_run import chunks
 from registry._rim import RimSubmission, read_registry_object_list
@@ -48,8 +49,10 @@ def now_dtm() -> str:
 
 
 class Registry:
-    def __init__(self, store: Store, *, clock: Callable[[], str] = now_dtm, max_query_results: int = 1000) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], str] = now_dtm, max_query_results: int = 1000,
+                 metadata_profile: MetadataProfile = MetadataProfile.DMP) -> None:
         self.store = store
+        self.metadata_profile = metadata_profile  # which codes registration accepts (docs/conformance.md)
         self._clock = clock
         self.max_query_results = max_query_results
 
@@ -118,7 +121,8 @@ class Registry:
     def register_submission(self, sub: RimSubmission) -> RegistryResponse:
         """Validate and register ``sub`` as a whole in one transaction (ITI TF-3 §4.1)."""
         return self._transaction(
-            lambda conn: register(conn, sub, require_repository_attributes=True, now=self._clock()))
+            lambda conn: register(conn, sub, require_repository_attributes=True, now=self._clock(),
+                                  profile=self.metadata_profile))
 
     def bulk_register(self, submissions: Iterable[RimSubmission], *, batch: int = 500, workers: int = 0
                       ) -> BulkReport:
@@ -126,7 +130,8 @@ class Registry:
         :meth:`register_submission` would give it if they were sent one after the other (a refused one is left
         out and reported by its position); ``workers`` processes validate and build rows in parallel. See
         ``registry._bulk`` for the contract."""
-        return bulk_register(self.store, submissions, clock=self._clock, batch=batch, workers=workers)
+        return bulk_register(self.store, submissions, clock=self._clock, batch=batch, workers=workers,
+                             profile=self.metadata_profile)
 
     def _transaction(self, work: Callable[[Connection], list[RegistryError]]) -> RegistryResponse:
         """Run ``work`` in one write transaction and map every outcome to a RegistryResponse."""
@@ -154,7 +159,7 @@ class Registry:
                 ErrorCode.REGISTRY_METADATA_ERROR,
                 f"expected lcm:SubmitObjectsRequest, received {etree.QName(request).localname}", None)])
         sub = read_registry_object_list(request.find(f"{{{ns.RIM}}}RegistryObjectList"))
-        return self._transaction(lambda conn: update_document_set(conn, sub, self._clock()))
+        return self._transaction(lambda conn: update_document_set(conn, sub, self._clock(), self.metadata_profile))
 
     # --- ITI-18 / ITI-51 ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Table, exc, insert, select, update
 from registry import _hl7, _model
 from registry._checks import Claims, Known, check, claims_of
 from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
+from registry._profile import MetadataProfile
 from registry._rim import Classification, Kind, RimObject, RimSubmission, Slot
 from registry._rim_write import object_xml
 from registry._schema import association, document_entry, folder, object_value, registry_object, submission_set
@@ -34,10 +35,10 @@ Row = dict[str, Any]
 _REPLACEMENTS = frozenset(t.value for t in REPLACEMENTS)
 
 
-def register(conn: Connection, sub: RimSubmission, *, require_repository_attributes: bool, now: str
-             ) -> list[RegistryError]:
+def register(conn: Connection, sub: RimSubmission, *, require_repository_attributes: bool, now: str,
+             profile: MetadataProfile = MetadataProfile.DMP) -> list[RegistryError]:
     """Validate and store ``sub``. Returns the warnings; raises :class:`SubmissionRefused` with every error."""
-    p = prepare(sub, require_repository_attributes=require_repository_attributes, now=now)
+    p = prepare(sub, require_repository_attributes=require_repository_attributes, now=now, profile=profile)
     findings = p.findings + (check(p.claims, Known.load(conn, [p.claims])) if p.claims else [])
     if refuses(findings) or p.rows is None:
         raise SubmissionRefused(findings)
@@ -75,8 +76,9 @@ class Prepared:
     rows: Rows | None
 
 
-def prepare(sub: RimSubmission, *, require_repository_attributes: bool, now: str) -> Prepared:
-    v = Validator(require_repository_attributes=require_repository_attributes)
+def prepare(sub: RimSubmission, *, require_repository_attributes: bool, now: str,
+            profile: MetadataProfile = MetadataProfile.DMP) -> Prepared:
+    v = Validator(require_repository_attributes=require_repository_attributes, profile=profile)
     c = v.validate(sub)
     claims = claims_of(c) if len(c.submission_sets) == 1 else None
     rows = None if refuses(v.errors) else rows_of(c, now)  # after claims_of: rows_of replaces symbolic ids

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select, update
 from registry import _hl7
 from registry._checks import _check_against_registry, _existing
 from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
+from registry._profile import MetadataProfile
 from registry._rim import Kind, RimObject, RimSubmission, Slot, read_object
 from registry._schema import association, document_entry, registry_object, with_lid
 from registry._submission import _store, insert_association
@@ -50,9 +51,10 @@ class Latest:
     unique_id: str | None
 
 
-def update_document_set(conn: Connection, sub: RimSubmission, now: str) -> list[RegistryError]:
+def update_document_set(conn: Connection, sub: RimSubmission, now: str,
+                        profile: MetadataProfile = MetadataProfile.DMP) -> list[RegistryError]:
     """Check and apply an ITI-57 request; returns warnings, raises SubmissionRefused with every error."""
-    v = Validator(require_repository_attributes=False, update=True)
+    v = Validator(require_repository_attributes=False, update=True, profile=profile)
     c = v.validate(sub)
     versions: dict[int, tuple[str, int]] = {}
     replaced: list[str] = []

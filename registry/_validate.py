@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from registry import _hl7
 from registry._errors import ErrorCode, RegistryError, Severity
 from registry._model import ASSOCIATION_SLOT_NAMES, DE_SLOT_NAMES, FOLDER_SLOT_NAMES, SS_SLOT_NAMES
+from registry._profile import DE_PROFILE_SCHEMES, SS_PROFILE_SCHEMES, MetadataProfile, dmp_problems
 from registry._rim import Classification, Kind, RimObject, RimSubmission
 from registry._vocabulary import (
     ASSOCIATION_BY_URN,
@@ -66,10 +67,12 @@ class Classified:
 
 
 class Validator:
-    def __init__(self, *, require_repository_attributes: bool, update: bool = False) -> None:
+    def __init__(self, *, require_repository_attributes: bool, update: bool = False,
+                 profile: MetadataProfile = MetadataProfile.DMP) -> None:
         # ITI-42 (and ITI-41 after the repository filled them in) requires hash/size/repositoryUniqueId.
         self._require_repo = require_repository_attributes
         self._update = update  # ITI-57: UpdateAvailabilityStatus and SubmitAssociation are allowed
+        self._profile = profile
         self.errors: list[RegistryError] = []
 
     def error(self, context: str, location: str | None, code: ErrorCode = META) -> None:
@@ -298,6 +301,9 @@ class Validator:
             self._codes(de, scheme, low=1, high=1)
         self._codes(de, Scheme.DE_CONFIDENTIALITY_CODE, low=1, high=None)
         self._codes(de, Scheme.DE_EVENT_CODE, low=0, high=None)
+        if self._profile is MetadataProfile.DMP:
+            for problem in dmp_problems(de, DE_PROFILE_SCHEMES):
+                self.error(problem, de.id)
         stable = de.object_type != DE_ON_DEMAND
         self._single(de, "creationTime", required=stable, check=_hl7.check_dtm)
         self._single(de, "languageCode", required=True)
@@ -328,6 +334,9 @@ class Validator:
         self._known_classifications(ss, {Scheme.SS_AUTHOR, Scheme.SS_CONTENT_TYPE_CODE})
         self._authors(ss, Scheme.SS_AUTHOR)
         self._codes(ss, Scheme.SS_CONTENT_TYPE_CODE, low=1, high=1)
+        if self._profile is MetadataProfile.DMP:
+            for problem in dmp_problems(ss, SS_PROFILE_SCHEMES):
+                self.error(problem, ss.id)
         self._ext_id(ss, IdScheme.SS_PATIENT_ID, _hl7.check_cx)
         self._ext_id(ss, IdScheme.SS_UNIQUE_ID, _hl7.check_oid)
         self._ext_id(ss, IdScheme.SS_SOURCE_ID, _hl7.check_oid)
@@ -367,6 +376,11 @@ class Validator:
             return
         docs = {d.id for d in c.documents}
         if atype is AssociationType.HAS_MEMBER:
+            sets = {s.id for s in c.submission_sets}
+            if a.source in sets and a.target in sets:
+                # A SubmissionSet's members are DocumentEntries, Folders and Associations (ITI TF-3 4.1.4).
+                self.error(f"HasMember association {a.id} links SubmissionSet '{a.source}' to SubmissionSet "
+                           f"'{a.target}': a SubmissionSet cannot be a member of a SubmissionSet", a.id)
             if any(cl.scheme == Scheme.ASSOCIATION_DOCUMENTATION.uuid for cl in a.classifications):
                 self.error("a HasMember association must not carry an associationDocumentation", a.id)
             if a.source == ss_id and a.target in docs:

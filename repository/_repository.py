@@ -153,11 +153,7 @@ class Repository:
                 continue
             att = self._check_hash_size(de, uid, att, errors)
             documents[de_id] = att
-            repo = de.slot_value("repositoryUniqueId")
-            if repo is not None and repo != self.repository_unique_id:
-                errors.append(_error(ErrorCode.REPOSITORY_METADATA_ERROR,
-                                     f"repositoryUniqueId '{repo}' is not this repository "
-                                     f"({self.repository_unique_id})", de_id))
+            # The repository adds its repositoryUniqueId, or replaces a sender's (ITI TF-2b 3.41.4.1.3).
             _set_slot(de, "hash", att.sha1)
             _set_slot(de, "size", str(att.size))
             _set_slot(de, "repositoryUniqueId", self.repository_unique_id)
@@ -176,12 +172,14 @@ class Repository:
             if not ((sent_hash and sent_hash.lower() != sha1) or (sent_size and sent_size != str(size))):
                 log.info("document %s: declared hash matches the LF-framed variant; keeping the final LF", uid)
                 return att.adopt_lf_variant()
+        # A declared hash or size that the document contradicts is a metadata error of the submission
+        # (ITI TF-2b 3.41.4.1.3); XDSNonIdenticalHash/Size are for a uniqueId registered with another document.
         if sent_hash and sent_hash.lower() != att.sha1:
-            errors.append(_error(ErrorCode.NON_IDENTICAL_HASH,
+            errors.append(_error(ErrorCode.REPOSITORY_METADATA_ERROR,
                                  f"{de.id} ({uid}): declared hash {sent_hash} does not match the document's "
                                  f"SHA-1 {att.sha1}", de.id))
         if sent_size and sent_size != str(att.size):
-            errors.append(_error(ErrorCode.NON_IDENTICAL_SIZE,
+            errors.append(_error(ErrorCode.REPOSITORY_METADATA_ERROR,
                                  f"{de.id} ({uid}): declared size {sent_size} does not match the document's "
                                  f"size {att.size}", de.id))
         return att

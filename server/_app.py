@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pki import Principal
-from registry import Registry, Store, registry_response
+from registry import MetadataProfile, Registry, Store, registry_response
 from repository import FilesystemBlobStore, RemoteRegistry, Repository
 from repository._registry_port import RegistryPort
 from server._config import Config
@@ -96,7 +96,8 @@ class Node:
             store = Store(config.database_url, sqlite_synchronous=config.sqlite_synchronous)
             if not store.schema_is_current():
                 raise RuntimeError(f"database {config.database_url} is not at the current schema: run `dmp init`")
-            registry = port = Registry(store, max_query_results=config.max_query_results)
+            registry = port = Registry(store, max_query_results=config.max_query_results,
+                                       metadata_profile=MetadataProfile(config.metadata_profile))
         security = Security(config)   # before anything else: a node without trust must not start
         blobs = FilesystemBlobStore(config.blob_dir)
         if recover:

@@ -34,6 +34,9 @@ class Config:
     # Seen VIHF IDs in a file of data_dir shared by the node's processes (pki.SharedReplayStore) instead of
     # in the process: `dmp serve --workers N` (N > 1) turns it on.
     shared_replay: bool = False
+    # Codes registration accepts: "dmp" the DMP value sets, "ihe" IHE's structural rules only
+    # (registry.MetadataProfile, docs/conformance.md).
+    metadata_profile: str = "dmp"
 
     @property
     def blob_dir(self) -> Path:

@@ -9,6 +9,8 @@ import pytest
 from xds_client import ITI41, ITI43, Reply, post, retrieve_request
 from xds_factory import OTHER_PATIENT, REPOSITORY_ID, Doc, content_id, provide_and_register, submission_set
 
+from lxml import etree
+
 from soap_wsdl import ns
 from soap_wsdl._mtom import OutgoingAttachment
 
@@ -127,9 +129,11 @@ def test_wrong_hash_and_size_are_refused_and_nothing_is_stored(node):
     d = doc(b"content", hash_override="0" * 40, size_override="999")
     reply = provide(node, [d])
     assert reply.status == "Failure"
-    assert sorted(reply.error_codes) == ["XDSNonIdenticalHash", "XDSNonIdenticalSize"]
+    # A declared hash/size the attached document contradicts: ITI TF-2b 3.41.4.1.3.
+    assert reply.error_codes == ["XDSRepositoryMetadataError", "XDSRepositoryMetadataError"]
     assert all(e["location"] == "Document01" for e in reply.errors)
     assert "0000000000000000000000000000000000000000" in reply.errors[0]["codeContext"]
+    assert "999" in reply.errors[1]["codeContext"]
     assert retrieve(node, [d.unique_id]).error_codes == ["XDSDocumentUniqueIdError"]
 
 
@@ -159,13 +163,16 @@ def test_xop_include_to_absent_part(node):
 
 
 def test_unknown_patient_is_refused_and_blob_removed(node):
+    provide(node, [doc(b"stored before", "Document01")])
+    before = _blob_files(node)
+    assert before  # the blob store holds files, so an equality below can fail
     d = doc(b"who?", patient_id="255069999999934^^^&1.2.250.1.213.1.4.10&ISO")
     reply = provide(node, [d])
     assert reply.status == "Failure"
     assert reply.error_codes == ["XDSUnknownPatientId"]
     assert "255069999999934" in reply.errors[0]["codeContext"]
     assert retrieve(node, [d.unique_id]).status == "Failure"
-    assert _blob_files(node) == _blob_files(node)  # stable
+    assert _blob_files(node) == before  # the refused document's blob and sidecar were removed
     assert not any(p.name.endswith(".tmp") for p in node.config.blob_dir.rglob("*"))
 
 
@@ -198,6 +205,40 @@ def test_submission_set_unique_id_already_registered(node):
     reply = provide(node, [doc(b"two")], ss=ss2)
     assert reply.status == "Failure"
     assert reply.error_codes == ["XDSDuplicateUniqueIdInRegistry"]
+
+
+def test_foreign_repository_unique_id_is_replaced_by_this_repositorys(node):
+    d = doc(b"sent with another repository's OID")
+    body = provide_and_register([d])
+    de = body.find(f".//{{{ns.RIM}}}ExtrinsicObject")
+    slot = etree.SubElement(de, f"{{{ns.RIM}}}Slot", name="repositoryUniqueId")
+    etree.SubElement(etree.SubElement(slot, f"{{{ns.RIM}}}ValueList"), f"{{{ns.RIM}}}Value").text = "1.2.3.4.5"
+    de.insert(0, slot)  # slots come first in an ExtrinsicObject
+    reply = post(node.repository, ITI41, body, attachments=attachments([d]))
+    assert reply.status == "Success", reply.errors
+    assert retrieve(node, [d.unique_id]).documents() == {d.unique_id: d.content}
+    assert _registered_repository(node, d.unique_id) == REPOSITORY_ID
+
+
+def _registered_repository(node, uid: str) -> str:
+    from registry import Registry, Store
+
+    store = Store(node.config.database_url)
+    try:
+        xml = Registry(store).documents_by_unique_id([uid])[uid]
+        return xml.repository_unique_id
+    finally:
+        store.dispose()
+
+
+def test_same_document_twice_then_other_content_reports_each_difference_once(node):
+    d = doc(b"same bytes")
+    assert provide(node, [d]).status == "Success"
+    assert provide(node, [doc(b"same bytes", unique_id=d.unique_id)]).status == "Success"
+    reply = provide(node, [doc(b"other bytes!", unique_id=d.unique_id)])
+    assert reply.status == "Failure"
+    # Two entries hold the uniqueId; each differing attribute is reported once (ITI TF-3 Table 4.2.4.1-2).
+    assert sorted(reply.error_codes) == ["XDSNonIdenticalHash", "XDSNonIdenticalSize"]
 
 
 def test_same_document_unique_id_with_other_content(node):
@@ -245,3 +286,32 @@ def test_every_metadata_problem_is_reported_at_once(node):
     assert len(reply.errors) == 4
     assert {e["location"] for e in reply.errors} == {"Document01"}
     assert _model  # the factory builds through the typed model
+
+
+GET_DOCUMENTS = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
+FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
+
+
+def _query(node, query_id: str, params: list[tuple[str, list[str]]], return_type: str) -> set[str]:
+    from xds_client import ITI18, adhoc_query
+
+    reply = post(node.registry, ITI18, adhoc_query(query_id, params, return_type), mtom=False)
+    assert reply.status.endswith("Success"), reply.errors
+    tag = "ExtrinsicObject" if return_type == "LeafClass" else "ObjectRef"
+    return {el.get("id") for el in reply.body.iter(f"{{{ns.RIM}}}{tag}")}
+
+
+@pytest.mark.parametrize("return_type", ["LeafClass", "ObjectRef"])
+def test_get_documents_by_unique_id_returns_every_entry_of_a_document_sent_twice(node, return_type):
+    from xds_factory import PATIENT
+
+    d = doc(b"sent twice, same uniqueId, hash and size")
+    assert provide(node, [d]).status == "Success"
+    assert provide(node, [doc(d.content, unique_id=d.unique_id)]).status == "Success"
+    found = _query(node, FIND_DOCUMENTS, [("$XDSDocumentEntryPatientId", [f"'{PATIENT}'"]),
+                                          ("$XDSDocumentEntryStatus",
+                                           ["('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')"])],
+                   return_type)
+    by_uid = _query(node, GET_DOCUMENTS, [("$XDSDocumentEntryUniqueId", [f"('{d.unique_id}')"])], return_type)
+    assert len(by_uid) == 2
+    assert by_uid <= found

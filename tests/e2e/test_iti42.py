@@ -484,3 +484,28 @@ def test_register_on_postgresql(tmp_path, postgres: PostgresServer):
         assert register_docs(pg_node, [doc(b"and the registry goes on")]).status == "Success"
     finally:
         pg_node.stop()
+
+
+def test_submission_set_member_of_a_submission_set_is_refused(node):
+    d = doc()
+    ss = submission_set()
+    to_itself = _model.Association(entry_uuid="ss-in-ss", association_type=HAS_MEMBER, source=ss.entry_uuid,
+                                   target=ss.entry_uuid)
+    reply = register(node, request(ss, [entry(d)], [to_itself]))
+    error = only_error(reply)
+    assert error["errorCode"] == "XDSRegistryMetadataError"
+    assert error["location"] == "ss-in-ss"
+    assert "ss-in-ss" in error["codeContext"]
+    assert objects_by_unique_id(node, d.unique_id) == []
+
+
+def test_submission_set_member_of_a_registered_submission_set_is_refused(node):
+    first = submission_set()
+    assert register(node, request(first, [entry(doc(b"first"))])).status == "Success"
+    (registered,) = objects_by_unique_id(node, first.unique_id)
+    ss = submission_set()
+    link = _model.Association(entry_uuid="ss-in-old-ss", association_type=HAS_MEMBER, source=ss.entry_uuid,
+                              target=str(registered["id"]), submission_set_status="Reference")
+    error = only_error(register(node, request(ss, [entry(doc(b"second"))], [link])))
+    assert error["errorCode"] == "XDSRegistryMetadataError"
+    assert error["location"] == "ss-in-old-ss"
