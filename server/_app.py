@@ -290,10 +290,8 @@ def _finish_mtom(decoder: MtomDecoder, tail: bytes) -> MtomMessage:
     except BaseException:
         decoder.discard()
         raise
-    start_info = parse_content_type(message.root_content_type)[1].get("type", "application/soap+xml")
-    if start_info not in ("application/soap+xml", ""):
-        message.discard()
-        raise SoapFault(FaultCode.VERSION_MISMATCH, f"root part type {start_info!r}: SOAP 1.2 expected")
+    # The root part's declared type is not checked: node-soap and some .NET stacks label a SOAP 1.2 envelope
+    # type="text/xml". The envelope's namespace decides (read_envelope: VersionMismatch outside SOAP 1.2).
     return message
 
 

@@ -48,6 +48,10 @@ def read_envelope(data: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> SoapRequ
         raise SoapFault(FaultCode.SENDER, str(exc)) from None
     if root.tag == q(SOAP11, "Envelope"):
         raise SoapFault(FaultCode.VERSION_MISMATCH, "SOAP 1.1 envelope received; this endpoint speaks SOAP 1.2")
+    if root.tag != q(SOAP12, "Envelope") and etree.QName(root).localname == "Envelope":
+        # SOAP 1.2 Part 1 §5.4.7: an Envelope of another namespace is a version mismatch.
+        raise SoapFault(FaultCode.VERSION_MISMATCH, f"{_name(root)} received; this endpoint speaks SOAP 1.2 "
+                        f"({SOAP12})")
     if root.tag != q(SOAP12, "Envelope"):
         raise SoapFault(FaultCode.SENDER, f"root element is {_name(root)}, expected a SOAP 1.2 Envelope")
 
