@@ -10,12 +10,12 @@
 - :class:`TestPki` is an IGC-Santé-like CA hierarchy for tests and demos only.
 """
 
+from identifiers import INS_NIR_OIDS, nir_problem, struct_idnat_problem
 from pki._ca import WARNING as TEST_PKI_WARNING
 from pki._ca import CardCredentials, Credential, StructureCredentials, TestPki
 from pki._certs import CertificateIdentity, Profile, PsIdentity, StructureIdentity
 from pki._dn import dn_string
 from pki._errors import VihfError, VihfRefusal
-from pki._ids import INS_NIR_OIDS, nir_problem, struct_idnat_problem
 from pki._policy import VihfPolicy
 from pki._principal import Principal
 from pki._replay import ReplayCache, ReplayCacheFull, ReplayStore

@@ -19,8 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from pki import _der
-from pki._ids import (
+from identifiers import (
     adeli_problem,
     finess_problem,
     idnat_ps_from_adeli,
@@ -28,6 +27,7 @@ from pki._ids import (
     rpps_problem,
     siret_problem,
 )
+from pki import _der
 
 #: Private extensions (DMP.md §5.4).
 PROFESSION_EXTENSION: Final = ObjectIdentifier("1.2.250.1.71.1.2.7")   # INTEGER, TRE_G15 code

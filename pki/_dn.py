@@ -15,8 +15,8 @@ from typing import Final
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from identifiers import is_oid
 from pki import _der
-from pki._ids import is_oid
 
 #: Names we print: RFC 4514's, plus the IGC-Santé spellings.
 _PRINT_NAMES: Final = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pki._ids import INS_NIR_OIDS
+from identifiers import INS_NIR_OIDS
 from pki._vihf_model import AUTOMATON_SYSTEM, PROFESSION_SYSTEM
 
 

@@ -13,8 +13,8 @@ from typing import Final
 
 from lxml import etree
 
+from identifiers import is_oid, nir_problem, struct_idnat_problem
 from pki._errors import VihfError, VihfRefusal
-from pki._ids import is_oid, nir_problem, struct_idnat_problem
 from pki._policy import VihfPolicy
 from pki._vihf_model import (
     HL7,

@@ -101,8 +101,9 @@ def dmp_problems(obj: RimObject, schemes: tuple[Scheme, ...]) -> list[str]:
     if Scheme.DE_TYPE_CODE in schemes:
         types = [_coded(c) for c in obj.classified(Scheme.DE_TYPE_CODE.uuid)]
         classes = [_coded(c) for c in obj.classified(Scheme.DE_CLASS_CODE.uuid)]
+        # Only between codes of their value sets: a code outside them is reported as such above.
         if len(types) == 1 and len(classes) == 1 and types[0] in vs.type_class \
-                and vs.type_class[types[0]] != classes[0]:
+                and classes[0] in vs.by_scheme[Scheme.DE_CLASS_CODE] and vs.type_class[types[0]] != classes[0]:
             expected = vs.type_class[types[0]][1]
             problems.append(f"typeCode '{types[0][1]}' belongs to classCode '{expected}' ({vs.type_class_label}), "
                             f"not to classCode '{classes[0][1]}'")

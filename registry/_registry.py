@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from lxml import etree
 from sqlalchemy import ColumnElement, Connection, exc, insert, select
 
+from identifiers import INS_NIR_OIDS
 from registry import _hl7
 from registry._bulk import BulkReport, bulk_register
 from registry._errors import ErrorCode, RegistryError, RegistryResponse, ResponseStatus, SubmissionRefused
@@ -65,7 +66,7 @@ class Registry:
         cx = _hl7.CX.parse(ins.strip())
         if cx is None:
             raise PatientError(f"'{ins}' is not a CX identifier of the form NIR^^^&OID&ISO")
-        if cx.authority in _hl7.INS_NIR_OIDS and (reason := _hl7.check_nir(cx.id)) is not None:
+        if cx.authority in INS_NIR_OIDS and (reason := _hl7.check_nir(cx.id)) is not None:
             raise PatientError(reason)
         try:
             with self.store.write() as conn:
@@ -83,7 +84,7 @@ class Registry:
             cx = _hl7.CX.parse(ins.strip())
             if cx is None:
                 problems.append(f"'{ins}' is not a CX identifier of the form NIR^^^&OID&ISO")
-            elif cx.authority in _hl7.INS_NIR_OIDS and (reason := _hl7.check_nir(cx.id)) is not None:
+            elif cx.authority in INS_NIR_OIDS and (reason := _hl7.check_nir(cx.id)) is not None:
                 problems.append(f"'{ins}': {reason}")
             else:
                 keys.append(cx.key)

@@ -6,10 +6,9 @@ import hashlib
 import uuid
 
 import pytest
+from lxml import etree
 from xds_client import ITI41, ITI43, Reply, post, retrieve_request
 from xds_factory import OTHER_PATIENT, REPOSITORY_ID, Doc, content_id, provide_and_register, submission_set
-
-from lxml import etree
 
 from soap_wsdl import ns
 from soap_wsdl._mtom import OutgoingAttachment

@@ -1,4 +1,5 @@
-"""National identifiers (DMP.md §4): NIR keys, Luhn keys of RPPS / RPPS-rang / FINESS / SIRET, Struct_IdNat."""
+"""National identifiers (docs/identifiers.md): NIR keys, Luhn keys of RPPS / RPPS-rang / FINESS / SIRET,
+Struct_IdNat."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from identifiers import luhn_valid, rpps_problem
 from pki import PsIdentity, StructureIdentity, nir_problem, struct_idnat_problem
-from pki._ids import luhn_valid, rpps_problem
 
 
 @pytest.mark.parametrize("nir", [
