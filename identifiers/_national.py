@@ -68,7 +68,7 @@ def nir_problem(nir: str) -> str | None:
     body = nir[:5] + nir[5:7].replace("2A", "19").replace("2B", "18") + nir[7:13]
     expected = 97 - int(body) % 97
     if int(nir[13:]) != expected:
-        return f"NIR '{nir}' has a wrong key (expected {expected:02d})"
+        return f"NIR '{nir}' has a wrong key: {nir[13:]}, expected {expected:02d}"
     return None
 
 

@@ -36,7 +36,7 @@ def test_patient_create_refuses_bad_nir_and_bad_cx(tmp_path):
     r = runner.invoke(main, ["patient", "create", "--data", str(tmp_path),
                              "--ins", "185054958815780^^^&1.2.250.1.213.1.4.10&ISO"])
     assert r.exit_code == 2
-    assert "has key 80, expected 25" in r.output
+    assert "wrong key: 80, expected 25" in r.output
     r = runner.invoke(main, ["patient", "create", "--data", str(tmp_path), "--ins", "185054958815780"])
     assert r.exit_code == 2
     assert "not a CX identifier" in r.output

@@ -30,7 +30,7 @@ def test_nir_key(nir, valid):
 
 
 def test_nir_message_names_expected_key():
-    assert _hl7.check_nir("185054958815780") == "NIR '185054958815780' has a wrong key (expected 25)"
+    assert _hl7.check_nir("185054958815780") == "NIR '185054958815780' has a wrong key: 80, expected 25"
 
 
 @pytest.mark.parametrize("value", ["2024", "202403", "20240312", "2024031209", "202403120930", "20240312093000",
