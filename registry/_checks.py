@@ -1,4 +1,5 @@
-"""The registration rules that need the registry's content (XDS.md §7.2 r3-8), as pure functions.
+"""The registration rules that need the registry's content (ITI TF-3 4.1, 4.2; docs/conformance.md §3
+rules 3-8), as pure functions.
 
 A submission's :class:`Claims` (its patient, the ids and uniqueIds it takes, what its associations point at)
 are checked against :class:`Known`: what the registry holds about exactly those objects, loaded with a
@@ -179,7 +180,7 @@ def _check_against_registry(conn: Connection, c: Classified, v: Validator, *,
 def check(cl: Claims, known: Known) -> list[RegistryError]:
     """Every error of the rules that need the registry's content: patient known and open, ids and uniqueIds not
     taken (a DocumentEntry uniqueId only again for the very same document), references resolved and
-    acceptable (XDS.md §7.2 r3-8)."""
+    acceptable (ITI TF-3 4.1, 4.2; docs/conformance.md §3 rules 3-8)."""
     errors = _Errors()
     error = errors.add
     if cl.patient_is_cx and cl.patient_key is not None:

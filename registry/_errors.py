@@ -1,4 +1,4 @@
-"""XDS error codes, severities and response statuses (XDS.md §3.6, §6) as closed enums."""
+"""XDS error codes, severities and response statuses (ITI TF-3 4.2.4, ebRS 3.0) as closed enums."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 
 class ErrorCode(enum.Enum):
-    """Every errorCode this node may emit (XDS.md §6.2)."""
+    """Every errorCode this node may emit (ITI TF-3 Table 4.2.4.1-2)."""
 
     REGISTRY_ERROR = "XDSRegistryError"
     REPOSITORY_ERROR = "XDSRepositoryError"
@@ -72,7 +72,7 @@ class RegistryResponse:
 
     @classmethod
     def of(cls, errors: list[RegistryError] | tuple[RegistryError, ...]) -> RegistryResponse:
-        """Failure if any error has Error severity, else Success (warnings kept) — XDS.md §6.1."""
+        """Failure if any error has Error severity, else Success (warnings kept) — ITI TF-3 4.2.4.1."""
         failed = any(e.severity is Severity.ERROR for e in errors)
         return cls(ResponseStatus.FAILURE if failed else ResponseStatus.SUCCESS, tuple(errors))
 

@@ -68,7 +68,7 @@ def _with_status(xml: str, status: str) -> str:
 
 def adhoc_query_response(status: ResponseStatus, errors: list[RegistryError], objects: list[str] | None = None
                          ) -> SerializedElement:
-    """RegistryErrorList before RegistryObjectList, which is always present (XDS.md §5.3, trap 15).
+    """RegistryErrorList before RegistryObjectList, which is always present (ebRS 3.0 query.xsd, ITI TF-2a 3.18.4.1.3).
     ``objects``: the XML text of each returned object (prefix ``rim``)."""
     resp = etree.Element(f"{{{ns.QUERY}}}AdhocQueryResponse", nsmap={"query": ns.QUERY, "rim": ns.RIM, "rs": ns.RS})
     resp.set("status", status.value)

@@ -1,4 +1,5 @@
-"""Check a stored query request against its definition and decode the values (XDS.md §5.1, §5.4)."""
+"""Check a stored query request against its definition and decode the values (ITI TF-2a 3.18.4.1.2.3;
+docs/conformance.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stored query request parsing (ITI TF-2a §3.18.4.1.2.3; XDS.md §5.1): AdhocQueryRequest -> parameters.
+"""Stored query request parsing (ITI TF-2a §3.18.4.1.2.3): AdhocQueryRequest -> parameters.
 
 Value syntax: a single value is ``'text'`` (a quote inside is doubled) or a bare token (timestamps,
 numbers); a list is ``('a','b')``, and the values of several ``rim:Value`` elements of one Slot are one OR

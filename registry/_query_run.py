@@ -1,4 +1,4 @@
-"""Stored query execution (ITI TF-2a §3.18.4.1.2.3.7; XDS.md §5): parameters -> SQL -> object ids.
+"""Stored query execution (ITI TF-2a §3.18.4.1.2.3.7; docs/conformance.md §6): parameters -> SQL -> object ids.
 
 Every DocumentEntry selection goes through :func:`_documents`, where the caller's ``document_filter`` (a SQL
 predicate over ``registry_object``/``document_entry``) is applied inside the query, so what a principal may
@@ -154,7 +154,7 @@ class Runner:
         return found
 
     def _single_patient(self, result: Result) -> Result:
-        """Id-based queries must not mix patients (XDSResultNotSinglePatient, XDS.md §5.4)."""
+        """Id-based queries must not mix patients (XDSResultNotSinglePatient, ITI TF-2a 3.18.4.1.2.3.7)."""
         ids = [*result.submission_sets, *result.folders, *result.documents]
         keys: set[str] = set()
         for chunk in chunks(ids):
@@ -312,7 +312,7 @@ class Runner:
         for chunk in chunks(_unique(others)):
             related += self._documents(self._base_documents().where(ro.id.in_(chunk), de.object_type.in_(types)))
         if not related:
-            return Result()  # no related document: nothing to return (XDS.md §5.2, empty case)
+            return Result()  # no related document: nothing to return (ITI TF-2a 3.18.4.1.2.3.7.10, empty case)
         kept = [x[0] for x in assocs if x[2] in related or x[3] in related]
         return Result(documents=_unique([*docs, *related]), associations=kept)
 
@@ -333,8 +333,8 @@ def _has_value(attribute: str, values: list[str], *, coded: bool) -> ColumnEleme
 
 
 def _has_like(attribute: str, patterns: list[str]) -> ColumnElement[bool]:
-    """authorPerson with SQL LIKE wildcards % and _, OR over the values (XDS.md §5.1). Case-insensitive, with
-    backslash as the escape character, so that SQLite and PostgreSQL answer alike."""
+    """authorPerson with SQL LIKE wildcards % and _, OR over the values (ITI TF-2a 3.18.4.1.2.3.7.1).
+    Case-insensitive, with backslash as the escape character, so that SQLite and PostgreSQL answer alike."""
     return exists(select(ov.object_id).where(ov.object_id == ro.id, ov.attribute == attribute,
                                              or_(*[ov.value.ilike(p, escape="\\") for p in patterns])))
 

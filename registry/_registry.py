@@ -62,7 +62,7 @@ class Registry:
     def create_patient(self, ins: str) -> str:
         """Open a dossier for an INS given as CX (``NIR^^^&1.2.250.1.213.1.4.10&ISO``). Returns its key.
 
-        The NIR key is checked for INS-NIR authorities (DMP.md §4.2)."""
+        The NIR key is checked for INS-NIR authorities (docs/identifiers.md)."""
         cx = _hl7.CX.parse(ins.strip())
         if cx is None:
             raise PatientError(f"'{ins}' is not a CX identifier of the form NIR^^^&OID&ISO")

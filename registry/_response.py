@@ -1,4 +1,4 @@
-"""``rs:RegistryResponse`` XML (ebRS 3.0 rs.xsd; XDS.md §6.1)."""
+"""``rs:RegistryResponse`` XML (ebRS 3.0 rs.xsd; ITI TF-3 4.2.4)."""
 
 from __future__ import annotations
 

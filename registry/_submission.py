@@ -1,4 +1,4 @@
-"""Registration of a validated submission (ITI TF-3 §4.1, XDS.md §7.2 rules 2-8, 11).
+"""Registration of a validated submission (ITI TF-3 §4.1; docs/conformance.md §3 rules 2-10).
 
 Three steps, shared by :func:`register` (one submission, one transaction) and the bulk path (``_bulk``: many
 submissions per transaction):
@@ -109,7 +109,7 @@ class Rows:
 
 
 def _assign_ids(c: Classified) -> None:
-    """Replace symbolic ids (anything not a urn:uuid:, XDS.md §7.2 rule 2, trap 12) everywhere."""
+    """Replace symbolic ids (anything not a urn:uuid:, docs/conformance.md §3 rule 2) everywhere."""
     mapping: dict[str, str] = {}
 
     def new(ident: str) -> str:
@@ -237,7 +237,7 @@ def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[
 
 
 def apply_lifecycle(conn: Connection, rows: Rows, now: str) -> list[str]:
-    """Effects of a registration on what is already registered (ITI TF-3 §4.1.6-4.1.8; XDS.md §7.2 r7-8):
+    """Effects of a registration on what is already registered (ITI TF-3 §4.1.6-4.1.8; docs/conformance.md §3):
     RPLC / XFRM_RPLC deprecate their target, and the APND / XFRM documents that depend on it (recursively);
     every Folder that held a replaced document receives its replacement; adding a document to an existing
     Folder bumps the Folder's lastUpdateTime. Returns the ids it deprecated."""
@@ -294,7 +294,7 @@ def insert_association(conn: Connection, association_type: str, source: str, tar
 
 def _padded(dtm: str | None) -> str | None:
     """Times are indexed as 14 digits (the earliest instant they denote) so that ranges compare as strings;
-    the submitted precision stays in the stored XML (XDS.md §5.1 time ranges)."""
+    the submitted precision stays in the stored XML (ITI TF-2a 3.18.4.1.2.3.7.1 time ranges)."""
     return _hl7.dtm_floor(dtm) if dtm else None
 
 

@@ -1,5 +1,5 @@
-"""ITI-57 Update Document Set (XDS Metadata Update; ITI TF-2b §3.57, XDS.md §8), with the DMP's Archived and
-Deleted statuses (DMP.md §6.7).
+"""ITI-57 Update Document Set (XDS Metadata Update; ITI TF-2b §3.57, ITI TF-3 4.1.10), with the DMP's Archived and
+Deleted statuses (CI-SIS Volet Partage de Documents de Santé; docs/conformance.md §8).
 
 One request = one new SubmissionSet plus operations, recognised by their pattern:
 - new version of a DocumentEntry or Folder: an object whose ``lid`` names an existing logical object, with
@@ -32,7 +32,7 @@ UPDATE = ErrorCode.METADATA_UPDATE_ERROR
 VERSION = ErrorCode.METADATA_VERSION_ERROR
 S = Status
 # Status changes the registry accepts: IHE's Approved <-> Deprecated, and the DMP's archive, un-archive and
-# logical delete ("dépublication") [XDS.md §8, DMP.md §6.7].
+# logical delete ("dépublication") [docs/conformance.md §8].
 ALLOWED_TRANSITIONS = frozenset({
     (S.APPROVED, S.DEPRECATED), (S.DEPRECATED, S.APPROVED),
     (S.APPROVED, S.ARCHIVED), (S.ARCHIVED, S.APPROVED),

@@ -1,4 +1,4 @@
-"""Structural validation of a submission (ITI-42 / registry half of ITI-41), ITI TF-3 §4.2 and XDS.md §7.2.
+"""Structural validation of a submission (ITI-42 / registry half of ITI-41), ITI TF-3 §4.2 and docs/conformance.md §3.
 
 Pure: takes the ebRIM objects as received and returns every problem found, each a RegistryError with the
 exact code, a codeContext that names the attribute and the value, and a location naming the object (its id
@@ -40,7 +40,7 @@ _AUTHOR_SLOT_CHECKS: dict[str, Callable[[str], str | None] | None] = {
     "authorSpecialty": None,
     "authorTelecommunication": _hl7.check_xtn,
 }
-# IHE-defined slots of objects of each kind; an unknown ``urn:ihe:`` slot is an error (XDS.md §7.2 rule 9).
+# IHE-defined slots of objects of each kind; an unknown ``urn:ihe:`` slot is an error (docs/conformance.md §3 rule 9).
 _KNOWN_SLOTS = {
     "DE": DE_SLOT_NAMES,
     "SS": SS_SLOT_NAMES,

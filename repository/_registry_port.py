@@ -1,7 +1,7 @@
 """How the repository reaches the registry: in-process, or as a separate actor over ITI-42.
 
 Both sides speak :class:`RegistryPort`; the remote one sends a SOAP 1.2 ITI-42 request with WS-Addressing
-and relays the registry's RegistryResponse unchanged (XDS.md §7.1 rule 6)."""
+and relays the registry's RegistryResponse unchanged (ITI TF-2b 3.41.4.1.3; docs/conformance.md §4)."""
 
 from __future__ import annotations
 

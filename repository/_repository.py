@@ -1,5 +1,5 @@
 """The Document Repository actor: ITI-41 Provide and Register Document Set-b and ITI-43 Retrieve
-Document Set (ITI TF-2b §3.41, §3.43; XDS.md §7.1, §7.3)."""
+Document Set (ITI TF-2b §3.41, §3.43; docs/conformance.md §4, §5)."""
 
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ class Repository:
             return bool((sent_hash and sent_hash.lower() != a.sha1) or (sent_size and sent_size != str(a.size)))
 
         if mismatch(att) and att.lf_variant is not None:
-            # LF-framed MIME (DRIMbox) counts the LF before the delimiter as content (XDS.md trap 7).
+            # LF-framed MIME (DRIMbox) counts the LF before the delimiter as content (docs/conformance.md §2 rule 2).
             sha1, size = att.lf_variant
             if not ((sent_hash and sent_hash.lower() != sha1) or (sent_size and sent_size != str(size))):
                 log.info("document %s: declared hash matches the LF-framed variant; keeping the final LF", uid)

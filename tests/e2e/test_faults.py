@@ -1,4 +1,4 @@
-"""Envelope-level problems get SOAP 1.2 faults (XDS.md §6.1); hostile XML is refused; the server keeps
+"""Envelope-level problems get SOAP 1.2 faults (docs/conformance.md §2); hostile XML is refused; the server keeps
 serving after each."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """ITI-18 Registry Stored Query and ITI-51 Multi-Patient Stored Query through real HTTP against a real
-`dmp serve` (XDS.md §5): data registered once per node with ITI-42, then every stored query, its parameters
+`dmp serve` (ITI TF-2a 3.18): data registered once per node with ITI-42, then every stored query, its parameters
 (OR lists, AND of OR-groups, LIKE, time ranges with mixed precision, statuses, objectTypes), its response
 (LeafClass / ObjectRef) and its error codes. Results are compared as exact sets of registry ids, resolved
 from the registry's tables (not through the queries under test)."""
@@ -30,7 +30,7 @@ from registry._schema import association, registry_object
 from registry._vocabulary import AssociationType
 from soap_wsdl import ns
 
-# --- query ids and fixed values (XDS.md §3, §5.2) -------------------------------------------------------------
+# --- query ids and fixed values (ITI TF-2a 3.18.4.1.2.3.7, ITI TF-3 4.2.5) ----------------------------------------
 
 FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
 FIND_BY_REFERENCE_ID = "urn:uuid:12941a89-e02e-4be5-967c-ce4bfc8fe492"
@@ -63,7 +63,7 @@ RIM = ns.RIM
 
 C = _model.Code
 CLASS_SCHEME = "1.2.250.1.213.1.1.4.1"
-MASK_SCHEME = "1.2.250.1.213.1.1.4.13"  # TRE_A07-StatutVisibiliteDocument (XDS.md §8, §11.3)
+MASK_SCHEME = "1.2.250.1.213.1.1.4.13"  # TRE_A07-StatutVisibiliteDocument (ANS Terminologies de santé)
 NORMAL = C("N", "2.16.840.1.113883.5.25", "Normal")
 RESTRICTED = C("R", "2.16.840.1.113883.5.25", "Restreint")
 MASQUE_PS = C("MASQUE_PS", MASK_SCHEME, "Masqué aux professionnels de santé")
@@ -85,7 +85,7 @@ def code(c: _model.Code) -> str:
 
 
 def q(value: str) -> str:
-    """One quoted value, inner quotes doubled (XDS.md §5.1)."""
+    """One quoted value, inner quotes doubled (ITI TF-2a 3.18.4.1.2.3.1)."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -465,7 +465,7 @@ def test_find_documents_other_patient(w):
 
 
 def test_find_documents_french_patient_id_with_cx5(w):
-    # DMP clients add CX.5 (NH for the INS): same patient (XDS.md §4.4, §7.2 rule 3).
+    # DMP clients add CX.5 (NH for the INS): same patient (docs/conformance.md §3 rule 3).
     assert find_docs(w, patient=PATIENT + "^NH") == w(*ALL_APPROVED_STABLE)
 
 
@@ -584,7 +584,7 @@ def test_get_all(w):
     reply = query(w.node, GET_ALL, [("$patientId", [q(PATIENT)]), ("$XDSDocumentEntryStatus", [ql(APPROVED)]),
                                     ("$XDSSubmissionSetStatus", [ql(APPROVED)]), ("$XDSFolderStatus", [ql(APPROVED)])])
     kinds = [w.label(o.get("id")) for o in objects(reply)]
-    # SubmissionSets, Folders, DocumentEntries, then Associations (XDS.md §5.3), every one with its status.
+    # SubmissionSets, Folders, DocumentEntries, then Associations (ITI TF-2a 3.18.4.1.3), every one with its status.
     order = [0 if k.startswith("SS") and ">" not in k else 1 if k.startswith("F") and ">" not in k
              else 3 if ">" in k or "~" in k else 2 for k in kinds]
     assert order == sorted(order), kinds

@@ -1,6 +1,6 @@
 """ITI-42 Register Document Set-b on POST /xds/registry through real HTTP against a real `dmp serve`, and the
 registry and repository actors run as two separate nodes (ITI-41 to the repository node, ITI-42 from it to
-the registry node). XDS.md §7.1 rule 6, §7.2."""
+the registry node). docs/conformance.md §3, §4."""
 
 from __future__ import annotations
 

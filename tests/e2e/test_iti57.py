@@ -1,5 +1,6 @@
 """ITI-57 Update Document Set through real HTTP: DMP archive / un-archive / delete, IHE status changes,
-metadata updates (new versions, masking by confidentialityCode) and their error codes (XDS.md §8)."""
+metadata updates (new versions, masking by confidentialityCode) and their error codes (ITI TF-3 4.1.10;
+docs/conformance.md §8)."""
 
 from __future__ import annotations
 

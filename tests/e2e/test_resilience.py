@@ -1,6 +1,7 @@
-"""Nothing half-written survives a failure or a crash (DESIGN.md "Data flow", XDS.md §7.1 rule 6): a client that
-goes away mid-upload, a full disk, a crash between storing a document and registering it, a crash mid-upload,
-and the registry's PostgreSQL going down. Real `dmp serve` processes, real files, a real PostgreSQL."""
+"""Nothing half-written survives a failure or a crash (docs/architecture.md, data flow; docs/conformance.md
+§3 rule 10, §4 rule 4): a client that goes away mid-upload, a full disk, a crash between storing a document and
+registering it, a crash mid-upload, and the registry's PostgreSQL going down. Real `dmp serve` processes, real
+files, a real PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Structural validation rules (ITI TF-3 §4.2, XDS.md §7.2) as pure unit tests on ebRIM objects."""
+"""Structural validation rules (ITI TF-3 §4.2, docs/conformance.md §3) as pure unit tests on ebRIM objects."""
 
 from __future__ import annotations
 
