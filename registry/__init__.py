@@ -2,6 +2,7 @@
 the SQL store, and the registry transactions (ITI-42 now; ITI-18 and ITI-57 build on the same store)."""
 
 from registry._bulk import BulkReport, SubmissionOutcome
+from registry._catalogue import Problem
 from registry._errors import (
     ErrorCode,
     RegistryError,
@@ -29,6 +30,7 @@ __all__ = [
     "Kind",
     "MetadataProfile",
     "PatientError",
+    "Problem",
     "Registry",
     "RegistryError",
     "RegistryResponse",

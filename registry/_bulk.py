@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import exc
 
+from registry._catalogue import Problem
 from registry._checks import Known, check
-from registry._errors import ErrorCode, RegistryError
+from registry._errors import RegistryError
 from registry._profile import MetadataProfile
 from registry._rim import RimSubmission
 from registry._store import Store
@@ -172,9 +173,7 @@ def _commit(store: Store, items: list[_Item], now: str, report: BulkReport) -> N
         return
     except exc.SQLAlchemyError as failed:
         log.exception("registry database error during a bulk registration")
-        raise _Unavailable(RegistryError(
-            ErrorCode.REGISTRY_ERROR, f"the registry database is unavailable ({type(failed).__name__}); "
-            "nothing of this batch was registered", None)) from failed
+        raise _Unavailable(Problem.DATABASE_UNAVAILABLE_IN_BATCH(None, failure=type(failed).__name__)) from failed
     report.transactions += 1
     for item, findings in outcomes:
         report.submissions += 1

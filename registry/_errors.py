@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from registry._catalogue import Problem
 
 
 class ErrorCode(enum.Enum):
@@ -57,12 +61,14 @@ class ResponseStatus(enum.Enum):
 @dataclass(frozen=True)
 class RegistryError:
     """One ``rs:RegistryError``: ``context`` is the human message (codeContext, required), ``location``
-    names the object (its id as submitted, and the uniqueId when known)."""
+    names the object (its id as submitted, and the uniqueId when known). ``problem``: the catalogue member
+    it was made from (``registry._catalogue``), None for one read from another registry's answer."""
 
     code: ErrorCode
     context: str
     location: str | None = None
     severity: Severity = Severity.ERROR
+    problem: Problem | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

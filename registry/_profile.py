@@ -15,6 +15,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from registry._catalogue import Problem
+from registry._errors import RegistryError
 from registry._rim import Classification, RimObject
 from registry._vocabulary import Scheme
 
@@ -85,35 +87,34 @@ def _coded(cl: Classification) -> tuple[str, str]:
     return (coding.values[0] if coding and coding.values else "", cl.node_representation or "")
 
 
-def dmp_problems(obj: RimObject, schemes: tuple[Scheme, ...]) -> list[str]:
+def dmp_problems(obj: RimObject, schemes: tuple[Scheme, ...]) -> list[RegistryError]:
     """What the DMP profile refuses in one DocumentEntry or SubmissionSet, each naming the attribute and the
-    value (DMP profile of the CI-SIS, docs/conformance.md): codes outside their JDV, a typeCode whose ASS_X16
+    value (DMP profile of the CI-SIS, docs/conformance.md §7): codes outside their JDV, a typeCode whose ASS_X16
     class is not the classCode, a confidentialityCode list without exactly one HL7 code."""
     vs = dmp_value_sets()
-    problems: list[str] = []
+    problems: list[RegistryError] = []
     for scheme in schemes:
         allowed = vs.by_scheme[scheme]
         for cl in obj.classified(scheme.uuid):
             coded = _coded(cl)
             if coded[1] and coded[0] and coded not in allowed:
-                problems.append(f"{scheme.attribute} '{coded[1]}' (codingScheme {coded[0]}) is not in "
-                                f"{allowed.label}")
+                problems.append(Problem.CODE_NOT_IN_VALUE_SET(obj.id, attribute=scheme.attribute, code=coded[1],
+                                                              scheme=coded[0], value_set=allowed.label))
     if Scheme.DE_TYPE_CODE in schemes:
         types = [_coded(c) for c in obj.classified(Scheme.DE_TYPE_CODE.uuid)]
         classes = [_coded(c) for c in obj.classified(Scheme.DE_CLASS_CODE.uuid)]
         # Only between codes of their value sets: a code outside them is reported as such above.
         if len(types) == 1 and len(classes) == 1 and types[0] in vs.type_class \
                 and classes[0] in vs.by_scheme[Scheme.DE_CLASS_CODE] and vs.type_class[types[0]] != classes[0]:
-            expected = vs.type_class[types[0]][1]
-            problems.append(f"typeCode '{types[0][1]}' belongs to classCode '{expected}' ({vs.type_class_label}), "
-                            f"not to classCode '{classes[0][1]}'")
+            problems.append(Problem.TYPE_NOT_IN_CLASS(obj.id, type_code=types[0][1],
+                                                      expected=vs.type_class[types[0]][1],
+                                                      correspondence=vs.type_class_label, class_code=classes[0][1]))
     if Scheme.DE_CONFIDENTIALITY_CODE in schemes:
         hl7 = [c for s, c in map(_coded, obj.classified(Scheme.DE_CONFIDENTIALITY_CODE.uuid))
                if s == HL7_CONFIDENTIALITY]
         if len(hl7) != 1:
-            problems.append(f"confidentialityCode: exactly one HL7 confidentiality code (N, R or V, codingScheme "
-                            f"{HL7_CONFIDENTIALITY}) expected, found {len(hl7)}"
-                            + (f" ({', '.join(hl7)})" if hl7 else ""))
+            problems.append(Problem.HL7_CONFIDENTIALITY_COUNT(obj.id, scheme=HL7_CONFIDENTIALITY, count=len(hl7),
+                                                              codes=f" ({', '.join(hl7)})" if hl7 else ""))
     return problems
 
 

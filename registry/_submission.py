@@ -22,8 +22,9 @@ from typing import Any
 from sqlalchemy import Connection, Table, exc, insert, select, update
 
 from registry import _hl7, _model
+from registry._catalogue import Problem
 from registry._checks import Claims, Known, check, claims_of
-from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
+from registry._errors import RegistryError, Severity, SubmissionRefused
 from registry._profile import MetadataProfile
 from registry._rim import Classification, Kind, RimObject, RimSubmission, Slot
 from registry._rim_write import object_xml
@@ -55,14 +56,11 @@ def database_refusal(refused: exc.IntegrityError | exc.DataError) -> RegistryErr
     """The answer to a submission whose rows the database refused after the checks passed."""
     if isinstance(refused, exc.IntegrityError):
         # A concurrent submission registered the same ids/uniqueIds between our checks and our inserts.
-        return RegistryError(ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
-                             "an object of this submission was registered concurrently by another submission", None)
+        return Problem.REGISTERED_CONCURRENTLY(None)
     # PostgreSQL refuses a value wider than its column (SQLite stores it): the sender's metadata is at fault,
     # not the database, so say so rather than "unavailable" (which invites endless retries).
     reason = str(refused.orig).splitlines()[0] if refused.orig else "invalid value"
-    return RegistryError(ErrorCode.REGISTRY_METADATA_ERROR,
-                         f"a metadata value does not fit this registry's storage ({reason}); nothing was registered",
-                         None)
+    return Problem.VALUE_DOES_NOT_FIT_STORAGE(None, reason=reason)
 
 
 @dataclass

@@ -13,8 +13,7 @@ import httpx
 from lxml import etree
 
 from registry import (
-    ErrorCode,
-    RegistryError,
+    Problem,
     RegistryResponse,
     ResponseStatus,
     RimSubmission,
@@ -50,13 +49,11 @@ class RemoteRegistry:
             reply = read_envelope(r.content)
         except (httpx.HTTPError, SoapFault) as exc:
             log.warning("registry %s not reachable: %s", self.url, exc)
-            return RegistryResponse(ResponseStatus.FAILURE, (RegistryError(
-                ErrorCode.REGISTRY_NOT_AVAILABLE, f"the registry at {self.url} could not be reached or answered "
-                f"with a fault: {exc}", "repository.register"),))
+            return RegistryResponse(ResponseStatus.FAILURE, (
+                Problem.REGISTRY_UNREACHABLE("repository.register", url=self.url, failure=exc),))
         if reply.body.tag != f"{{{ns.RS}}}RegistryResponse":
-            return RegistryResponse(ResponseStatus.FAILURE, (RegistryError(
-                ErrorCode.REGISTRY_NOT_AVAILABLE, "the registry answered without a RegistryResponse",
-                "repository.register"),))
+            return RegistryResponse(ResponseStatus.FAILURE,
+                                    (Problem.REGISTRY_ANSWER_NOT_A_RESPONSE("repository.register"),))
         return parse_registry_response(reply.body)
 
     def is_registered(self, unique_id: str) -> bool | None:
