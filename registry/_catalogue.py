@@ -227,6 +227,18 @@ class Problem(enum.Enum):
                 parts.append("(.*)")
         return re.compile("".join(parts), re.DOTALL)
 
+    @cached_property
+    def _literal_length(self) -> int:
+        return sum(len(literal) for literal, _, _, _ in string.Formatter().parse(self.template))
+
     def matches(self, context: str) -> bool:
         """Whether ``context`` (a codeContext received over the wire) is one of this problem's messages."""
         return self._pattern.fullmatch(context) is not None
+
+    @classmethod
+    def recognise(cls, code: ErrorCode | str, context: str) -> Problem | None:
+        """The member an error received over the wire was made from: of those with its code whose template
+        matches ``context``, the most specific (most fixed text); None for a message not of this catalogue."""
+        value = code.value if isinstance(code, ErrorCode) else code
+        found = [p for p in cls if p.code.value == value and p.matches(context)]
+        return max(found, key=lambda p: p._literal_length, default=None)

@@ -10,6 +10,7 @@ from lxml import etree
 from xds_client import ITI41, ITI43, Reply, post, retrieve_request
 from xds_factory import OTHER_PATIENT, REPOSITORY_ID, Doc, content_id, provide_and_register, submission_set
 
+from registry import Problem
 from soap_wsdl import ns
 from soap_wsdl._mtom import OutgoingAttachment
 
@@ -86,7 +87,7 @@ def test_two_documents_in_one_submission_and_partial_retrieve(node):
 def test_retrieve_unknown_repository_and_unknown_document(node):
     back = retrieve(node, ["1.2.3.4"], repo="1.2.250.1.999.9.9")
     assert back.status == "Failure"
-    assert back.error_codes == ["XDSUnknownRepositoryId"]
+    assert back.problems == [Problem.RETRIEVE_OTHER_REPOSITORY]
     assert back.body.find(f"{{{ns.XDSB}}}DocumentResponse") is None
     back = retrieve(node, ["1.2.3.4"])
     assert back.status == "Failure"
@@ -129,7 +130,7 @@ def test_wrong_hash_and_size_are_refused_and_nothing_is_stored(node):
     reply = provide(node, [d])
     assert reply.status == "Failure"
     # A declared hash/size the attached document contradicts: ITI TF-2b 3.41.4.1.3.
-    assert reply.error_codes == ["XDSRepositoryMetadataError", "XDSRepositoryMetadataError"]
+    assert reply.problems == [Problem.DECLARED_HASH_MISMATCH, Problem.DECLARED_SIZE_MISMATCH]
     assert all(e["location"] == "Document01" for e in reply.errors)
     assert "0000000000000000000000000000000000000000" in reply.errors[0]["codeContext"]
     assert "999" in reply.errors[1]["codeContext"]
@@ -140,7 +141,7 @@ def test_document_entry_without_document(node):
     d1, d2 = doc(b"a", "Document01"), doc(b"b", "Document02")
     reply = provide(node, [d1, d2], attach=[d1])
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSMissingDocument"]
+    assert reply.problems == [Problem.ENTRY_WITHOUT_DOCUMENT]
     assert reply.errors[0]["location"] == "Document02"
     assert retrieve(node, [d1.unique_id]).status == "Failure"
 
@@ -149,7 +150,7 @@ def test_document_without_document_entry(node):
     d1, stray = doc(b"a", "Document01"), doc(b"b", "Stray")
     reply = provide(node, [d1], attach=[d1, stray])
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSMissingDocumentMetadata"]
+    assert reply.problems == [Problem.DOCUMENT_WITHOUT_ENTRY]
     assert reply.errors[0]["location"] == "Stray"
 
 
@@ -158,7 +159,7 @@ def test_xop_include_to_absent_part(node):
     body = provide_and_register([d])
     reply = post(node.repository, ITI41, body, attachments=[])
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSMissingDocument"]
+    assert reply.problems == [Problem.DOCUMENT_PART_ABSENT]
 
 
 def test_unknown_patient_is_refused_and_blob_removed(node):
@@ -168,7 +169,7 @@ def test_unknown_patient_is_refused_and_blob_removed(node):
     d = doc(b"who?", patient_id="255069999999934^^^&1.2.250.1.213.1.4.10&ISO")
     reply = provide(node, [d])
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSUnknownPatientId"]
+    assert reply.problems == [Problem.PATIENT_UNKNOWN]
     assert "255069999999934" in reply.errors[0]["codeContext"]
     assert retrieve(node, [d.unique_id]).status == "Failure"
     assert _blob_files(node) == before  # the refused document's blob and sidecar were removed
@@ -185,7 +186,7 @@ def test_patient_id_mismatch_between_entry_and_submission_set(node):
 
     reply = provide(node, [d], ss=submission_set(PATIENT))
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSPatientIdDoesNotMatch"]
+    assert reply.problems == [Problem.PATIENT_ID_DIFFERS]
     assert reply.errors[0]["location"] == "Document01"
 
 
@@ -194,7 +195,7 @@ def test_duplicate_unique_id_in_message(node):
     d2 = doc(b"b", "Document02", unique_id=d1.unique_id)
     reply = provide(node, [d1, d2])
     assert reply.status == "Failure"
-    assert "XDSRepositoryDuplicateUniqueIdInMessage" in reply.error_codes
+    assert Problem.DOCUMENT_UNIQUE_ID_TWICE in reply.problems
 
 
 def test_submission_set_unique_id_already_registered(node):
@@ -203,7 +204,7 @@ def test_submission_set_unique_id_already_registered(node):
     ss2 = submission_set(unique_id=ss.unique_id)
     reply = provide(node, [doc(b"two")], ss=ss2)
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSDuplicateUniqueIdInRegistry"]
+    assert reply.problems == [Problem.UNIQUE_ID_REGISTERED]
 
 
 def test_foreign_repository_unique_id_is_replaced_by_this_repositorys(node):
@@ -237,7 +238,7 @@ def test_same_document_twice_then_other_content_reports_each_difference_once(nod
     reply = provide(node, [doc(b"other bytes!", unique_id=d.unique_id)])
     assert reply.status == "Failure"
     # Two entries hold the uniqueId; each differing attribute is reported once (ITI TF-3 Table 4.2.4.1-2).
-    assert sorted(reply.error_codes) == ["XDSNonIdenticalHash", "XDSNonIdenticalSize"]
+    assert reply.problems == [Problem.REGISTERED_WITH_OTHER_HASH, Problem.REGISTERED_WITH_OTHER_SIZE]
 
 
 def test_same_document_unique_id_with_other_content(node):
@@ -246,7 +247,7 @@ def test_same_document_unique_id_with_other_content(node):
     again = doc(b"changed", unique_id=d.unique_id)
     reply = provide(node, [again])
     assert reply.status == "Failure"
-    assert sorted(reply.error_codes) == ["XDSNonIdenticalHash", "XDSNonIdenticalSize"]
+    assert reply.problems == [Problem.REGISTERED_WITH_OTHER_HASH, Problem.REGISTERED_WITH_OTHER_SIZE]
     # The stored original is untouched by the refused submission.
     assert retrieve(node, [d.unique_id]).documents() == {d.unique_id: b"original"}
 
@@ -276,13 +277,11 @@ def test_every_metadata_problem_is_reported_at_once(node):
         xds_factory.document_entry = _orig
     assert de_patch
     assert reply.status == "Failure"
-    assert set(reply.error_codes) == {"XDSRegistryMetadataError"}
+    assert sorted(p.name for p in reply.problems) == sorted(
+        p.name for p in (Problem.CODE_COUNT, Problem.VALUE_INVALID, Problem.SLOT_MISSING, Problem.MIME_TYPE_INVALID))
     contexts = " | ".join(e["codeContext"] for e in reply.errors)
-    assert "classCode" in contexts
-    assert "creationTime" in contexts
-    assert "languageCode" in contexts
-    assert "mimeType" in contexts
-    assert len(reply.errors) == 4
+    for attribute in ("classCode", "creationTime", "languageCode", "mimeType"):
+        assert attribute in contexts
     assert {e["location"] for e in reply.errors} == {"Document01"}
     assert _model  # the factory builds through the typed model
 

@@ -8,7 +8,7 @@ import pytest
 import xds_factory as f
 from xds_client import ITI18, ITI42, ITI57, adhoc_query, post
 
-from registry import _model, _rim
+from registry import Problem, _model, _rim
 from registry._vocabulary import AssociationType
 from soap_wsdl import ns
 
@@ -75,8 +75,7 @@ def test_original_status_must_match(node):
     uuid = register(node, f.Doc(b"x", "D")).get("id")
     reply = send(node, status_update(uuid, ARCHIVED, APPROVED))
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSMetadataUpdateError"]
-    assert "does not match the current status" in reply.errors[0]["codeContext"]
+    assert reply.problems == [Problem.ORIGINAL_STATUS_MISMATCH]
     assert find(node, [APPROVED])[uuid] == APPROVED
 
 
@@ -175,7 +174,7 @@ def test_registration_endpoint_refuses_update_associations(node):
     uuid = register(node, f.Doc(b"u", "D")).get("id")
     reply = post(node.registry, ITI42, status_update(uuid, APPROVED, ARCHIVED), mtom=False)
     assert reply.status == "Failure"
-    assert any("belong to ITI-57" in e["codeContext"] for e in reply.errors)
+    assert Problem.UPDATE_ASSOCIATION_IN_REGISTRATION in reply.problems
 
 
 def register_in_folder(node, doc):

@@ -11,6 +11,7 @@ from nodes import RunningNode, database_url, make_node, start_node
 from xds_client import ITI41, post
 from xds_factory import Doc, content_id, provide_and_register
 
+from registry import Problem
 from registry._model import Code
 from soap_wsdl import OutgoingAttachment
 
@@ -50,7 +51,7 @@ def provide(node: RunningNode, d: Doc):
 def test_dmp_node_refuses_a_class_code_outside_jdv_j57(dmp_node):
     reply = provide(dmp_node, Doc(b"IHE sample codes", "Document01", meta={"class_code": IHE_SAMPLE_CLASS}))
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSRegistryMetadataError"]
+    assert reply.problems == [Problem.CODE_NOT_IN_VALUE_SET]
     (error,) = reply.errors
     assert error["location"] == "Document01"
     assert "classCode 'History and Physical' (codingScheme 1.3.6.1.4.1.21367.100.1)" in error["codeContext"]

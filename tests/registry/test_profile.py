@@ -8,7 +8,7 @@ from importlib import resources
 import pytest
 import xds_factory as f
 
-from registry import ErrorCode, MetadataProfile
+from registry import ErrorCode, MetadataProfile, Problem
 from registry._model import Code
 from registry._profile import dmp_value_sets
 from registry._rim import read_registry_object_list
@@ -24,7 +24,7 @@ def errors(profile: MetadataProfile = MetadataProfile.DMP, ss=None, **meta):
                                                            repository_attributes=True))
     v = Validator(require_repository_attributes=True, profile=profile)
     v.validate(sub)
-    return [(e.code, e.context, e.location) for e in v.errors]
+    return [(e.problem, e.context, e.location) for e in v.errors]
 
 
 def test_factory_metadata_is_dmp_valid():
@@ -41,8 +41,9 @@ def test_factory_metadata_is_dmp_valid():
 def test_code_outside_its_value_set_is_refused_naming_attribute_and_value(attribute, code, jdv):
     found = errors(**{attribute: code})
     assert len(found) == 1, found
-    err_code, context, location = found[0]
-    assert err_code is ErrorCode.REGISTRY_METADATA_ERROR
+    problem, context, location = found[0]
+    assert problem is Problem.CODE_NOT_IN_VALUE_SET
+    assert problem.code is ErrorCode.REGISTRY_METADATA_ERROR
     assert location == "Document01"
     assert f"'{code.code}' (codingScheme {code.scheme})" in context
     assert jdv in context
@@ -55,6 +56,7 @@ def test_ihe_profile_accepts_any_code():
 
 def test_type_code_must_belong_to_the_class_code_per_ass_x16():
     found = errors(type_code=Code("18748-4", LOINC, "CR d'imagerie médicale"))  # class 31, factory sends 10
+    assert [p for p, _, _ in found] == [Problem.TYPE_NOT_IN_CLASS]
     assert [c for _, c, _ in found] == [
         "typeCode '18748-4' belongs to classCode '31' (ASS_X16-CorrespondanceType-Classe-DMP version "
         "20240223120000), not to classCode '10'"]
@@ -64,6 +66,7 @@ def test_type_code_must_belong_to_the_class_code_per_ass_x16():
 
 def test_unknown_type_code_is_refused():
     (found,) = errors(type_code=Code("11111-1", LOINC, "x"))
+    assert found[0] is Problem.CODE_NOT_IN_VALUE_SET
     assert "typeCode '11111-1' (codingScheme 2.16.840.1.113883.6.1) is not in JDV_J66-TypeCode-DMP" in found[1]
 
 
@@ -71,11 +74,12 @@ def test_confidentiality_needs_exactly_one_hl7_code_and_tre_a07_codes_in_the_val
     ok = [Code("N", HL7_CONF, "Normal"), Code("MASQUE_PS", TRE_A07, "Masqué aux PS")]
     assert errors(confidentiality_codes=ok) == []
     (only_a07,) = errors(confidentiality_codes=[Code("INVISIBLE_PATIENT", TRE_A07, "x")])
-    assert "exactly one HL7 confidentiality code" in only_a07[1]
+    assert only_a07[0] is Problem.HL7_CONFIDENTIALITY_COUNT
     assert "found 0" in only_a07[1]
     (two,) = errors(confidentiality_codes=[Code("N", HL7_CONF, "x"), Code("R", HL7_CONF, "x")])
     assert "found 2 (N, R)" in two[1]
     (unknown,) = errors(confidentiality_codes=[Code("N", HL7_CONF, "x"), Code("SECRET", TRE_A07, "x")])
+    assert unknown[0] is Problem.CODE_NOT_IN_VALUE_SET
     assert "confidentialityCode 'SECRET'" in unknown[1]
 
 
@@ -83,6 +87,7 @@ def test_submission_set_content_type_code_in_j59():
     ss = f.submission_set()
     ss.content_type_code = Code("99", "1.2.250.1.213.2.2", "x")
     (found,) = errors(ss=ss)
+    assert found[0] is Problem.CODE_NOT_IN_VALUE_SET
     assert found[2] == "SubmissionSet01"
     assert "contentTypeCode '99' (codingScheme 1.2.250.1.213.2.2) is not in JDV_J59-ContentTypeCode-DMP" in found[1]
 

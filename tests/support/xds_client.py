@@ -13,6 +13,7 @@ import httpx
 from lxml import etree
 from vihf_client import fresh_vihf, security_header
 
+from registry import Problem
 from soap_wsdl import (
     MtomDecoder,
     MtomMessage,
@@ -105,6 +106,11 @@ class Reply:
     @property
     def error_codes(self) -> list[str]:
         return [e["errorCode"] for e in self.errors]
+
+    @property
+    def problems(self) -> list[Problem | None]:
+        """The catalogue member of each error (``registry.Problem``), recognised from its code and codeContext."""
+        return [Problem.recognise(e["errorCode"], e.get("codeContext", "")) for e in self.errors]
 
     @property
     def fault_reason(self) -> str:
