@@ -173,6 +173,40 @@ class Problem(enum.Enum):
     SUBMITTED_ASSOCIATION_TO_SUBMISSION_SET = (_UPDATE, "{association}: a submitted association cannot link a "
                                                         "SubmissionSet")
     SUBMITTED_ASSOCIATION_TO_DEPRECATED = (_UPDATE, "{association}: '{target}' is Deprecated")
+    # --- registry requests (ITI TF-2b 3.42, 3.57) and the database -------------------------------------
+    NOT_A_SUBMIT_OBJECTS_REQUEST = (_META, "expected lcm:SubmitObjectsRequest, received {element}")
+    DATABASE_UNAVAILABLE = (ErrorCode.REGISTRY_ERROR, "the registry database is unavailable; nothing was registered")
+    DATABASE_UNAVAILABLE_FOR_QUERY = (ErrorCode.REGISTRY_ERROR, "the registry database is unavailable")
+    # --- stored queries, ITI-18 and ITI-51 (ITI TF-2a 3.18.4.1.2.3; docs/conformance.md §6) -------------
+    NOT_AN_ADHOC_QUERY = (ErrorCode.REGISTRY_ERROR, "expected query:AdhocQueryRequest, received {element}")
+    RETURN_TYPE_UNSUPPORTED = (ErrorCode.REGISTRY_ERROR, "returnType '{return_type}' is not supported by stored "
+                                                         "queries; use LeafClass or ObjectRef")
+    QUERY_WITHOUT_ID = (ErrorCode.UNKNOWN_STORED_QUERY, "AdhocQueryRequest holds no rim:AdhocQuery with an id")
+    QUERY_UNKNOWN = (ErrorCode.UNKNOWN_STORED_QUERY, "stored query id '{query_id}' is not supported")
+    QUERY_OF_OTHER_TRANSACTION = (ErrorCode.UNKNOWN_STORED_QUERY, "stored query {query} is not served by this "
+                                                                  "transaction ({transaction} carries it)")
+    LIST_NOT_CLOSED = (ErrorCode.REGISTRY_ERROR, "{param}: list {text} is not closed by ')'")
+    VALUE_EMPTY = (ErrorCode.REGISTRY_ERROR, "{param}: empty value")
+    LIST_UNTERMINATED_QUOTE = (ErrorCode.REGISTRY_ERROR, "{param}: unterminated quote in ({inner})")
+    LIST_MALFORMED = (ErrorCode.REGISTRY_ERROR, "{param}: malformed list ({inner})")
+    LIST_COMMA_EXPECTED = (ErrorCode.REGISTRY_ERROR, "{param}: expected ',' in list ({inner})")
+    LIST_TRAILING_COMMA = (ErrorCode.REGISTRY_ERROR, "{param}: list ({inner}) ends with ','")
+    LIST_EMPTY = (ErrorCode.REGISTRY_ERROR, "{param}: empty list ()")
+    VALUE_UNTERMINATED_QUOTE = (ErrorCode.REGISTRY_ERROR, "{param}: unterminated quote in {value}")
+    VALUE_QUOTE_NOT_DOUBLED = (ErrorCode.REGISTRY_ERROR, "{param}: a quote inside a value must be doubled: {value}")
+    VALUE_MALFORMED = (ErrorCode.REGISTRY_ERROR, "{param}: malformed value {value} (unbalanced quotes or "
+                                                 "parentheses)")
+    PARAM_VALUE_INVALID = (ErrorCode.REGISTRY_ERROR, "{param}: {reason}")
+    PARAM_REPEATED = (ErrorCode.STORED_QUERY_PARAM_NUMBER, "parameter {param} appears more than once")
+    PARAM_ONE_VALUE = (ErrorCode.STORED_QUERY_PARAM_NUMBER, "parameter {param} takes one value, received {count}")
+    PARAM_MISSING = (ErrorCode.STORED_QUERY_MISSING_PARAM, "required parameter {param} is missing")
+    PARAM_ONE_OF_MISSING = (ErrorCode.STORED_QUERY_MISSING_PARAM, "one of {params} is required")
+    PARAMS_MUTUALLY_EXCLUSIVE = (ErrorCode.STORED_QUERY_PARAM_NUMBER, "{params} are mutually exclusive")
+    PARAM_AT_LEAST_ONE_OF_MISSING = (ErrorCode.STORED_QUERY_MISSING_PARAM, "at least one of {params} is required")
+    TOO_MANY_RESULTS = (ErrorCode.TOO_MANY_RESULTS, "the query matches {count} objects, more than {limit}")
+    TOO_MANY_ROWS = (ErrorCode.TOO_MANY_RESULTS, "the query matches more than {limit} objects; narrow it")
+    RESULT_NOT_SINGLE_PATIENT = (ErrorCode.RESULT_NOT_SINGLE_PATIENT, "the requested objects belong to more than one "
+                                                                      "patient")
     # --- the repository, ITI-41 and ITI-43 (ITI TF-2b 3.41, 3.43; docs/conformance.md §4, §5) ------------
     NOT_A_PROVIDE_AND_REGISTER = (_REPO_META, "expected xdsb:ProvideAndRegisterDocumentSetRequest, received "
                                               "{element}")

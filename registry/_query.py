@@ -5,7 +5,8 @@ from __future__ import annotations
 from lxml import etree
 from sqlalchemy import ColumnElement, Connection, select
 
-from registry._errors import ErrorCode, RegistryError, ResponseStatus
+from registry._catalogue import Problem
+from registry._errors import RegistryError, ResponseStatus
 from registry._query_args import check
 from registry._query_params import QueryError, read_query_request
 from registry._query_run import Result, Runner, chunks
@@ -24,15 +25,13 @@ def stored_query(conn: Connection, request: etree._Element, *, document_filter: 
         req = read_query_request(request)
         args = check(req)
         if args.query.multi_patient != multi_patient:
-            raise QueryError([RegistryError(
-                ErrorCode.UNKNOWN_STORED_QUERY, f"stored query {args.query.name} is not served by this transaction "
-                f"({'ITI-51' if args.query.multi_patient else 'ITI-18'} carries it)", None)])
+            raise QueryError([Problem.QUERY_OF_OTHER_TRANSACTION(
+                None, query=args.query.name, transaction="ITI-51" if args.query.multi_patient else "ITI-18")])
         limit = max_results if args.return_type == "LeafClass" else max_results * 10
         runner = Runner(conn, args, document_filter, limit, leaf_class=args.return_type == "LeafClass")
         result = runner.run()
         if len(result) > limit:
-            raise QueryError([RegistryError(ErrorCode.TOO_MANY_RESULTS,
-                                            f"the query matches {len(result)} objects, more than {limit}", None)])
+            raise QueryError([Problem.TOO_MANY_RESULTS(None, count=len(result), limit=limit)])
         objects = _render(conn, result, args.return_type, runner.stored)
     except QueryError as failed:
         return adhoc_query_response(ResponseStatus.FAILURE, failed.errors)

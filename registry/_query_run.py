@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, exists, or_, select
 
-from registry._errors import ErrorCode, RegistryError
+from registry._catalogue import Problem
 from registry._query_args import Args
 from registry._query_params import QueryError
 from registry._schema import (
@@ -88,8 +88,7 @@ class Runner:
         else:
             rows = [str(r) for r in self.conn.execute(stmt.limit(self.limit + 1)).scalars()]
         if len(rows) > self.limit:
-            raise QueryError([RegistryError(ErrorCode.TOO_MANY_RESULTS,
-                                            f"the query matches more than {self.limit} objects; narrow it", None)])
+            raise QueryError([Problem.TOO_MANY_ROWS(None, limit=self.limit)])
         return rows
 
     def _documents(self, stmt: Q) -> list[str]:
@@ -160,8 +159,7 @@ class Runner:
         for chunk in chunks(ids):
             keys |= set(self.conn.execute(select(ro.patient_key).where(ro.id.in_(chunk)).distinct()).scalars())
         if len(keys - {None}) > 1:
-            raise QueryError([RegistryError(ErrorCode.RESULT_NOT_SINGLE_PATIENT,
-                                            "the requested objects belong to more than one patient", None)])
+            raise QueryError([Problem.RESULT_NOT_SINGLE_PATIENT(None)])
         return result
 
     # --- Find* ------------------------------------------------------------------------------------

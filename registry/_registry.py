@@ -14,7 +14,8 @@ from sqlalchemy import ColumnElement, Connection, exc, insert, select
 from identifiers import INS_NIR_OIDS
 from registry import _hl7
 from registry._bulk import BulkReport, bulk_register
-from registry._errors import ErrorCode, RegistryError, RegistryResponse, ResponseStatus, SubmissionRefused
+from registry._catalogue import Problem
+from registry._errors import RegistryError, RegistryResponse, ResponseStatus, SubmissionRefused
 from registry._profile import MetadataProfile
 from registry._query import adhoc_query_response, stored_query
 from registry._query_run import chunks
@@ -114,9 +115,8 @@ class Registry:
     def register_request(self, request: etree._Element) -> RegistryResponse:
         """ITI-42 Register Document Set-b: ``request`` is an ``lcm:SubmitObjectsRequest``."""
         if request.tag != f"{{{ns.LCM}}}SubmitObjectsRequest":
-            return RegistryResponse.of([RegistryError(
-                ErrorCode.REGISTRY_METADATA_ERROR,
-                f"expected lcm:SubmitObjectsRequest, received {etree.QName(request).localname}", None)])
+            return RegistryResponse.of([Problem.NOT_A_SUBMIT_OBJECTS_REQUEST(
+                None, element=etree.QName(request).localname)])
         return self.register_submission(read_registry_object_list(request.find(f"{{{ns.RIM}}}RegistryObjectList")))
 
     def register_submission(self, sub: RimSubmission) -> RegistryResponse:
@@ -146,9 +146,7 @@ class Registry:
             return RegistryResponse.of([database_refusal(refused)])
         except exc.SQLAlchemyError:
             log.exception("registry database error")
-            return RegistryResponse(ResponseStatus.FAILURE, (RegistryError(
-                ErrorCode.REGISTRY_ERROR, "the registry database is unavailable; nothing was registered",
-                None),))
+            return RegistryResponse(ResponseStatus.FAILURE, (Problem.DATABASE_UNAVAILABLE(None),))
         return RegistryResponse.of(warnings)
 
     # --- ITI-57 -----------------------------------------------------------------------------------
@@ -156,9 +154,8 @@ class Registry:
     def update_request(self, request: etree._Element) -> RegistryResponse:
         """ITI-57 Update Document Set: ``request`` is an ``lcm:SubmitObjectsRequest``."""
         if request.tag != f"{{{ns.LCM}}}SubmitObjectsRequest":
-            return RegistryResponse.of([RegistryError(
-                ErrorCode.REGISTRY_METADATA_ERROR,
-                f"expected lcm:SubmitObjectsRequest, received {etree.QName(request).localname}", None)])
+            return RegistryResponse.of([Problem.NOT_A_SUBMIT_OBJECTS_REQUEST(
+                None, element=etree.QName(request).localname)])
         sub = read_registry_object_list(request.find(f"{{{ns.RIM}}}RegistryObjectList"))
         return self._transaction(lambda conn: update_document_set(conn, sub, self._clock(), self.metadata_profile))
 
@@ -178,8 +175,7 @@ class Registry:
                                     max_results=self.max_query_results, multi_patient=multi_patient)
         except exc.SQLAlchemyError:
             log.exception("registry database error during a stored query")
-            return adhoc_query_response(ResponseStatus.FAILURE, [RegistryError(
-                ErrorCode.REGISTRY_ERROR, "the registry database is unavailable", None)])
+            return adhoc_query_response(ResponseStatus.FAILURE, [Problem.DATABASE_UNAVAILABLE_FOR_QUERY(None)])
 
     # --- look-ups ---------------------------------------------------------------------------------
 

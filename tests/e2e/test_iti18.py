@@ -24,7 +24,7 @@ from vihf_client import fresh_vihf, security_header
 from xds_client import ITI18, ITI42, ITI51, Reply, adhoc_query, post
 from xds_factory import AUTHOR, INSTITUTION, OTHER_PATIENT, PATIENT, REPOSITORY_ID, Doc, document_entry, submission_set
 
-from registry import Store, _model, _rim, _rim_write
+from registry import Problem, Store, _model, _rim, _rim_write
 from registry._query_params import QueryError, parse_values
 from registry._schema import association, registry_object
 from registry._vocabulary import AssociationType
@@ -309,7 +309,7 @@ def failure(reply: Reply, error_code: str) -> dict[str, str]:
     assert [etree.QName(c).localname for c in children] == ["RegistryErrorList", "RegistryObjectList"]
     assert len(children[1]) == 0
     error = reply.errors[0]
-    assert error["codeContext"]
+    assert reply.problems[0] is not None, error  # a member of the catalogue (registry.Problem)
     assert error["severity"] == "urn:oasis:names:tc:ebxml-regrep:ErrorSeverityType:Error"
     return error
 
@@ -886,14 +886,16 @@ def test_query_errors(node, query_id, params, error_code):
 
 
 def test_return_type_registry_object(node):
-    error = failure(query(node, FIND_DOCUMENTS, [PATIENT_SLOT, STATUS_SLOT], return_type="RegistryObject"),
-                    "XDSRegistryError")
-    assert "RegistryObject" in error["codeContext"]
+    reply = query(node, FIND_DOCUMENTS, [PATIENT_SLOT, STATUS_SLOT], return_type="RegistryObject")
+    error = failure(reply, "XDSRegistryError")
+    assert reply.problems == [Problem.RETURN_TYPE_UNSUPPORTED]
+    assert "'RegistryObject'" in error["codeContext"]
 
 
 def test_get_documents_spanning_two_patients(w):
     reply = query(w.node, GET_DOCUMENTS, [("$XDSDocumentEntryEntryUUID", [ql(w.ids["d1"], w.ids["o1"])])])
     failure(reply, "XDSResultNotSinglePatient")
+    assert reply.problems == [Problem.RESULT_NOT_SINGLE_PATIENT]
     reply = query(w.node, GET_DOCUMENTS, [("$XDSDocumentEntryUniqueId", [ql(w.unique_ids["d1"]),
                                                                           ql(w.unique_ids["o1"])])])
     failure(reply, "XDSResultNotSinglePatient")
@@ -913,8 +915,10 @@ def test_too_many_results(tmp_path):
         sub = Submission("SS", _ss(), docs=[(d.symbolic_id, d) for d in docs])
         assert post(small.registry, ITI42, submission_request(sub, World(small)), mtom=False).status == "Success"
         params = [PATIENT_SLOT, STATUS_SLOT]
-        error = failure(query(small, FIND_DOCUMENTS, params), "XDSTooManyResults")
-        assert "3" in error["codeContext"]
+        reply = query(small, FIND_DOCUMENTS, params)
+        error = failure(reply, "XDSTooManyResults")
+        assert reply.problems == [Problem.TOO_MANY_ROWS]
+        assert error["codeContext"] == Problem.TOO_MANY_ROWS(None, limit=3).context
         # ObjectRef answers may be larger than the LeafClass limit.
         assert len(found(query(small, FIND_DOCUMENTS, params, return_type="ObjectRef"))) == 4
         # Exactly the limit is fine.
