@@ -2,7 +2,7 @@
 
 - :class:`TrustStore` validates a certificate against configured trust anchors (chain, dates, CA
   constraints, CRL revocation, key usage for a :class:`Usage`).
-- :class:`VihfVerifier` turns a signed VIHF (``saml2:Assertion``, DMP.md §3) into a :class:`Principal`, or
+- :class:`VihfVerifier` turns a signed VIHF (``saml2:Assertion``, docs/vihf.md) into a :class:`Principal`, or
   raises :class:`VihfError` whose :class:`VihfRefusal` names the failed check and its DMP fault subcode;
   :func:`find_assertion` picks the VIHF out of a SOAP envelope.
 - :func:`build_vihf` and :func:`sign_assertion` make one; a :class:`Signer` holds the key (software now,

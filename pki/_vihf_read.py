@@ -1,5 +1,5 @@
 """Reading the *signed* assertion into typed values, checking each attribute's presence and format
-(DMP.md §3.2–§3.3, §3.7 step 8). The caller hands over only what signxml returned as signed: the
+(docs/vihf.md §2–§3, §7 step 8). The caller hands over only what signxml returned as signed: the
 canonical form, without comments and without the Signature element. Only direct children are looked at,
 never ``.//``, so nothing nested elsewhere can be mistaken for a claim.
 """

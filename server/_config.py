@@ -22,7 +22,7 @@ class Config:
     max_soap_bytes: int = 64 * 1024 * 1024   # SOAP part (and plain SOAP body with inline documents)
     sqlite_synchronous: str = "FULL"
     max_query_results: int = 1000            # LeafClass objects per stored query (XDSTooManyResults beyond)
-    # Security (DMP.md §3). PEM files of CA certificates: self-signed ones are trust anchors, the others
+    # Security (docs/vihf.md). PEM files of CA certificates: self-signed ones are trust anchors, the others
     # intermediates; CRL files (PEM or DER) from those CAs. Relative paths are relative to data_dir.
     trust_anchors: list[str] = field(default_factory=list)
     crls: list[str] = field(default_factory=list)

@@ -1,7 +1,7 @@
 """SOAP 1.2 envelopes with WS-Addressing 1.0 headers: reading requests, writing responses.
 
-The action in ``wsa:Action`` is authoritative for dispatch (XDS.md §1, trap 9); we trim it. A header
-block marked ``env:mustUnderstand="true"`` (or ``"1"``) that is not in the understood set gets the
+The action in ``wsa:Action`` is authoritative for dispatch (ITI TF-2x Appendix V; docs/conformance.md §2); we
+trim it. A header block marked ``env:mustUnderstand="true"`` (or ``"1"``) that is not in the understood set gets the
 MustUnderstand fault (SOAP 1.2 part 1 §5.2.3); an unqualified ``mustUnderstand`` attribute has no SOAP
 meaning and is ignored (DRIMbox sends one).
 """
