@@ -482,7 +482,7 @@ def test_register_on_postgresql(tmp_path, postgres: PostgresServer):
         wide = doc(b"wide mimeType", mime_type="application/" + "x" * 300)
         reply = register_docs(pg_node, [wide])
         only_error(reply)
-        assert reply.problems == [Problem.VALUE_DOES_NOT_FIT_STORAGE]
+        assert reply.problems == [Problem.MIME_TYPE_TOO_LONG]
         assert objects_by_unique_id(pg_node, wide.unique_id) == []
         assert register_docs(pg_node, [doc(b"and the registry goes on")]).status == "Success"
     finally:
