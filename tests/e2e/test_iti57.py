@@ -212,3 +212,21 @@ def test_folder_membership_follows_the_new_version(node, propagation):
     assert send(node, metadata_update(eo, propagation=propagation)).status == "Success"
     new = entry(node, _uid(eo))
     assert folders_of(node, new.get("id")) == ([] if propagation == "no" else [folder_id])
+
+
+def test_get_documents_by_unique_id_gives_the_latest_version_of_each_entry_of_a_document_sent_twice(node):
+    """The same document registered twice is two logical documents; after one is updated (ITI-57), a query by
+    uniqueId returns the new version of the first and the only version of the second (docs/conformance.md §6)."""
+    d = f.Doc(b"sent twice", "D")
+    first = register(node, d)
+    post(node.registry, ITI42, f.submit_objects_request([f.Doc(d.content, "D", unique_id=d.unique_id)],
+                                                         repository_attributes=True), mtom=False)
+    assert send(node, metadata_update(first, meta={"confidentiality_codes": [NORMAL, MASQUE_PS]})).status == "Success"
+    for return_type, tag in (("LeafClass", "ExtrinsicObject"), ("ObjectRef", "ObjectRef")):
+        query = adhoc_query(GET_DOCS, [("$XDSDocumentEntryUniqueId", [f"('{d.unique_id}')"])], return_type)
+        reply = post(node.registry, ITI18, query, mtom=False)
+        assert reply.status == "Success", reply.errors
+        ids = {x.get("id") for x in reply.body.iter(f"{{{RIM}}}{tag}")}
+        assert len(ids) == 2
+        assert first.get("id") not in ids  # replaced by its version 2
+        assert ids <= set(find(node, [APPROVED]))
