@@ -35,21 +35,25 @@ REPOSITORY_ID = "1.2.250.1.999.1.1.8121.3"
 UID_ROOT = "1.2.250.1.999.1.1.8121.7"
 SIZES, SIZE_WEIGHTS = (1, 2, 3, 4), (40, 30, 20, 10)  # DocumentEntries per submission: mean 2.0
 
-_CLASS = [("10", "Compte rendu"), ("11", "Synthèse"), ("13", "Imagerie médicale"), ("14", "Biologie"),
-          ("21", "Certificat, déclaration"), ("22", "Prescription"), ("31", "Dispensation"),
-          ("51", "Données de remboursement")]
-_TYPE = [("11488-4", "CR de consultation"), ("34133-9", "Synthèse d'épisode de soins"),
-         ("18748-4", "CR d'imagerie médicale"), ("11502-2", "CR d'examens biologiques"),
-         ("57833-6", "Prescription de médicaments"), ("60593-1", "Dispensation médicamenteuse"),
-         ("11490-0", "Lettre de sortie"), ("34794-8", "CR de RCP"), ("15507-7", "CR de passage aux urgences"),
-         ("34874-8", "CR opératoire"), ("52040-3", "Document de radiothérapie"), ("47420-5", "Bilan fonctionnel"),
-         ("11526-1", "CR d'anatomo-pathologie"), ("28616-1", "CR de transfert"), ("68609-7", "Résumé")]
+# DMP-valid codes (registry/valuesets: JDV_J57/J66 with the ASS_X16 type -> class correspondence, J60, J61, J62).
+_CLASS_LABELS = {"10": "Compte rendu", "11": "Synthèse", "31": "Imagerie médicale", "42": "Prescription",
+                 "43": "Dispensation"}
+_TYPE = [("11488-4", "CR de consultation", "10"), ("34133-9", "Synthèse d'épisode de soins", "11"),
+         ("18748-4", "CR d'imagerie médicale", "31"), ("11502-2", "CR d'examens biologiques", "10"),
+         ("57833-6", "Prescription de médicaments", "42"), ("60593-1", "Dispensation médicamenteuse", "43"),
+         ("11490-0", "Lettre de sortie", "10"), ("34794-8", "CR de RCP", "10"),
+         ("15507-7", "CR de passage aux urgences", "10"), ("34874-8", "CR opératoire", "10"),
+         ("52040-3", "Document de radiothérapie", "31"), ("47420-5", "Bilan fonctionnel", "10"),
+         ("11526-1", "CR d'anatomo-pathologie", "10"), ("18761-7", "Note de transfert", "11"),
+         ("60591-5", "Synthèse médicale", "11")]
 _FORMAT = [("urn:ihe:iti:xds-sd:pdf:2008", "PDF"), ("urn:ihe:iti:xds-sd:text:2008", "Texte"),
-           ("urn:asip:ci-sis:2010", "CI-SIS"), ("urn:ihe:pcc:xds-ms:2007", "XDS-MS")]
-_HCFT = [("SA01", "Etablissement public"), ("SA05", "Centre hospitalier"), ("SA07", "CHU"),
-         ("SA29", "Cabinet libéral"), ("SA52", "Centre de santé")]
+           ("urn:asip:ci-sis:vsm:2012", "VSM"), ("urn:asip:ci-sis:ldl-ses:2017", "LDL-SES")]
+_FORMAT_SCHEMES = {"urn:ihe:iti:xds-sd:pdf:2008": "1.3.6.1.4.1.19376.1.2.3",
+                   "urn:ihe:iti:xds-sd:text:2008": "1.3.6.1.4.1.19376.1.2.3"}
+_HCFT = [("SA01", "Etablissement public de santé"), ("SA05", "Centre de santé"), ("SA07", "Cabinet individuel"),
+         ("SA29", "Laboratoire d'analyses et de biologie médicale"), ("SA52", "Maison de santé ou Pôle de santé")]
 _PRACTICE = [("ETABLISSEMENT", "Etablissement de santé"), ("AMBULATOIRE", "Ambulatoire"),
-             ("URGENCES", "Urgences"), ("MEDECINE", "Médecine")]
+             ("SAMU_SMUR", "SAMU/SMUR"), ("HAD", "Hospitalisation à domicile")]
 _EVENTS = [(f"E{n:03d}", f"Acte {n}") for n in range(40)]
 _MIME = ["application/pdf", "text/xml", "text/plain"]
 _TITLES = ["Compte rendu de consultation", "Lettre de liaison", "Résultats de biologie", "Ordonnance",
@@ -142,15 +146,17 @@ class Corpus:
         if rng.random() < 0.05:
             confidentiality.append(Code("INVISIBLE_PATIENT", "1.2.250.1.213.1.1.4.13", "Non visible par le patient"))
         content = f"{self.seed}/{p}/{d}".encode()
+        type_code, type_label, type_class = rng.choice(_TYPE)
+        fmt, fmt_label = rng.choice(_FORMAT)
         return DocumentEntry(
             entry_uuid="de", mime_type=rng.choice(_MIME),
             title=Text(rng.choice(_TITLES), "fr-FR"), patient_id=pid, unique_id=self.unique_id(p, d),
-            authors=[author], class_code=Code(*_pick(rng, _CLASS, "1.2.250.1.213.1.1.4.1")),
+            authors=[author], class_code=Code(type_class, "1.2.250.1.213.1.1.4.1", _CLASS_LABELS[type_class]),
             confidentiality_codes=confidentiality, event_codes=events,
-            format_code=Code(*_pick(rng, _FORMAT, "1.2.250.1.213.1.1.4.2.282")),
+            format_code=Code(fmt, _FORMAT_SCHEMES.get(fmt, "1.2.250.1.213.1.1.4.2.282"), fmt_label),
             healthcare_facility_type_code=Code(*_pick(rng, _HCFT, "1.2.250.1.71.4.2.4")),
             practice_setting_code=Code(*_pick(rng, _PRACTICE, "1.2.250.1.213.1.1.4.9")),
-            type_code=Code(*_pick(rng, _TYPE, "2.16.840.1.113883.6.1")),
+            type_code=Code(type_code, "2.16.840.1.113883.6.1", type_label),
             creation_time=_dtm(day, rng), language_code="fr-FR", service_start_time=start,
             service_stop_time=_dtm(day, rng),
             hash=hashlib.sha1(content, usedforsecurity=False).hexdigest(), size=2000 + rng.randrange(500_000),

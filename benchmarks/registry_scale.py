@@ -235,7 +235,7 @@ def measure_http(url: str, kinds: dict[str, Callable[[], tuple[etree._Element, i
                  data_dir: Path) -> dict[str, list[float]]:
     """The same queries through a `dmp serve` process on the same database (ITI-18 over HTTP, SOAP 1.2)."""
     out: dict[str, list[float]] = {}
-    # VIHF verification off: this measures the query path, not the security layer (DMP.md §3).
+    # VIHF verification off: this measures the query path, not the security layer (README.md, Security).
     with node_in(data_dir, database_url=url, require_vihf=False) as node, httpx.Client(timeout=60) as http:
         for kind, make in kinds.items():
             bodies = [envelope(ITI18, make()[0]) for _ in range(count + count // 10)]

@@ -41,10 +41,11 @@ def utc_now() -> str:
 class AccessRefused(Exception):
     """The consent checker said no. ``reason`` carries the DMP fault subcode; ``detail`` is safe to return."""
 
-    def __init__(self, reason: Reason, detail: str) -> None:
+    def __init__(self, reason: Reason, detail: str, *, patient: str | None = None) -> None:
         super().__init__(f"{reason.code}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.patient = patient      # the patient key, for UNKNOWN_PATIENT (named back to the requester only)
 
 
 _DETAILS = {

@@ -34,6 +34,10 @@ class AuthorizationEntry:
     since: str
 
 
+def _no_dmp(patient_key: str) -> AccessRefused:
+    return AccessRefused(Reason.UNKNOWN_PATIENT, f"patient {patient_key} has no DMP on this node", patient=patient_key)
+
+
 class DmpServices:
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
@@ -67,7 +71,7 @@ class DmpServices:
                 self.guard.write_trace(conn, trace)
                 return state or AuthorizationState.NONE
         if dossier is None:
-            raise AccessRefused(Reason.UNKNOWN_PATIENT, f"patient {patient_key} has no DMP on this node")
+            raise _no_dmp(patient_key)
         self.guard.refuse(trace)
         raise AssertionError("unreachable: refuse() raises")
 
@@ -75,7 +79,7 @@ class DmpServices:
         """TD1.6: the professionals authorised on or blocked from the dossier."""
         dossier = self.guard.dossier(patient_key)
         if dossier is None:
-            raise AccessRefused(Reason.UNKNOWN_PATIENT, f"patient {patient_key} has no DMP on this node")
+            raise _no_dmp(patient_key)
         trace = self.guard.admit(principal, Action.LIST_AUTHORIZATIONS, patient_key, transaction="TD1.6",
                                  dossier=dossier)
         with database(), self.guard.store.read() as conn:

@@ -65,7 +65,7 @@ class XdsConsent:
         key = vihf_patient(principal)
         dossier = self.guard.dossier(key)
         if dossier is None:
-            raise AccessRefused(Reason.UNKNOWN_PATIENT, f"patient {key} has no DMP on this node")
+            raise AccessRefused(Reason.UNKNOWN_PATIENT, f"patient {key} has no DMP on this node", patient=key)
         return key, dossier
 
     # --- ITI-41 / ITI-42 ------------------------------------------------------------------------------

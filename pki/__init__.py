@@ -2,7 +2,7 @@
 
 - :class:`TrustStore` validates a certificate against configured trust anchors (chain, dates, CA
   constraints, CRL revocation, key usage for a :class:`Usage`).
-- :class:`VihfVerifier` turns a signed VIHF (``saml2:Assertion``, DMP.md §3) into a :class:`Principal`, or
+- :class:`VihfVerifier` turns a signed VIHF (``saml2:Assertion``, docs/vihf.md) into a :class:`Principal`, or
   raises :class:`VihfError` whose :class:`VihfRefusal` names the failed check and its DMP fault subcode;
   :func:`find_assertion` picks the VIHF out of a SOAP envelope.
 - :func:`build_vihf` and :func:`sign_assertion` make one; a :class:`Signer` holds the key (software now,
@@ -10,12 +10,12 @@
 - :class:`TestPki` is an IGC-Santé-like CA hierarchy for tests and demos only.
 """
 
+from identifiers import INS_NIR_OIDS, nir_problem, struct_idnat_problem
 from pki._ca import WARNING as TEST_PKI_WARNING
 from pki._ca import CardCredentials, Credential, StructureCredentials, TestPki
 from pki._certs import CertificateIdentity, Profile, PsIdentity, StructureIdentity
 from pki._dn import dn_string
 from pki._errors import VihfError, VihfRefusal
-from pki._ids import INS_NIR_OIDS, nir_problem, struct_idnat_problem
 from pki._policy import VihfPolicy
 from pki._principal import Principal
 from pki._replay import ReplayCache, ReplayCacheFull, ReplayStore

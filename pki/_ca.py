@@ -1,4 +1,4 @@
-"""A test PKI shaped like IGC-Santé's TEST range (DMP.md §5.4): a root, an intermediate CA for persons and one
+"""A test PKI shaped like IGC-Santé's TEST range (docs/vihf.md §9): a root, an intermediate CA for persons and one
 for organisations, CPS-like PS certificates, structure certificates, TLS server certificates and CRLs, all
 as PEM files in one directory.
 

@@ -1,4 +1,4 @@
-"""Certificate contents as IGC-Santé issues them (DMP.md §5.4): who a certificate names, what it may be used
+"""Certificate contents as IGC-Santé issues them (docs/vihf.md §9): who a certificate names, what it may be used
 for, and the private extensions that carry the profession and specialty.
 
 Writing (the test PKI's profiles) and reading (what the verifier learns from a signer certificate) live
@@ -19,8 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from pki import _der
-from pki._ids import (
+from identifiers import (
     adeli_problem,
     finess_problem,
     idnat_ps_from_adeli,
@@ -28,15 +27,16 @@ from pki._ids import (
     rpps_problem,
     siret_problem,
 )
+from pki import _der
 
-#: Private extensions (DMP.md §5.4).
+#: Private extensions (docs/vihf.md §9).
 PROFESSION_EXTENSION: Final = ObjectIdentifier("1.2.250.1.71.1.2.7")   # INTEGER, TRE_G15 code
 SPECIALTY_EXTENSION: Final = ObjectIdentifier("1.2.250.1.71.4.2.5")    # SEQUENCE OF UTF8String, TRE_R01 codes
 #: Certificate policy of IGC-Santé TEST certificates.
 TEST_POLICY: Final = ObjectIdentifier("1.2.250.1.213.1.7.2.1.1.1.1")
 SMARTCARD_LOGON: Final = ObjectIdentifier("1.3.6.1.4.1.311.20.2.2")
 
-#: TRE_G15 profession codes and the labels printed in the certificate's ``title`` (DMP.md §3.3).
+#: TRE_G15 profession codes and the labels printed in the certificate's ``title`` (docs/vihf.md §3).
 PROFESSIONS: Final = {
     "10": "Médecin",
     "21": "Pharmacien",
@@ -55,7 +55,7 @@ PROFESSIONS: Final = {
 
 
 class Profile(enum.Enum):
-    """End-entity certificate kinds (DMP.md §3.4, §5.4)."""
+    """End-entity certificate kinds (docs/vihf.md §4, §9)."""
 
     PS_SIGNATURE = "ps-signature"                # CPS_PRIV_SIG: keyUsage nonRepudiation (signs the VIHF)
     PS_AUTHENTICATION = "ps-authentication"      # CPS_PRIV_AUT: TLS client
@@ -84,7 +84,7 @@ _EXTENDED_KEY_USAGE: dict[Profile, list[ObjectIdentifier]] = {
 class PsIdentity:
     """A health professional as a CPS card names them."""
 
-    idnat_ps: str                 # national PS id: "8" + RPPS or "0" + ADELI (DMP.md §4.3)
+    idnat_ps: str                 # national PS id: "8" + RPPS or "0" + ADELI (docs/identifiers.md)
     family_name: str
     given_name: str
     profession: str = "10"        # TRE_G15 code
@@ -125,7 +125,7 @@ class PsIdentity:
 class StructureIdentity:
     """A health structure as its organisation certificates name it."""
 
-    struct_idnat: str          # "1" + FINESS or "3" + SIRET (DMP.md §4.4)
+    struct_idnat: str          # "1" + FINESS or "3" + SIRET (docs/identifiers.md)
     name: str                  # raison sociale (O)
     service: str = "SERVICE DMP"   # CN
     department: str = "Paris (75)"  # ST

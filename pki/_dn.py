@@ -1,7 +1,7 @@
 """Distinguished names as text: the VIHF ``saml2:Issuer`` is the signer's subject DN in RFC 2253/4514 form
-(DMP.md §3.2), with the IGC-Santé attribute names ``GN``, ``SN``, ``title``.
+(docs/vihf.md §2), with the IGC-Santé attribute names ``GN``, ``SN``, ``title``.
 
-Comparison follows DMP.md §3.7 step 6: equal after normalisation of the attribute type names (``G``→``GN``,
+Comparison follows docs/vihf.md §7 step 6: equal after normalisation of the attribute type names (``G``→``GN``,
 ``S``→``ST``, any case, dotted OIDs), of the order of attributes in a multi-valued RDN, of the RDN order
 (RFC 4514 reverses the DER order; some libraries print it forward), and of values by RFC 5280 §7.1's
 case-insensitive, space-insensitive matching.
@@ -15,8 +15,8 @@ from typing import Final
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from identifiers import is_oid
 from pki import _der
-from pki._ids import is_oid
 
 #: Names we print: RFC 4514's, plus the IGC-Santé spellings.
 _PRINT_NAMES: Final = {

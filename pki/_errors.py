@@ -1,5 +1,5 @@
 """Why a VIHF is refused: one member per check, each mapped to the DMP fault subcode the server answers
-with (DMP.md §3.8; the subcodes marked [D] there are ours)."""
+with (docs/vihf.md §8)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ _IDENTITY = "DMPIdentityMismatch"
 class VihfRefusal(enum.Enum):
     """(stable code, DMP SOAP fault subcode)."""
 
-    # where the assertion is (DMP.md §3.7 step 1)
+    # where the assertion is (docs/vihf.md §7 step 1)
     MISSING_ASSERTION = ("missing-assertion", _INVALID_VIHF)
     MULTIPLE_ASSERTIONS = ("multiple-assertions", _INVALID_VIHF)
     # schema (step 2)

@@ -1,4 +1,4 @@
-"""Replay protection: an assertion ID is accepted once within its validity window (DMP.md §3.7 step 10)."""
+"""Replay protection: an assertion ID is accepted once within its validity window (docs/vihf.md §7 step 10)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""One signing interface for VIHFs, whatever holds the key (STYLE.md: python-pkcs11 / pyHanko's ``Signer``).
+"""One signing interface for VIHFs, whatever holds the key (as python-pkcs11 and pyHanko's ``Signer`` do).
 
 A software key implements it now; the CPS card's non-extractable ``CPS_PRIV_SIG`` key (PKCS#11 mechanism
-``CKM_SHA256_RSA_PKCS``, DMP.md §3.6) implements the same protocol in ``cardreader``.
+``CKM_SHA256_RSA_PKCS``, docs/vihf.md §6) implements the same protocol in ``cardreader``.
 """
 
 from __future__ import annotations
@@ -57,13 +57,13 @@ class SoftwareSigner:
 
 class SignxmlKey:
     """The duck-typed private key signxml 5 signs with: it only calls ``sign(data, padding, algorithm)``
-    (STACK.md §2), which we route to the :class:`Signer`."""
+    (its private-key protocol), which we route to the :class:`Signer`."""
 
     def __init__(self, signer: Signer) -> None:
         self._signer = signer
         public = signer.certificate.public_key()
         if not isinstance(public, rsa.RSAPublicKey):
-            raise ValueError("VIHF signatures are RSA (DMP.md §3.6)")
+            raise ValueError("VIHF signatures are RSA (docs/vihf.md §6)")
         self._public = public
 
     @property

@@ -1,4 +1,4 @@
-"""Certificate validation against configured trust anchors (DMP.md §3.7 steps 4–5; RFC 5280 §6 subset).
+"""Certificate validation against configured trust anchors (docs/vihf.md §7 step 4–5; RFC 5280 §6 subset).
 
 A path is built from the certificate to a trust anchor through the configured (and caller-supplied)
 intermediates by issuer name and signature; then every certificate of the path is checked, in this order:
@@ -303,7 +303,7 @@ def _check_usage(leaf: x509.Certificate, usage: Usage) -> None:
     except x509.ExtensionNotFound:
         eku = None
     if usage is Usage.SIGNATURE:
-        # DMP.md §3.6/§3.7 step 5: the VIHF is signed with the signature certificate (nonRepudiation), never
+        # docs/vihf.md §6/§7 step 5: the VIHF is signed with the signature certificate (nonRepudiation), never
         # with the authentication one ("Not a valid signature certificate").
         if ku is None or not ku.content_commitment:
             raise CertificateError(CertificateRefusal.WRONG_USAGE,
@@ -313,7 +313,7 @@ def _check_usage(leaf: x509.Certificate, usage: Usage) -> None:
     if ku is not None and not (ku.digital_signature or (usage is Usage.SERVER and ku.key_encipherment)):
         raise CertificateError(CertificateRefusal.WRONG_USAGE, f"{_who(leaf)}: keyUsage does not allow TLS")
     # An authentication (or server) certificate says so: IGC-Santé puts clientAuth on every TLS client certificate
-    # (DMP.md §5.4), which keeps seals and signature certificates out of TLS.
+    # (docs/vihf.md §9), which keeps seals and signature certificates out of TLS.
     if eku is None or (wanted not in eku and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku):
         raise CertificateError(CertificateRefusal.WRONG_USAGE,
                                f"{_who(leaf)}: extendedKeyUsage lacks {wanted.dotted_string}")

@@ -1,4 +1,4 @@
-"""Building and signing a VIHF (DMP.md §3.2–§3.6): the assertion skeleton in schema order, then an enveloped
+"""Building and signing a VIHF (docs/vihf.md §2–§3.6): the assertion skeleton in schema order, then an enveloped
 RSA-SHA256 signature placed right after ``saml2:Issuer``, exclusive c14n, the signer certificate in KeyInfo."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from soap_wsdl import parse_xml
 
 @dataclass(frozen=True)
 class VihfClaims:
-    """What the caller asserts (DMP.md §3.3): the content of a VIHF before it is signed."""
+    """What the caller asserts (docs/vihf.md §3): the content of a VIHF before it is signed."""
 
     name_id: str                      # IdNat_PS of the user (direct mode: the card holder = certificate CN)
     subject_name: str                 # subject-id: "Prénom Nom"
@@ -121,9 +121,9 @@ def build_vihf(
 
 
 def sign_assertion(assertion: etree._Element, signer: Signer) -> etree._Element:
-    """A signed copy of ``assertion``: enveloped signature right after ``saml2:Issuer`` (DMP.md §3.2),
+    """A signed copy of ``assertion``: enveloped signature right after ``saml2:Issuer`` (docs/vihf.md §2),
     one Reference to ``#ID`` with enveloped-signature + exclusive c14n, exclusive c14n of SignedInfo,
-    RSA-SHA256/SHA-256 (DMP.md §3.6), the signer certificate in ``KeyInfo/X509Data``."""
+    RSA-SHA256/SHA-256 (docs/vihf.md §6), the signer certificate in ``KeyInfo/X509Data``."""
     issuer = assertion.find(_s("Issuer"))
     assertion_id = assertion.get("ID")
     if issuer is None or not assertion_id:

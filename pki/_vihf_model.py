@@ -1,4 +1,4 @@
-"""The VIHF vocabulary (DMP.md §3.3–§3.4): namespaces, attribute names, code systems, and the typed values
+"""The VIHF vocabulary (docs/vihf.md §3–§3.4): namespaces, attribute names, code systems, and the typed values
 a VIHF carries. Shared by the builder, the verifier and :class:`~pki.Principal`."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Attr:
 
     VERSION: Final = "VIHF_Version"
     MODE: Final = "Authentification_Mode"
-    MODE_GIE_SPELLING: Final = "Authentification_mode"     # GIE samples; accepted (DMP.md §3.3)
+    MODE_GIE_SPELLING: Final = "Authentification_mode"     # GIE samples; accepted (docs/vihf.md §3)
     STRUCTURE: Final = "Identifiant_Structure"
     SECTOR: Final = "Secteur_Activite"
     SUBJECT_ID: Final = "urn:oasis:names:tc:xspa:1.0:subject:subject-id"
@@ -55,7 +55,7 @@ SECTOR_PATTERN: Final = re.compile(r"(SA[0-9]{2})\^" + re.escape(SECTOR_SYSTEM))
 
 
 class AuthMode(enum.Enum):
-    """``Authentification_Mode`` (DMP.md §3.4)."""
+    """``Authentification_Mode`` (docs/vihf.md §4)."""
 
     DIRECT = "DIRECTE"                       # CPS/CPF/CPE/e-CPS: signed with the card's signature key
     INDIRECT = "INDIRECTE"                   # structure: signed with its organisation ("cachet") certificate
@@ -63,7 +63,7 @@ class AuthMode(enum.Enum):
 
 
 class PurposeOfUse(enum.Enum):
-    """``purposeofuse`` codes of TRE_R248 "ModeAcces" (DMP.md §3.3, §3.5)."""
+    """``purposeofuse`` codes of TRE_R248 "ModeAcces" (docs/vihf.md §3, §5)."""
 
     NORMAL = "normal"
     BREAK_GLASS = "bris_de_glace"
@@ -100,7 +100,7 @@ class CodedValue:
 
 @dataclass(frozen=True)
 class PatientIns:
-    """The patient's INS: NIR under an INS-NIR authority (DMP.md §4.1–4.2)."""
+    """The patient's INS: NIR under an INS-NIR authority (docs/identifiers.md)."""
 
     nir: str
     oid: str

@@ -1,5 +1,5 @@
 """Reading the *signed* assertion into typed values, checking each attribute's presence and format
-(DMP.md §3.2–§3.3, §3.7 step 8). The caller hands over only what signxml returned as signed: the
+(docs/vihf.md §2–§3, §7 step 8). The caller hands over only what signxml returned as signed: the
 canonical form, without comments and without the Signature element. Only direct children are looked at,
 never ``.//``, so nothing nested elsewhere can be mistaken for a claim.
 """
@@ -13,8 +13,8 @@ from typing import Final
 
 from lxml import etree
 
+from identifiers import is_oid, nir_problem, struct_idnat_problem
 from pki._errors import VihfError, VihfRefusal
-from pki._ids import is_oid, nir_problem, struct_idnat_problem
 from pki._policy import VihfPolicy
 from pki._vihf_model import (
     HL7,

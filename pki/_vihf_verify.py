@@ -1,4 +1,4 @@
-"""VIHF verification (DMP.md §3.7): the assertion → a :class:`~pki.Principal`, or a :class:`~pki.VihfError`.
+"""VIHF verification (docs/vihf.md §7): the assertion → a :class:`~pki.Principal`, or a :class:`~pki.VihfError`.
 
 Against signature wrapping (XSW), the assertion is copied out of its document before anything else, so the
 signature's Reference can only resolve inside it; its shape is checked strictly (one Issuer first, one
@@ -48,7 +48,7 @@ _ISSUER = f"{{{SAML}}}Issuer"
 _SIGNATURE = f"{{{DS}}}Signature"
 _ID_NAMES = frozenset({"ID", "Id", "id"})
 _NCNAME = re.compile(r"[^\W\d][\w.\-]*")   # xs:ID is an NCName (letter or '_' first, no ':')
-# Children of a VIHF besides Issuer and Signature, in SAML 2.0 schema order (DMP.md §3.2). Advice is refused:
+# Children of a VIHF besides Issuer and Signature, in SAML 2.0 schema order (docs/vihf.md §2). Advice is refused:
 # the VIHF has no use for it, and it is where wrapped assertions hide.
 _AFTER_ISSUER = ("Subject", "Conditions")
 _STATEMENTS = frozenset({"AuthnStatement", "AttributeStatement"})
@@ -69,7 +69,7 @@ def utc_now() -> datetime:
 
 def find_assertion(envelope: etree._Element) -> etree._Element:
     """The VIHF of a SOAP 1.2 request: the one ``saml2:Assertion`` child of the one ``wsse:Security``
-    header block, and no other assertion anywhere in the envelope (DMP.md §3.1, §3.7 step 1)."""
+    header block, and no other assertion anywhere in the envelope (docs/vihf.md §1, §7 step 1)."""
     header = envelope.find(ns.q(ns.SOAP12, "Header"))
     blocks = [] if header is None else [c for c in header if c.tag == ns.q(ns.WSSE, "Security")]
     if not blocks:
@@ -105,7 +105,7 @@ class VihfVerifier:
 
         ``tls_peer``: the TLS client certificate of the connection, when mutual TLS is used; it must be a
         valid authentication certificate of the same holder (direct mode: same CN) or of the same structure
-        (indirect modes: OU = Identifiant_Structure) (DMP.md §3.7 step 7).
+        (indirect modes: OU = Identifiant_Structure) (docs/vihf.md §7 step 7).
         """
         now = self._clock()
         doc = _standalone(assertion)
@@ -138,7 +138,7 @@ class VihfVerifier:
         return _principal(claims, cert, valid_until)
 
     def _check_window(self, claims: SignedVihf, cert: x509.Certificate, now: datetime) -> datetime:
-        """Freshness (DMP.md §3.7 step 10): the end of the window during which the assertion is accepted."""
+        """Freshness (docs/vihf.md §7 step 10): the end of the window during which the assertion is accepted."""
         p = self._policy
         skew = p.clock_skew
         start = claims.issue_instant if claims.not_before is None else max(claims.issue_instant, claims.not_before)
@@ -150,7 +150,7 @@ class VihfVerifier:
             raise VihfError(VihfRefusal.ASSERTION_NOT_YET_VALID, f"the assertion is valid from {start.isoformat()}")
         if now >= end + skew:
             raise VihfError(VihfRefusal.ASSERTION_EXPIRED, f"the assertion was valid until {end.isoformat()}")
-        # The certificate must also have been valid when the assertion was issued (DMP.md §3.7 step 4).
+        # The certificate must also have been valid when the assertion was issued (docs/vihf.md §7 step 4).
         if claims.issue_instant < cert.not_valid_before_utc:
             raise VihfError(VihfRefusal.CERTIFICATE_NOT_YET_VALID,
                             "the signer certificate was not valid yet at IssueInstant")
@@ -159,7 +159,7 @@ class VihfVerifier:
         return end + skew
 
     def _check_identity(self, claims: SignedVihf, identity: CertificateIdentity) -> None:
-        """DMP.md §3.7 step 7 and §3.4: who signed must be who the assertion speaks for."""
+        """docs/vihf.md §7 step 7 and §3.4: who signed must be who the assertion speaks for."""
         if claims.mode is AuthMode.DIRECT:
             if self._policy.strict_nameid and claims.name_id != identity.common_name:
                 raise VihfError(VihfRefusal.NAMEID_MISMATCH,
@@ -200,7 +200,7 @@ def _standalone(assertion: etree._Element) -> etree._Element:
 
 
 def _check_shape(doc: etree._Element) -> str:
-    """Schema-level checks (DMP.md §3.7 step 2) and the XSW guards that need no cryptography."""
+    """Schema-level checks (docs/vihf.md §7 step 2) and the XSW guards that need no cryptography."""
     if doc.get("Version") != "2.0":
         raise VihfError(VihfRefusal.MALFORMED_ASSERTION, "Version must be 2.0")
     assertion_id = doc.get("ID") or ""

@@ -24,7 +24,7 @@ from soap_wsdl import parse_xml
 EXC_C14N: Final = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
 ENVELOPED: Final = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 
-#: Signature/digest algorithms a VIHF may use (DMP.md §3.6); SHA-1 only behind ``VihfPolicy.accept_sha1``.
+#: Signature/digest algorithms a VIHF may use (docs/vihf.md §6); SHA-1 only behind ``VihfPolicy.accept_sha1``.
 SHA2_SIGNATURES: Final = frozenset({SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384,
                                     SignatureMethod.RSA_SHA512})
 SHA2_DIGESTS: Final = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512})

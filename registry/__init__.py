@@ -3,6 +3,7 @@ public, so clients build submissions from it), validation with XDS error codes,
 the SQL store, and the registry transactions (ITI-42 now; ITI-18 and ITI-57 build on the same store)."""
 
 from registry._bulk import BulkReport, SubmissionOutcome
+from registry._catalogue import Problem
 from registry._errors import (
     ErrorCode,
     RegistryError,
@@ -24,6 +25,7 @@ from registry._model import (
     submission_set_to_rim,
 )
 from registry._model import document_entry as document_entry_from_rim
+from registry._profile import MetadataProfile
 from registry._query import PatientMismatch, adhoc_query_response
 from registry._registry import PatientError, Recorder, Registry, StoredDocument, now_dtm
 from registry._response import parse_registry_response, registry_response
@@ -57,10 +59,12 @@ __all__ = [
     "ErrorCode",
     "IdScheme",
     "Kind",
+    "MetadataProfile",
     "NewVersion",
     "Origin",
     "PatientError",
     "PatientMismatch",
+    "Problem",
     "Recorder",
     "Registry",
     "RegistryError",

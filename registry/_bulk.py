@@ -34,8 +34,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import exc
 
+from registry._catalogue import Problem
 from registry._checks import Known, check
-from registry._errors import ErrorCode, RegistryError
+from registry._errors import RegistryError
+from registry._profile import MetadataProfile
 from registry._rim import RimSubmission
 from registry._store import Store
 from registry._submission import Prepared, apply_lifecycle, database_refusal, insert_rows, prepare, refuses
@@ -79,12 +81,13 @@ class _Unavailable(Exception):
 
 
 def bulk_register(store: Store, submissions: Iterable[RimSubmission], *, clock: Callable[[], str], batch: int,
-                  workers: int = 0, require_repository_attributes: bool = True) -> BulkReport:
+                  workers: int = 0, require_repository_attributes: bool = True,
+                  profile: MetadataProfile = MetadataProfile.DMP) -> BulkReport:
     """Register ``submissions`` (see the module's contract), ``batch`` of them per transaction."""
     if batch < 1 or workers < 0:
         raise ValueError("batch must be at least 1 and workers at least 0")
     report = BulkReport()
-    batches = _prepared(submissions, clock, batch, workers, require_repository_attributes)
+    batches = _prepared(submissions, clock, batch, workers, require_repository_attributes, profile)
     writing: Future[bool] | None = None
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="bulk-writer") as writer:
@@ -114,7 +117,7 @@ def _commit_or_stop(store: Store, items: list[_Item], now: str, report: BulkRepo
 
 
 def _prepared(submissions: Iterable[RimSubmission], clock: Callable[[], str], batch: int, workers: int,
-              require: bool) -> Generator[tuple[str, list[_Item]], None, None]:
+              require: bool, profile: MetadataProfile) -> Generator[tuple[str, list[_Item]], None, None]:
     """(now, prepared submissions) per batch, in input order; with ``workers``, up to ``workers + 1`` batches
     are being prepared while the caller commits the previous one."""
     numbered = enumerate(submissions)
@@ -126,7 +129,8 @@ def _prepared(submissions: Iterable[RimSubmission], clock: Callable[[], str], ba
     if workers == 0:
         for chunk in chunks():
             now = clock()
-            yield now, [_Item(i, prepare(s, require_repository_attributes=require, now=now)) for i, s in chunk]
+            yield now, [_Item(i, prepare(s, require_repository_attributes=require, now=now, profile=profile))
+                        for i, s in chunk]
         return
     pending: deque[tuple[str, list[int], Future[list[Prepared]]]] = deque()
 
@@ -139,7 +143,7 @@ def _prepared(submissions: Iterable[RimSubmission], clock: Callable[[], str], ba
             for chunk in chunks():
                 now = clock()
                 pending.append((now, [i for i, _ in chunk], pool.submit(_prepare_all, [s for _, s in chunk], require,
-                                                                        now)))
+                                                                        now, profile)))
                 if len(pending) > workers:
                     yield ready()
             while pending:
@@ -149,8 +153,8 @@ def _prepared(submissions: Iterable[RimSubmission], clock: Callable[[], str], ba
                 future.cancel()
 
 
-def _prepare_all(subs: list[RimSubmission], require: bool, now: str) -> list[Prepared]:
-    return [prepare(s, require_repository_attributes=require, now=now) for s in subs]
+def _prepare_all(subs: list[RimSubmission], require: bool, now: str, profile: MetadataProfile) -> list[Prepared]:
+    return [prepare(s, require_repository_attributes=require, now=now, profile=profile) for s in subs]
 
 
 def _commit(store: Store, items: list[_Item], now: str, report: BulkReport) -> None:
@@ -169,9 +173,7 @@ def _commit(store: Store, items: list[_Item], now: str, report: BulkReport) -> N
         return
     except exc.SQLAlchemyError as failed:
         log.exception("registry database error during a bulk registration")
-        raise _Unavailable(RegistryError(
-            ErrorCode.REGISTRY_ERROR, f"the registry database is unavailable ({type(failed).__name__}); "
-            "nothing of this batch was registered", None)) from failed
+        raise _Unavailable(Problem.DATABASE_UNAVAILABLE_IN_BATCH(None, failure=type(failed).__name__)) from failed
     report.transactions += 1
     for item, findings in outcomes:
         report.submissions += 1

@@ -1,4 +1,5 @@
-"""The registration rules that need the registry's content (XDS.md §7.2 r3-8), as pure functions.
+"""The registration rules that need the registry's content (ITI TF-3 4.1, 4.2; docs/conformance.md §3
+rules 3-8), as pure functions.
 
 A submission's :class:`Claims` (its patient, the ids and uniqueIds it takes, what its associations point at)
 are checked against :class:`Known`: what the registry holds about exactly those objects, loaded with a
@@ -16,7 +17,8 @@ from sqlalchemy import ColumnElement, Connection, String, any_, bindparam, selec
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from registry import _hl7
-from registry._errors import ErrorCode, RegistryError
+from registry._catalogue import Problem
+from registry._errors import RegistryError
 from registry._query_run import chunks
 from registry._schema import document_entry, patient, registry_object
 from registry._validate import Classified, Validator
@@ -28,8 +30,8 @@ _REPLACEMENTS = frozenset(t.value for t in REPLACEMENTS)
 
 
 class _Errors(list[RegistryError]):
-    def add(self, context: str, location: str | None, code: ErrorCode = ErrorCode.REGISTRY_METADATA_ERROR) -> None:
-        self.append(RegistryError(code, context, location))
+    def add(self, problem: Problem, location: str | None, **values: object) -> None:
+        self.append(problem(location, **values))
 
 
 @dataclass(frozen=True)
@@ -179,28 +181,30 @@ def _check_against_registry(conn: Connection, c: Classified, v: Validator, *,
 def check(cl: Claims, known: Known) -> list[RegistryError]:
     """Every error of the rules that need the registry's content: patient known and open, ids and uniqueIds not
     taken (a DocumentEntry uniqueId only again for the very same document), references resolved and
-    acceptable (XDS.md §7.2 r3-8)."""
+    acceptable (ITI TF-3 4.1, 4.2; docs/conformance.md §3 rules 3-8)."""
     errors = _Errors()
     error = errors.add
     if cl.patient_is_cx and cl.patient_key is not None:
         found = cl.patient_key in known.patients
         if not found or known.patients[cl.patient_key] is not None:
-            error(f"patientId '{cl.patient_id}' is not known to this registry" + (" (dossier closed)" if found else ""),
-                  cl.ss_id, ErrorCode.UNKNOWN_PATIENT_ID)
+            error(Problem.PATIENT_CLOSED if found else Problem.PATIENT_UNKNOWN, cl.ss_id, patient_id=cl.patient_id)
     for taken in dict.fromkeys(i for i in cl.object_ids if i.startswith("urn:uuid:") and i in known.objects):
-        error(f"id '{taken}' is already used by an object in the registry", taken)
+        error(Problem.ID_TAKEN, taken, id=taken)
     for uid, owner in cl.package_unique_ids:
-        for _ in range(known.package_unique_ids.get(uid, 0)):
-            error(f"uniqueId '{uid}' is already registered", owner, ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY)
+        if known.package_unique_ids.get(uid, 0):
+            error(Problem.UNIQUE_ID_REGISTERED, owner, unique_id=uid)
     for uid, owner, sent_hash, sent_size in cl.document_unique_ids:
-        # A DocumentEntry uniqueId may be registered again only for the very same document (XDS.md §7.2 r4).
-        for reg_hash, reg_size in known.document_unique_ids.get(uid, ()):
-            if sent_hash is None or reg_hash is None or sent_hash.lower() != reg_hash.lower():
-                error(f"document uniqueId '{uid}' is already registered with hash {reg_hash}, "
-                      f"this submission has {sent_hash}", owner, ErrorCode.NON_IDENTICAL_HASH)
-            if sent_size is None or reg_size is None or sent_size != str(reg_size):
-                error(f"document uniqueId '{uid}' is already registered with size {reg_size}, "
-                      f"this submission has {sent_size}", owner, ErrorCode.NON_IDENTICAL_SIZE)
+        # A DocumentEntry uniqueId may be registered again only for the very same document (ITI TF-3
+        # Table 4.2.4.1-2): one error per attribute that differs, however many entries hold the uniqueId.
+        registered = known.document_unique_ids.get(uid, ())
+        hashes = {h for h, _ in registered}
+        sizes = {s for _, s in registered}
+        if registered and (sent_hash is None or any(h is None or h.lower() != sent_hash.lower() for h in hashes)):
+            error(Problem.REGISTERED_WITH_OTHER_HASH, owner, unique_id=uid,
+                  registered=", ".join(sorted(str(h) for h in hashes)), sent=sent_hash)
+        if registered and (sent_size is None or any(s is None or str(s) != sent_size for s in sizes)):
+            error(Problem.REGISTERED_WITH_OTHER_SIZE, owner, unique_id=uid,
+                  registered=", ".join(sorted(str(s) for s in sizes)), sent=sent_size)
     _check_references(cl, known, errors)
     return list(errors)
 
@@ -215,31 +219,27 @@ def _check_references(cl: Claims, known: Known, errors: _Errors) -> None:
                 continue
             ex = known.objects.get(ref)
             if ex is None:
-                error(f"{end} '{ref}' of association {a.id} is neither in this submission nor in the registry",
-                      a.id, ErrorCode.UNRESOLVED_REFERENCE)
+                error(Problem.REFERENCE_UNRESOLVED, a.id, end=end, reference=ref, association=a.id)
                 continue
             if cl.patient_key is not None and ex.patient_key is not None and ex.patient_key != cl.patient_key:
-                error(f"association {a.id} links objects of different patients ('{ex.patient_key}' in the "
-                      f"registry, '{cl.patient_key}' in this submission)", a.id, ErrorCode.PATIENT_ID_DOES_NOT_MATCH)
+                error(Problem.ASSOCIATION_ACROSS_PATIENTS, a.id, association=a.id, registered=ex.patient_key,
+                      submitted=cl.patient_key)
             if atype in _RELATIONSHIPS and end == "targetObject":
                 if ex.kind != "DE":
                     if not (atype == AssociationType.SIGNS.value and ex.kind == "SS"):
-                        error(f"target '{ref}' of {a.id} is not a DocumentEntry", a.id)
+                        error(Problem.RELATIONSHIP_TARGET_NOT_A_DOCUMENT, a.id, target=ref, association=a.id)
                 elif ex.status == Status.DEPRECATED.value:
-                    error(f"target '{ref}' of {a.id} is Deprecated and cannot be replaced, appended or "
-                          "transformed", a.id, ErrorCode.REGISTRY_DEPRECATED_DOCUMENT_ERROR)
+                    error(Problem.RELATIONSHIP_TARGET_DEPRECATED, a.id, target=ref, association=a.id)
                 elif ex.status != Status.APPROVED.value and atype in _REPLACEMENTS:
-                    error(f"target '{ref}' of {a.id} has status {ex.status}; only Approved documents can be "
-                          "replaced", a.id)
+                    error(Problem.REPLACED_NOT_APPROVED, a.id, target=ref, association=a.id, status=ex.status)
             if atype == AssociationType.HAS_MEMBER.value and a.source == cl.ss_id and end == "targetObject" \
                     and ex.kind not in ("DE", "FD", "AS"):
-                error(f"SubmissionSet member '{ref}' is not a DocumentEntry, Folder or Association", a.id)
+                error(Problem.MEMBER_OF_WRONG_KIND, a.id, target=ref)
             if atype == AssociationType.HAS_MEMBER.value and end == "sourceObject" and ex.kind == "FD" \
                     and ex.status != Status.APPROVED.value:
-                error(f"Folder '{ref}' has status {ex.status}; documents can only be added to Approved "
-                      "Folders", a.id)
+                error(Problem.FOLDER_NOT_APPROVED, a.id, folder=ref, status=ex.status)
         status = a.submission_set_status
         if a.source == cl.ss_id and status == "Original" and a.target not in in_message:
-            error(f"SubmissionSetStatus Original but '{a.target}' is not in this submission", a.id)
+            error(Problem.ORIGINAL_NOT_IN_SUBMISSION, a.id, target=a.target)
         if a.source == cl.ss_id and status == "Reference" and a.target in in_message:
-            error(f"SubmissionSetStatus Reference but '{a.target}' is in this submission", a.id)
+            error(Problem.REFERENCE_IN_SUBMISSION, a.id, target=a.target)

@@ -1,13 +1,17 @@
-"""XDS error codes, severities and response statuses (XDS.md §3.6, §6) as closed enums."""
+"""XDS error codes, severities and response statuses (ITI TF-3 4.2.4, ebRS 3.0) as closed enums."""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from registry._catalogue import Problem
 
 
 class ErrorCode(enum.Enum):
-    """Every errorCode this node may emit (XDS.md §6.2)."""
+    """Every errorCode this node may emit (ITI TF-3 Table 4.2.4.1-2)."""
 
     REGISTRY_ERROR = "XDSRegistryError"
     REPOSITORY_ERROR = "XDSRepositoryError"
@@ -57,12 +61,14 @@ class ResponseStatus(enum.Enum):
 @dataclass(frozen=True)
 class RegistryError:
     """One ``rs:RegistryError``: ``context`` is the human message (codeContext, required), ``location``
-    names the object (its id as submitted, and the uniqueId when known)."""
+    names the object (its id as submitted, and the uniqueId when known). ``problem``: the catalogue member
+    it was made from (``registry._catalogue``), None for one read from another registry's answer."""
 
     code: ErrorCode
     context: str
     location: str | None = None
     severity: Severity = Severity.ERROR
+    problem: Problem | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class RegistryResponse:
 
     @classmethod
     def of(cls, errors: list[RegistryError] | tuple[RegistryError, ...]) -> RegistryResponse:
-        """Failure if any error has Error severity, else Success (warnings kept) — XDS.md §6.1."""
+        """Failure if any error has Error severity, else Success (warnings kept) — ITI TF-3 4.2.4.1."""
         failed = any(e.severity is Severity.ERROR for e in errors)
         return cls(ResponseStatus.FAILURE if failed else ResponseStatus.SUCCESS, tuple(errors))
 

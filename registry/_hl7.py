@@ -1,5 +1,6 @@
-"""HL7 v2 value types used by XDS metadata (XDS.md §4.4): DTM, CX, XCN, XON, XTN, plus OID/UUID and the
-French NIR. Each ``check_*`` returns ``None`` when the value is acceptable, otherwise the reason. Parsing is
+"""HL7 v2 value types used by XDS metadata (ITI TF-3 Table 4.2.3.1.7-2): DTM, CX, XCN, XON, XTN, plus
+OID/UUID and the French NIR (the rules of ``identifiers``). Each ``check_*`` returns ``None`` when the
+value is acceptable, otherwise the reason. Parsing is
 pure and total: it never raises on odd input, so validation can report every problem at once."""
 
 from __future__ import annotations
@@ -8,21 +9,20 @@ import calendar
 import re
 from dataclasses import dataclass
 
+from identifiers import is_oid, nir_problem
+
 _DTM = re.compile(r"\d{4}(?:\d{2}){0,5}")
-_OID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))+")
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 _MIME = re.compile(r"[\w!#$&.+^-]+/[\w!#$&.+^-]+")
 _HASH = re.compile(r"[0-9a-fA-F]{40}")
 
-INS_NIR_OIDS = frozenset({"1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10", "1.2.250.1.213.1.4.11"})
-INS_NIA_OID = "1.2.250.1.213.1.4.9"
 
 
 # --- DTM -------------------------------------------------------------------------------------------
 
 
 def check_dtm(value: str) -> str | None:
-    """DTM ``YYYY[MM[DD[hh[mm[ss]]]]]`` in UTC, no zone, no fraction (XDS.md §4.4)."""
+    """DTM ``YYYY[MM[DD[hh[mm[ss]]]]]`` in UTC, no zone, no fraction (ITI TF-3 Table 4.2.3.1.7-2)."""
     if not _DTM.fullmatch(value):
         return f"'{value}' is not an HL7 DTM (YYYY[MM[DD[hh[mm[ss]]]]], 4 to 14 digits, no time zone)"
     parts = [int(value[i : i + 2]) for i in range(4, len(value), 2)]
@@ -50,8 +50,9 @@ def dtm_ceiling(value: str) -> str:
 
 
 def check_oid(value: str) -> str | None:
-    if len(value) > 64 or not _OID.fullmatch(value):
-        return f"'{value}' is not an OID (digits separated by dots, at most 64 characters)"
+    """An OID (``identifiers.is_oid``) of at most 64 characters, the XDS limit (ITI TF-3 4.2.3.1.7)."""
+    if len(value) > 64 or not is_oid(value):
+        return f"'{value}' is not an OID (arcs separated by dots, first arc 0, 1 or 2, at most 64 characters)"
     return None
 
 
@@ -102,7 +103,7 @@ def check_size(value: str) -> str | None:
 @dataclass(frozen=True)
 class CX:
     """Patient identifier ``id^^^&OID&ISO`` (CX.1, CX.4); CX.5 (``NH``, ``PI``) is kept but not part of
-    identity: French clients append it (XDS.md §4.4)."""
+    identity: French clients append it (docs/conformance.md)."""
 
     id: str
     authority: str
@@ -184,15 +185,5 @@ def check_xtn(value: str) -> str | None:
 
 
 def check_nir(value: str) -> str | None:
-    """French NIR (15 characters: 13 + 2-digit key, Corsica 2A/2B), key = 97 - (N mod 97) (DMP.md §4.2)."""
-    v = value.replace(" ", "")
-    if len(v) != 15:
-        return f"NIR '{value}' must have 15 characters (13 + 2-digit key)"
-    body, key = v[:13], v[13:]
-    digits = body[:5] + body[5:7].upper().replace("2A", "19").replace("2B", "18") + body[7:]
-    if not digits.isdigit() or not key.isdigit():
-        return f"NIR '{value}' must be digits (2A/2B allowed for the département)"
-    expected = 97 - int(digits) % 97
-    if int(key) != expected:
-        return f"NIR '{value}' has key {key}, expected {expected:02d}"
-    return None
+    """The NIR of an INS-NIR patient identifier (``identifiers.nir_problem``, docs/identifiers.md)."""
+    return nir_problem(value)

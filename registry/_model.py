@@ -269,7 +269,7 @@ def association(obj: _rim.RimObject) -> Association:
 class _Ids:
     """Deterministic ids for nested classifications/external identifiers of one object: ``owner.n`` for a
     symbolic owner; for a ``urn:uuid:`` owner a name-based UUID, since an id that starts with ``urn:uuid:``
-    must be a valid UUID (XDS.md §7.2 rule 2) and ``urn:uuid:X.1`` is not."""
+    must be a valid UUID (docs/conformance.md §3 rule 2) and ``urn:uuid:X.1`` is not."""
 
     def __init__(self, owner: str) -> None:
         self._owner, self._n = owner, 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 from lxml import etree
 from sqlalchemy import ColumnElement, Connection, select
 
-from registry._errors import ErrorCode, RegistryError, ResponseStatus
+from registry._catalogue import Problem
+from registry._errors import RegistryError, ResponseStatus
 from registry._query_args import check
 from registry._query_defs import QUERY_BY_UUID, V
 from registry._query_params import QueryError, read_query_request
@@ -31,9 +32,8 @@ def stored_query(conn: Connection, request: etree._Element, *, document_filter: 
         req = read_query_request(request)
         args = check(req)
         if args.query.multi_patient != multi_patient:
-            raise QueryError([RegistryError(
-                ErrorCode.UNKNOWN_STORED_QUERY, f"stored query {args.query.name} is not served by this transaction "
-                f"({'ITI-51' if args.query.multi_patient else 'ITI-18'} carries it)", None)])
+            raise QueryError([Problem.QUERY_OF_OTHER_TRANSACTION(
+                None, query=args.query.name, transaction="ITI-51" if args.query.multi_patient else "ITI-18")])
         named = [v for name in _PATIENT_PARAMS for v in args.values.get(name, [])]
         if patient_key is not None and (any(v != patient_key for v in named) or (multi_patient and not named)):
             raise PatientMismatch
@@ -43,8 +43,7 @@ def stored_query(conn: Connection, request: etree._Element, *, document_filter: 
         if patient_key is not None and not named and _patients(conn, result.ids()) - {patient_key}:
             raise PatientMismatch
         if len(result) > limit:
-            raise QueryError([RegistryError(ErrorCode.TOO_MANY_RESULTS,
-                                            f"the query matches {len(result)} objects, more than {limit}", None)])
+            raise QueryError([Problem.TOO_MANY_RESULTS(None, count=len(result), limit=limit)])
         objects = _render(conn, result, args.return_type, runner.stored)
     except QueryError as failed:
         return adhoc_query_response(ResponseStatus.FAILURE, failed.errors)
@@ -88,7 +87,7 @@ def _with_status(xml: str, status: str) -> str:
 
 def adhoc_query_response(status: ResponseStatus, errors: list[RegistryError], objects: list[str] | None = None
                          ) -> SerializedElement:
-    """RegistryErrorList before RegistryObjectList, which is always present (XDS.md §5.3, trap 15).
+    """RegistryErrorList before RegistryObjectList, which is always present (ebRS 3.0 query.xsd, ITI TF-2a 3.18.4.1.3).
     ``objects``: the XML text of each returned object (prefix ``rim``)."""
     resp = etree.Element(f"{{{ns.QUERY}}}AdhocQueryResponse", nsmap={"query": ns.QUERY, "rim": ns.RIM, "rs": ns.RS})
     resp.set("status", status.value)

@@ -1,11 +1,13 @@
-"""Check a stored query request against its definition and decode the values (XDS.md §5.1, §5.4)."""
+"""Check a stored query request against its definition and decode the values (ITI TF-2a 3.18.4.1.2.3;
+docs/conformance.md §6)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from registry import _hl7
-from registry._errors import ErrorCode, RegistryError
+from registry._catalogue import Problem
+from registry._errors import RegistryError
 from registry._query_defs import QUERY_BY_UUID, Param, QueryDef, V
 from registry._query_params import QueryError, QueryRequest, parse_values
 from registry._vocabulary import Status
@@ -33,8 +35,7 @@ class Args:
 def check(request: QueryRequest) -> Args:
     q = QUERY_BY_UUID.get(request.query_id)
     if q is None:
-        raise QueryError([RegistryError(ErrorCode.UNKNOWN_STORED_QUERY,
-                                        f"stored query id '{request.query_id}' is not supported", None)])
+        raise QueryError([Problem.QUERY_UNKNOWN(None, query_id=request.query_id)])
     args = Args(q, request.return_type)
     errors: list[RegistryError] = []
     seen: dict[str, int] = {}
@@ -44,7 +45,7 @@ def check(request: QueryRequest) -> Args:
             continue  # unknown parameters are ignored (ITI TF-2a 3.18.4.1.2.3.5)
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1 and not p.and_or:
-            errors.append(_err(ErrorCode.STORED_QUERY_PARAM_NUMBER, f"parameter {name} appears more than once"))
+            errors.append(Problem.PARAM_REPEATED(None, param=name))
             continue
         try:
             decoded = [_decode(p, v) for v in parse_values(raw, name)]
@@ -52,34 +53,27 @@ def check(request: QueryRequest) -> Args:
             errors += exc.errors
             continue
         except ValueError as exc:
-            errors.append(_err(ErrorCode.REGISTRY_ERROR, f"{name}: {exc}"))
+            errors.append(Problem.PARAM_VALUE_INVALID(None, param=name, reason=exc))
             continue
         if len(decoded) > 1 and not p.multi:
-            errors.append(_err(ErrorCode.STORED_QUERY_PARAM_NUMBER,
-                               f"parameter {name} takes one value, received {len(decoded)}"))
+            errors.append(Problem.PARAM_ONE_VALUE(None, param=name, count=len(decoded)))
             continue
         args.values.setdefault(name, []).extend(decoded)
         args.groups.setdefault(name, []).append(decoded)
     for p in q.params:
         if p.required and p.name not in seen:
-            errors.append(_err(ErrorCode.STORED_QUERY_MISSING_PARAM, f"required parameter {p.name} is missing"))
+            errors.append(Problem.PARAM_MISSING(None, param=p.name))
     for group in q.one_of:
         present = [n for n in group if n in seen]
         if not present:
-            errors.append(_err(ErrorCode.STORED_QUERY_MISSING_PARAM, f"one of {', '.join(group)} is required"))
+            errors.append(Problem.PARAM_ONE_OF_MISSING(None, params=", ".join(group)))
         elif len(present) > 1:
-            errors.append(_err(ErrorCode.STORED_QUERY_PARAM_NUMBER,
-                               f"{' and '.join(present)} are mutually exclusive"))
+            errors.append(Problem.PARAMS_MUTUALLY_EXCLUSIVE(None, params=" and ".join(present)))
     if q.at_least_one_of and not any(n in seen for n in q.at_least_one_of):
-        errors.append(_err(ErrorCode.STORED_QUERY_MISSING_PARAM,
-                           f"at least one of {', '.join(q.at_least_one_of)} is required"))
+        errors.append(Problem.PARAM_AT_LEAST_ONE_OF_MISSING(None, params=", ".join(q.at_least_one_of)))
     if errors:
         raise QueryError(errors)
     return args
-
-
-def _err(code: ErrorCode, context: str) -> RegistryError:
-    return RegistryError(code, context, None)
 
 
 def _decode(p: Param, value: str) -> str:

@@ -1,4 +1,4 @@
-"""The stored queries and their parameters (ITI TF-2a §3.18.4.1.2.3.7, ITI-51; XDS.md §5.2), as data.
+"""The stored queries and their parameters (ITI TF-2a §3.18.4.1.2.3.7, ITI TF-2b 3.51), as data.
 
 Each parameter has a value kind (how its values are checked and decoded), whether it is required,
 whether it takes several values, and whether its Slot may repeat (AND of OR-groups). ``one_of`` groups

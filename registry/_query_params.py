@@ -1,4 +1,4 @@
-"""Stored query request parsing (ITI TF-2a §3.18.4.1.2.3; XDS.md §5.1): AdhocQueryRequest -> parameters.
+"""Stored query request parsing (ITI TF-2a §3.18.4.1.2.3): AdhocQueryRequest -> parameters.
 
 Value syntax: a single value is ``'text'`` (a quote inside is doubled) or a bare token (timestamps,
 numbers); a list is ``('a','b')``, and the values of several ``rim:Value`` elements of one Slot are one OR
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from registry._errors import ErrorCode, RegistryError
+from registry._catalogue import Problem
+from registry._errors import RegistryError
 from soap_wsdl import ns
 
 
@@ -22,8 +23,8 @@ class QueryError(Exception):
         self.errors = errors
 
 
-def _fail(code: ErrorCode, context: str) -> QueryError:
-    return QueryError([RegistryError(code, context, None)])
+def _fail(problem: Problem, **values: object) -> QueryError:
+    return QueryError([problem(None, **values)])
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,14 @@ class QueryRequest:
 
 def read_query_request(el: etree._Element) -> QueryRequest:
     if el.tag != f"{{{ns.QUERY}}}AdhocQueryRequest":
-        raise _fail(ErrorCode.REGISTRY_ERROR, f"expected query:AdhocQueryRequest, received "
-                    f"{etree.QName(el).localname}")
+        raise _fail(Problem.NOT_AN_ADHOC_QUERY, element=etree.QName(el).localname)
     option = el.find(f"{{{ns.QUERY}}}ResponseOption")
     return_type = option.get("returnType", "RegistryObject") if option is not None else "RegistryObject"
     if return_type not in ("LeafClass", "ObjectRef"):
-        raise _fail(ErrorCode.REGISTRY_ERROR, f"returnType '{return_type}' is not supported by stored queries; "
-                    "use LeafClass or ObjectRef")
+        raise _fail(Problem.RETURN_TYPE_UNSUPPORTED, return_type=return_type)
     query = el.find(f"{{{ns.RIM}}}AdhocQuery")
     if query is None or not query.get("id"):
-        raise _fail(ErrorCode.UNKNOWN_STORED_QUERY, "AdhocQueryRequest holds no rim:AdhocQuery with an id")
+        raise _fail(Problem.QUERY_WITHOUT_ID)
     slots = [
         (s.get("name", "").strip(), [(v.text or "") for v in s.iterfind(f"{{{ns.RIM}}}ValueList/{{{ns.RIM}}}Value")])
         for s in query.iterfind(f"{{{ns.RIM}}}Slot")
@@ -60,12 +59,12 @@ def parse_values(raw: list[str], param: str) -> list[str]:
         t = text.strip()
         if t.startswith("("):
             if not t.endswith(")"):
-                raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: list {text!r} is not closed by ')'")
+                raise _fail(Problem.LIST_NOT_CLOSED, param=param, text=repr(text))
             out += _split_list(t[1:-1], param)
         elif t:
             out.append(_single(t, param))
         else:
-            raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: empty value")
+            raise _fail(Problem.VALUE_EMPTY, param=param)
     return out
 
 
@@ -79,7 +78,7 @@ def _split_list(inner: str, param: str) -> list[str]:
             while True:
                 k = inner.find("'", j)
                 if k < 0:
-                    raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: unterminated quote in ({inner})")
+                    raise _fail(Problem.LIST_UNTERMINATED_QUOTE, param=param, inner=inner)
                 buf.append(inner[j:k])
                 if k + 1 < n and inner[k + 1] == "'":
                     buf.append("'")
@@ -92,31 +91,31 @@ def _split_list(inner: str, param: str) -> list[str]:
             k = inner.find(",", i)
             token = inner[i:] if k < 0 else inner[i:k]
             if "'" in token or not token.strip():
-                raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: malformed list ({inner})")
+                raise _fail(Problem.LIST_MALFORMED, param=param, inner=inner)
             items.append(token.strip())
             i = n if k < 0 else k
         while i < n and inner[i] in " \t\r\n":
             i += 1
         if i < n:
             if inner[i] != ",":
-                raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: expected ',' in list ({inner})")
+                raise _fail(Problem.LIST_COMMA_EXPECTED, param=param, inner=inner)
             i += 1
             if i >= n or not inner[i:].strip():
-                raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: list ({inner}) ends with ','")
+                raise _fail(Problem.LIST_TRAILING_COMMA, param=param, inner=inner)
     if not items:
-        raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: empty list ()")
+        raise _fail(Problem.LIST_EMPTY, param=param)
     return items
 
 
 def _single(t: str, param: str) -> str:
     if t.startswith("'"):
         if len(t) < 2 or not t.endswith("'"):
-            raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: unterminated quote in {t!r}")
+            raise _fail(Problem.VALUE_UNTERMINATED_QUOTE, param=param, value=repr(t))
         body = t[1:-1]
         if body.replace("''", "").count("'"):
-            raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: a quote inside a value must be doubled: {t!r}")
+            raise _fail(Problem.VALUE_QUOTE_NOT_DOUBLED, param=param, value=repr(t))
         return body.replace("''", "'")
     if any(c in t for c in "'()"):
         # Bare tokens are timestamps and numbers: a quote or parenthesis there is unbalanced quoting.
-        raise _fail(ErrorCode.REGISTRY_ERROR, f"{param}: malformed value {t!r} (unbalanced quotes or parentheses)")
+        raise _fail(Problem.VALUE_MALFORMED, param=param, value=repr(t))
     return t

@@ -1,4 +1,4 @@
-"""Stored query execution (ITI TF-2a §3.18.4.1.2.3.7; XDS.md §5): parameters -> SQL -> object ids.
+"""Stored query execution (ITI TF-2a §3.18.4.1.2.3.7; docs/conformance.md §6): parameters -> SQL -> object ids.
 
 Every DocumentEntry selection goes through :func:`_documents`, where the caller's ``document_filter`` (a SQL
 predicate over ``registry_object``/``document_entry``) is applied inside the query, so what a principal may
@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, exists, or_, select
 
-from registry._errors import ErrorCode, RegistryError
+from registry._catalogue import Problem
 from registry._query_args import Args
 from registry._query_params import QueryError
 from registry._schema import (
@@ -88,8 +88,7 @@ class Runner:
         else:
             rows = [str(r) for r in self.conn.execute(stmt.limit(self.limit + 1)).scalars()]
         if len(rows) > self.limit:
-            raise QueryError([RegistryError(ErrorCode.TOO_MANY_RESULTS,
-                                            f"the query matches more than {self.limit} objects; narrow it", None)])
+            raise QueryError([Problem.TOO_MANY_ROWS(None, limit=self.limit)])
         return rows
 
     def _documents(self, stmt: Q) -> list[str]:
@@ -120,15 +119,14 @@ class Runner:
         elif lid_param and a.has(lid_param):
             stmt = select(ro.id).where(ro.kind == kind, with_lid(a.values[lid_param]))
         else:
-            # A uniqueId names the latest version (several versions share it after ITI-57 updates).
-            latest = (select(ro.unique_id, ro.lid, ro.version).where(ro.kind == kind,
-                                                                    ro.unique_id.in_(a.values[uid_param])))
-            rows = self.conn.execute(latest).all()
-            top: dict[str, tuple[int, str]] = {}
-            for r in rows:
-                if r.unique_id not in top or r.version > top[r.unique_id][0]:
-                    top[r.unique_id] = (r.version, r.lid)
-            stmt = select(ro.id).where(ro.kind == kind, or_(*[with_version(lid, v) for v, lid in top.values()]
+            # A uniqueId names the latest version of each logical document holding it: versions share it
+            # after ITI-57 updates, and the same document may be registered twice as two entries (ITI TF-3
+            # 4.2.4.1: same uniqueId, hash and size), each a logical document of its own, both returned.
+            latest = (select(ro.lid, ro.version).where(ro.kind == kind, ro.unique_id.in_(a.values[uid_param])))
+            top: dict[str, int] = {}
+            for r in self.conn.execute(latest):
+                top[r.lid] = max(r.version, top.get(r.lid, r.version))
+            stmt = select(ro.id).where(ro.kind == kind, or_(*[with_version(lid, v) for lid, v in top.items()]
                                                             or [ro.id.is_(None)]))
         if kind == "DE":
             stmt = stmt.join(document_entry, de.id == ro.id)
@@ -155,14 +153,13 @@ class Runner:
         return found
 
     def _single_patient(self, result: Result) -> Result:
-        """Id-based queries must not mix patients (XDSResultNotSinglePatient, XDS.md §5.4)."""
+        """Id-based queries must not mix patients (XDSResultNotSinglePatient, ITI TF-2a 3.18.4.1.2.3.7)."""
         ids = [*result.submission_sets, *result.folders, *result.documents]
         keys: set[str] = set()
         for chunk in chunks(ids):
             keys |= set(self.conn.execute(select(ro.patient_key).where(ro.id.in_(chunk)).distinct()).scalars())
         if len(keys - {None}) > 1:
-            raise QueryError([RegistryError(ErrorCode.RESULT_NOT_SINGLE_PATIENT,
-                                            "the requested objects belong to more than one patient", None)])
+            raise QueryError([Problem.RESULT_NOT_SINGLE_PATIENT(None)])
         return result
 
     # --- Find* ------------------------------------------------------------------------------------
@@ -313,7 +310,7 @@ class Runner:
         for chunk in chunks(_unique(others)):
             related += self._documents(self._base_documents().where(ro.id.in_(chunk), de.object_type.in_(types)))
         if not related:
-            return Result()  # no related document: nothing to return (XDS.md §5.2, empty case)
+            return Result()  # no related document: nothing to return (ITI TF-2a 3.18.4.1.2.3.7.10, empty case)
         kept = [x[0] for x in assocs if x[2] in related or x[3] in related]
         return Result(documents=_unique([*docs, *related]), associations=kept)
 
@@ -334,8 +331,8 @@ def _has_value(attribute: str, values: list[str], *, coded: bool) -> ColumnEleme
 
 
 def _has_like(attribute: str, patterns: list[str]) -> ColumnElement[bool]:
-    """authorPerson with SQL LIKE wildcards % and _, OR over the values (XDS.md §5.1). Case-insensitive, with
-    backslash as the escape character, so that SQLite and PostgreSQL answer alike."""
+    """authorPerson with SQL LIKE wildcards % and _, OR over the values (ITI TF-2a 3.18.4.1.2.3.7.1).
+    Case-insensitive, with backslash as the escape character, so that SQLite and PostgreSQL answer alike."""
     return exists(select(ov.object_id).where(ov.object_id == ro.id, ov.attribute == attribute,
                                              or_(*[ov.value.ilike(p, escape="\\") for p in patterns])))
 

@@ -11,9 +11,12 @@ from datetime import UTC, datetime
 from lxml import etree
 from sqlalchemy import Connection, exc, insert, select, update
 
+from identifiers import INS_NIR_OIDS
 from registry import _hl7
 from registry._bulk import BulkReport, bulk_register
-from registry._errors import ErrorCode, RegistryError, RegistryResponse, ResponseStatus, SubmissionRefused
+from registry._catalogue import Problem
+from registry._errors import RegistryError, RegistryResponse, ResponseStatus, SubmissionRefused
+from registry._profile import MetadataProfile
 from registry._query import adhoc_query_response, stored_query
 from registry._query_run import chunks
 from registry._rim import RimSubmission, read_registry_object_list
@@ -53,8 +56,10 @@ def now_dtm() -> str:
 
 
 class Registry:
-    def __init__(self, store: Store, *, clock: Callable[[], str] = now_dtm, max_query_results: int = 1000) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], str] = now_dtm, max_query_results: int = 1000,
+                 metadata_profile: MetadataProfile = MetadataProfile.DMP) -> None:
         self.store = store
+        self.metadata_profile = metadata_profile  # which codes registration accepts (docs/conformance.md)
         self._clock = clock
         self.max_query_results = max_query_results
 
@@ -64,11 +69,11 @@ class Registry:
         """Open a dossier for an INS given as CX (``NIR^^^&1.2.250.1.213.1.4.10&ISO``). Returns its key.
         ``also(conn, key)`` runs in the same transaction (the consent state of the new dossier).
 
-        The NIR key is checked for INS-NIR authorities (DMP.md §4.2)."""
+        The NIR key is checked for INS-NIR authorities (docs/identifiers.md)."""
         cx = _hl7.CX.parse(ins.strip())
         if cx is None:
             raise PatientError(f"'{ins}' is not a CX identifier of the form NIR^^^&OID&ISO")
-        if cx.authority in _hl7.INS_NIR_OIDS and (reason := _hl7.check_nir(cx.id)) is not None:
+        if cx.authority in INS_NIR_OIDS and (reason := _hl7.check_nir(cx.id)) is not None:
             raise PatientError(reason)
         try:
             with self.store.write() as conn:
@@ -94,7 +99,7 @@ class Registry:
             cx = _hl7.CX.parse(ins.strip())
             if cx is None:
                 problems.append(f"'{ins}' is not a CX identifier of the form NIR^^^&OID&ISO")
-            elif cx.authority in _hl7.INS_NIR_OIDS and (reason := _hl7.check_nir(cx.id)) is not None:
+            elif cx.authority in INS_NIR_OIDS and (reason := _hl7.check_nir(cx.id)) is not None:
                 problems.append(f"'{ins}': {reason}")
             else:
                 keys.append(cx.key)
@@ -125,9 +130,8 @@ class Registry:
     def read_request(request: etree._Element) -> RimSubmission | RegistryResponse:
         """The submission an ``lcm:SubmitObjectsRequest`` (ITI-42, ITI-57) carries, or the answer refusing it."""
         if request.tag != f"{{{ns.LCM}}}SubmitObjectsRequest":
-            return RegistryResponse.of([RegistryError(
-                ErrorCode.REGISTRY_METADATA_ERROR,
-                f"expected lcm:SubmitObjectsRequest, received {etree.QName(request).localname}", None)])
+            return RegistryResponse.of([Problem.NOT_A_SUBMIT_OBJECTS_REQUEST(
+                None, element=etree.QName(request).localname)])
         return read_registry_object_list(request.find(f"{{{ns.RIM}}}RegistryObjectList"))
 
     def register_request(self, request: etree._Element) -> RegistryResponse:
@@ -140,7 +144,8 @@ class Registry:
         """Validate and register ``sub`` as a whole in one transaction (ITI TF-3 §4.1), with who filed it
         (``origin``) and ``record(conn)`` (the access history) in that transaction."""
         return self._transaction(
-            lambda conn: register(conn, sub, require_repository_attributes=True, now=self._clock(), origin=origin),
+            lambda conn: register(conn, sub, require_repository_attributes=True, now=self._clock(),
+                                  profile=self.metadata_profile, origin=origin),
             record)
 
     def bulk_register(self, submissions: Iterable[RimSubmission], *, batch: int = 500, workers: int = 0
@@ -149,7 +154,8 @@ class Registry:
         :meth:`register_submission` would give it if they were sent one after the other (a refused one is left
         out and reported by its position); ``workers`` processes validate and build rows in parallel. See
         ``registry._bulk`` for the contract."""
-        return bulk_register(self.store, submissions, clock=self._clock, batch=batch, workers=workers)
+        return bulk_register(self.store, submissions, clock=self._clock, batch=batch, workers=workers,
+                             profile=self.metadata_profile)
 
     def _transaction(self, work: Callable[[Connection], list[RegistryError]], record: Recorder | None = None
                      ) -> RegistryResponse:
@@ -166,9 +172,7 @@ class Registry:
             return RegistryResponse.of([database_refusal(refused)])
         except exc.SQLAlchemyError:
             log.exception("registry database error")
-            return RegistryResponse(ResponseStatus.FAILURE, (RegistryError(
-                ErrorCode.REGISTRY_ERROR, "the registry database is unavailable; nothing was registered",
-                None),))
+            return RegistryResponse(ResponseStatus.FAILURE, (Problem.DATABASE_UNAVAILABLE(None),))
         return RegistryResponse.of(warnings)
 
     # --- ITI-57 -----------------------------------------------------------------------------------
@@ -181,7 +185,8 @@ class Registry:
     def update_submission(self, sub: RimSubmission, *, origin: Origin | None = None, record: Recorder | None = None
                           ) -> RegistryResponse:
         """ITI-57 on a read request, with ``origin`` and ``record`` as for :meth:`register_submission`."""
-        return self._transaction(lambda conn: update_document_set(conn, sub, self._clock(), origin), record)
+        return self._transaction(
+            lambda conn: update_document_set(conn, sub, self._clock(), self.metadata_profile, origin), record)
 
     # --- ITI-18 / ITI-51 ----------------------------------------------------------------------------
 
@@ -202,8 +207,7 @@ class Registry:
                                     multi_patient=multi_patient, patient_key=patient_key)
         except exc.SQLAlchemyError:
             log.exception("registry database error during a stored query")
-            return adhoc_query_response(ResponseStatus.FAILURE, [RegistryError(
-                ErrorCode.REGISTRY_ERROR, "the registry database is unavailable", None)])
+            return adhoc_query_response(ResponseStatus.FAILURE, [Problem.DATABASE_UNAVAILABLE_FOR_QUERY(None)])
 
     # --- look-ups ---------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""``rs:RegistryResponse`` XML (ebRS 3.0 rs.xsd; XDS.md §6.1)."""
+"""``rs:RegistryResponse`` XML (ebRS 3.0 rs.xsd; ITI TF-3 4.2.4)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def registry_response(resp: RegistryResponse) -> etree._Element:
 
 def parse_registry_response(el: etree._Element) -> RegistryResponse:
     """Read a RegistryResponse (used by the repository when it talks to a remote registry over ITI-42)."""
+    from registry._catalogue import Problem
     from registry._errors import ErrorCode, ResponseStatus
 
     codes = {c.value: c for c in ErrorCode}
@@ -39,6 +40,7 @@ def parse_registry_response(el: etree._Element) -> RegistryResponse:
     for re_ in el.iterfind(f"{{{ns.RS}}}RegistryErrorList/{{{ns.RS}}}RegistryError"):
         code = codes.get(re_.get("errorCode", ""), ErrorCode.REGISTRY_ERROR)
         sev = Severity.WARNING if re_.get("severity") == Severity.WARNING.value else Severity.ERROR
-        errors.append(RegistryError(code, re_.get("codeContext", ""), re_.get("location"), sev))
+        context = re_.get("codeContext", "")
+        errors.append(RegistryError(code, context, re_.get("location"), sev, problem=Problem.recognise(code, context)))
     status = {s.value: s for s in ResponseStatus}.get(el.get("status", ""), ResponseStatus.FAILURE)
     return RegistryResponse(status, tuple(errors))

@@ -3,7 +3,7 @@
 This layer is structural only: it keeps what was on the wire (ids may still be symbolic, values are not
 checked). Validation (``_validate``) works on it and reports errors against what the sender wrote;
 ``_model`` turns validated objects into typed XDS metadata. Element order on output follows rim.xsd
-(XDS.md §4.5): Slot*, Name?, Description?, VersionInfo?, Classification*, ExternalIdentifier*.
+(ebRIM 3.0 rim.xsd): Slot*, Name?, Description?, VersionInfo?, Classification*, ExternalIdentifier*.
 """
 
 from __future__ import annotations

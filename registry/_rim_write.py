@@ -5,7 +5,7 @@ The writer produces text directly rather than building an lxml tree: the registr
 object and splices stored strings into query answers, and building ~150 elements per DocumentEntry through
 the lxml API cost ten times the formatting (it was most of the bulk load's time). The text is exactly what a
 tree would serialize to (escaping as libxml2 does) and :func:`write_object` parses it when a tree is wanted.
-Element order follows rim.xsd (XDS.md §4.5): Slot*, Name?, Description?, VersionInfo?, Classification*,
+Element order follows rim.xsd (ebRIM 3.0 rim.xsd): Slot*, Name?, Description?, VersionInfo?, Classification*,
 ExternalIdentifier*.
 """
 

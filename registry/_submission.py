@@ -1,4 +1,4 @@
-"""Registration of a validated submission (ITI TF-3 §4.1, XDS.md §7.2 rules 2-8, 11).
+"""Registration of a validated submission (ITI TF-3 §4.1; docs/conformance.md §3 rules 2-10).
 
 Three steps, shared by :func:`register` (one submission, one transaction) and the bulk path (``_bulk``: many
 submissions per transaction):
@@ -22,8 +22,10 @@ from typing import Any
 from sqlalchemy import Connection, Table, exc, insert, select, update
 
 from registry import _hl7, _model
+from registry._catalogue import Problem
 from registry._checks import Claims, Known, check, claims_of
-from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
+from registry._errors import RegistryError, Severity, SubmissionRefused
+from registry._profile import MetadataProfile
 from registry._rim import Classification, Kind, RimObject, RimSubmission, Slot
 from registry._rim_write import object_xml
 from registry._schema import (
@@ -44,10 +46,10 @@ _REPLACEMENTS = frozenset(t.value for t in REPLACEMENTS)
 
 
 def register(conn: Connection, sub: RimSubmission, *, require_repository_attributes: bool, now: str,
-             origin: Origin | None = None) -> list[RegistryError]:
+             profile: MetadataProfile = MetadataProfile.DMP, origin: Origin | None = None) -> list[RegistryError]:
     """Validate and store ``sub`` (and who filed it, when known). Returns the warnings; raises
     :class:`SubmissionRefused` with every error."""
-    p = prepare(sub, require_repository_attributes=require_repository_attributes, now=now)
+    p = prepare(sub, require_repository_attributes=require_repository_attributes, now=now, profile=profile)
     findings = p.findings + (check(p.claims, Known.load(conn, [p.claims])) if p.claims else [])
     if refuses(findings) or p.rows is None:
         raise SubmissionRefused(findings)
@@ -72,14 +74,11 @@ def database_refusal(refused: exc.IntegrityError | exc.DataError) -> RegistryErr
     """The answer to a submission whose rows the database refused after the checks passed."""
     if isinstance(refused, exc.IntegrityError):
         # A concurrent submission registered the same ids/uniqueIds between our checks and our inserts.
-        return RegistryError(ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
-                             "an object of this submission was registered concurrently by another submission", None)
+        return Problem.REGISTERED_CONCURRENTLY(None)
     # PostgreSQL refuses a value wider than its column (SQLite stores it): the sender's metadata is at fault,
     # not the database, so say so rather than "unavailable" (which invites endless retries).
     reason = str(refused.orig).splitlines()[0] if refused.orig else "invalid value"
-    return RegistryError(ErrorCode.REGISTRY_METADATA_ERROR,
-                         f"a metadata value does not fit this registry's storage ({reason}); nothing was registered",
-                         None)
+    return Problem.VALUE_DOES_NOT_FIT_STORAGE(None, reason=reason)
 
 
 @dataclass
@@ -93,8 +92,9 @@ class Prepared:
     rows: Rows | None
 
 
-def prepare(sub: RimSubmission, *, require_repository_attributes: bool, now: str) -> Prepared:
-    v = Validator(require_repository_attributes=require_repository_attributes)
+def prepare(sub: RimSubmission, *, require_repository_attributes: bool, now: str,
+            profile: MetadataProfile = MetadataProfile.DMP) -> Prepared:
+    v = Validator(require_repository_attributes=require_repository_attributes, profile=profile)
     c = v.validate(sub)
     claims = claims_of(c) if len(c.submission_sets) == 1 else None
     rows = None if refuses(v.errors) else rows_of(c, now)  # after claims_of: rows_of replaces symbolic ids
@@ -125,7 +125,7 @@ class Rows:
 
 
 def _assign_ids(c: Classified) -> None:
-    """Replace symbolic ids (anything not a urn:uuid:, XDS.md §7.2 rule 2, trap 12) everywhere."""
+    """Replace symbolic ids (anything not a urn:uuid:, docs/conformance.md §3 rule 2) everywhere."""
     mapping: dict[str, str] = {}
 
     def new(ident: str) -> str:
@@ -255,7 +255,7 @@ def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[
 
 
 def apply_lifecycle(conn: Connection, rows: Rows, now: str) -> list[str]:
-    """Effects of a registration on what is already registered (ITI TF-3 §4.1.6-4.1.8; XDS.md §7.2 r7-8):
+    """Effects of a registration on what is already registered (ITI TF-3 §4.1.6-4.1.8; docs/conformance.md §3):
     RPLC / XFRM_RPLC deprecate their target, and the APND / XFRM documents that depend on it (recursively);
     every Folder that held a replaced document receives its replacement; adding a document to an existing
     Folder bumps the Folder's lastUpdateTime. Returns the ids it deprecated."""
@@ -312,7 +312,7 @@ def insert_association(conn: Connection, association_type: str, source: str, tar
 
 def _padded(dtm: str | None) -> str | None:
     """Times are indexed as 14 digits (the earliest instant they denote) so that ranges compare as strings;
-    the submitted precision stays in the stored XML (XDS.md §5.1 time ranges)."""
+    the submitted precision stays in the stored XML (ITI TF-2a 3.18.4.1.2.3.7.1 time ranges)."""
     return _hl7.dtm_floor(dtm) if dtm else None
 
 

@@ -1,5 +1,5 @@
-"""ITI-57 Update Document Set (XDS Metadata Update; ITI TF-2b §3.57, XDS.md §8), with the DMP's Archived and
-Deleted statuses (DMP.md §6.7).
+"""ITI-57 Update Document Set (XDS Metadata Update; ITI TF-2b §3.57, ITI TF-3 4.1.10), with the DMP's Archived and
+Deleted statuses (CI-SIS Volet Partage de Documents de Santé; docs/conformance.md §8).
 
 One request = one new SubmissionSet plus operations, recognised by their pattern:
 - new version of a DocumentEntry or Folder: an object whose ``lid`` names an existing logical object, with
@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select, update
 
 from registry import _hl7
+from registry._catalogue import Problem
 from registry._checks import _check_against_registry, _existing
-from registry._errors import ErrorCode, RegistryError, Severity, SubmissionRefused
+from registry._errors import RegistryError, Severity, SubmissionRefused
+from registry._profile import MetadataProfile
 from registry._rim import Kind, RimObject, RimSubmission, Slot, read_object
 from registry._schema import association, document_entry, registry_object, with_lid
 from registry._submission import _store, insert_association, write_origin
@@ -28,11 +30,9 @@ from registry._vocabulary import AssociationType, IdScheme, Status
 from soap_wsdl import parse_xml
 
 ro, de, asc = registry_object.c, document_entry.c, association.c
-UPDATE = ErrorCode.METADATA_UPDATE_ERROR
-VERSION = ErrorCode.METADATA_VERSION_ERROR
 S = Status
 # Status changes the registry accepts: IHE's Approved <-> Deprecated, and the DMP's archive, un-archive and
-# logical delete ("dépublication") [XDS.md §8, DMP.md §6.7].
+# logical delete ("dépublication") [docs/conformance.md §8].
 ALLOWED_TRANSITIONS = frozenset({
     (S.APPROVED, S.DEPRECATED), (S.DEPRECATED, S.APPROVED),
     (S.APPROVED, S.ARCHIVED), (S.ARCHIVED, S.APPROVED),
@@ -51,10 +51,11 @@ class Latest:
     unique_id: str | None
 
 
-def update_document_set(conn: Connection, sub: RimSubmission, now: str, origin: Origin | None = None
+def update_document_set(conn: Connection, sub: RimSubmission, now: str,
+                        profile: MetadataProfile = MetadataProfile.DMP, origin: Origin | None = None
                         ) -> list[RegistryError]:
     """Check and apply an ITI-57 request; returns warnings, raises SubmissionRefused with every error."""
-    v = Validator(require_repository_attributes=False, update=True)
+    v = Validator(require_repository_attributes=False, update=True, profile=profile)
     c = v.validate(sub)
     versions: dict[int, tuple[str, int]] = {}
     replaced: list[str] = []
@@ -97,32 +98,30 @@ def _check_versions(conn: Connection, c: Classified, v: Validator, versions: dic
     for o in candidates:
         kind = "DE" if o.kind is Kind.EXTRINSIC_OBJECT else "FD"
         if not o.lid or o.lid == o.id:
-            v.error(f"{o.id}: an ITI-57 request can only carry new versions of existing objects (its lid "
-                    "must name the logical object being updated)", o.id, UPDATE)
+            v.error(Problem.UPDATE_NOT_A_NEW_VERSION, o.id, object=o.id)
             continue
         if not _hl7.is_uuid_urn(o.lid):
-            v.error(f"{o.id}: lid '{o.lid}' is not a urn:uuid: logical id", o.id, UPDATE)
+            v.error(Problem.UPDATE_LID_NOT_A_UUID, o.id, object=o.id, lid=o.lid)
             continue
         prev = latest.get(o.lid)
         if prev is None or prev.kind != kind:
-            v.error(f"{o.id}: no {'DocumentEntry' if kind == 'DE' else 'Folder'} with logical id {o.lid} in the "
-                    "registry", o.id, VERSION)
+            v.error(Problem.UPDATE_LOGICAL_OBJECT_UNKNOWN, o.id, object=o.id, lid=o.lid,
+                    kind="DocumentEntry" if kind == "DE" else "Folder")
             continue
         if prev.status != Status.APPROVED.value:
-            v.error(f"{o.id}: the latest version ({prev.version}) of {o.lid} has status {prev.status}; only an "
-                    "Approved version can be updated", o.id, UPDATE)
+            v.error(Problem.UPDATE_LATEST_NOT_APPROVED, o.id, object=o.id, version=prev.version, lid=o.lid,
+                    status=prev.status)
         hm = member.get(o.id)
         previous = hm.slot_value("PreviousVersion") if hm is not None else None
         if previous != str(prev.version):
-            v.error(f"{o.id}: PreviousVersion is {previous!r} but the latest version of {o.lid} is "
-                    f"{prev.version}", o.id, VERSION)
+            v.error(Problem.UPDATE_PREVIOUS_VERSION, o.id, object=o.id, previous=repr(previous), lid=o.lid,
+                    version=prev.version)
         scheme = IdScheme.DE_UNIQUE_ID if kind == "DE" else IdScheme.FOLDER_UNIQUE_ID
         if o.external_id(scheme.uuid) != prev.unique_id:
-            v.error(f"{o.id}: uniqueId cannot change in an update (was {prev.unique_id})", o.id, UPDATE)
+            v.error(Problem.UPDATE_UNIQUE_ID_CHANGED, o.id, object=o.id, unique_id=prev.unique_id)
         pid_scheme = IdScheme.DE_PATIENT_ID if kind == "DE" else IdScheme.FOLDER_PATIENT_ID
         if _hl7.patient_key(o.external_id(pid_scheme.uuid) or "") != prev.patient_key:
-            v.error(f"{o.id}: patientId cannot change in an update (was {prev.patient_key})", o.id,
-                    ErrorCode.PATIENT_ID_RECONCILIATION_ERROR)
+            v.error(Problem.UPDATE_PATIENT_CHANGED, o.id, object=o.id, patient=prev.patient_key)
         if kind == "DE":
             _carry_repository_attributes(conn, o, prev, v)
         versions[id(o)] = (o.lid, prev.version + 1)
@@ -135,7 +134,7 @@ def _carry_repository_attributes(conn: Connection, o: RimObject, prev: Latest, v
     row = conn.execute(select(de.object_type, de.hash, de.size, de.repository_unique_id)
                        .where(de.id == prev.id)).one()
     if o.object_type != row.object_type:
-        v.error(f"{o.id}: objectType cannot change in an update (was {row.object_type})", o.id, UPDATE)
+        v.error(Problem.UPDATE_OBJECT_TYPE_CHANGED, o.id, object=o.id, object_type=row.object_type)
     for name, stored in (("hash", row.hash), ("size", None if row.size is None else str(row.size)),
                          ("repositoryUniqueId", row.repository_unique_id)):
         sent = o.slot_value(name)
@@ -144,7 +143,8 @@ def _carry_repository_attributes(conn: Connection, o: RimObject, prev: Latest, v
         if sent is None:
             o.slots.append(Slot(name, [stored]))
         elif sent.lower() != stored.lower():
-            v.error(f"{o.id}: {name} cannot change in an update (was {stored}, received {sent})", o.id, UPDATE)
+            v.error(Problem.UPDATE_REPOSITORY_ATTRIBUTE_CHANGED, o.id, object=o.id, slot=name, stored=stored,
+                    sent=sent)
 
 
 def _check_status_updates(conn: Connection, c: Classified, v: Validator) -> list[tuple[str, str]]:
@@ -159,27 +159,26 @@ def _check_status_updates(conn: Connection, c: Classified, v: Validator) -> list
     for a in ops:
         t = targets.get(a.target or "")
         if t is None:
-            v.error(f"{a.id}: target '{a.target}' is not in the registry", a.id, UPDATE)
+            v.error(Problem.STATUS_TARGET_UNKNOWN, a.id, association=a.id, target=a.target)
             continue
         original, new = a.slot_value("OriginalStatus"), a.slot_value("NewStatus")
         if t.kind in ("DE", "FD"):
             lid = conn.execute(select(ro.lid).where(ro.id == t.id)).scalar_one()
             if latest[lid].id != t.id:
-                v.error(f"{a.id}: '{t.id}' is not the latest version of {lid}", a.id, UPDATE)
+                v.error(Problem.STATUS_TARGET_NOT_LATEST, a.id, association=a.id, target=t.id, lid=lid)
         elif t.kind == "AS":
             src = conn.execute(select(asc.source, asc.association_type).where(asc.id == t.id)).one()
             if src.association_type == AssociationType.HAS_MEMBER.value and \
                     _existing(conn, [src.source]).get(src.source, t).kind == "SS":
-                v.error(f"{a.id}: a SubmissionSet's HasMember association cannot change status", a.id, UPDATE)
+                v.error(Problem.STATUS_OF_SUBMISSION_SET_MEMBERSHIP, a.id, association=a.id)
         else:
-            v.error(f"{a.id}: the status of a SubmissionSet cannot be updated", a.id, UPDATE)
+            v.error(Problem.STATUS_OF_SUBMISSION_SET, a.id, association=a.id)
         if original != t.status:
-            v.error(f"{a.id}: OriginalStatus {original} does not match the current status {t.status} of "
-                    f"'{t.id}'", a.id, UPDATE)
+            v.error(Problem.ORIGINAL_STATUS_MISMATCH, a.id, association=a.id, original=original, status=t.status,
+                    target=t.id)
         elif original in {s.value for s in Status} and new in {s.value for s in Status} and \
                 (Status(original), Status(new)) not in ALLOWED_TRANSITIONS:
-            v.error(f"{a.id}: status change {original} -> {new} is not allowed", a.id,
-                    ErrorCode.METADATA_UPDATE_OPERATION_ERROR)
+            v.error(Problem.STATUS_CHANGE_NOT_ALLOWED, a.id, association=a.id, original=original, new=new)
         if new:
             changes.append((t.id, new))
     return changes
@@ -195,9 +194,9 @@ def _check_submitted_associations(conn: Connection, c: Classified, v: Validator)
         ends = _existing(conn, [e for e in (a.source, a.target) if e and e not in in_message])
         for e in ends.values():
             if e.kind == "SS":
-                v.error(f"{a.id}: a submitted association cannot link a SubmissionSet", a.id, UPDATE)
+                v.error(Problem.SUBMITTED_ASSOCIATION_TO_SUBMISSION_SET, a.id, association=a.id)
             elif e.status == Status.DEPRECATED.value:
-                v.error(f"{a.id}: '{e.id}' is Deprecated", a.id, UPDATE)
+                v.error(Problem.SUBMITTED_ASSOCIATION_TO_DEPRECATED, a.id, association=a.id, target=e.id)
 
 
 def _apply(conn: Connection, c: Classified, replaced: list[str], changes: list[tuple[str, str]]) -> None:

@@ -1,4 +1,4 @@
-"""Structural validation of a submission (ITI-42 / registry half of ITI-41), ITI TF-3 §4.2 and XDS.md §7.2.
+"""Structural validation of a submission (ITI-42 / registry half of ITI-41), ITI TF-3 §4.2 and docs/conformance.md §3.
 
 Pure: takes the ebRIM objects as received and returns every problem found, each a RegistryError with the
 exact code, a codeContext that names the attribute and the value, and a location naming the object (its id
@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from registry import _hl7
-from registry._errors import ErrorCode, RegistryError, Severity
+from registry._catalogue import Problem
+from registry._errors import RegistryError
 from registry._model import ASSOCIATION_SLOT_NAMES, DE_SLOT_NAMES, FOLDER_SLOT_NAMES, SS_SLOT_NAMES
+from registry._profile import DE_PROFILE_SCHEMES, SS_PROFILE_SCHEMES, MetadataProfile, dmp_problems
 from registry._rim import Classification, Kind, RimObject, RimSubmission
 from registry._vocabulary import (
     ASSOCIATION_BY_URN,
@@ -30,7 +32,6 @@ from registry._vocabulary import (
     Scheme,
 )
 
-META = ErrorCode.REGISTRY_METADATA_ERROR
 _PROHIBITED_PID = {"PID-2", "PID-4", "PID-12", "PID-19"}
 _AUTHOR_SLOT_CHECKS: dict[str, Callable[[str], str | None] | None] = {
     "authorPerson": _hl7.check_xcn,
@@ -39,7 +40,7 @@ _AUTHOR_SLOT_CHECKS: dict[str, Callable[[str], str | None] | None] = {
     "authorSpecialty": None,
     "authorTelecommunication": _hl7.check_xtn,
 }
-# IHE-defined slots of objects of each kind; an unknown ``urn:ihe:`` slot is an error (XDS.md §7.2 rule 9).
+# IHE-defined slots of objects of each kind; an unknown ``urn:ihe:`` slot is an error (docs/conformance.md §3 rule 9).
 _KNOWN_SLOTS = {
     "DE": DE_SLOT_NAMES,
     "SS": SS_SLOT_NAMES,
@@ -66,28 +67,26 @@ class Classified:
 
 
 class Validator:
-    def __init__(self, *, require_repository_attributes: bool, update: bool = False) -> None:
+    def __init__(self, *, require_repository_attributes: bool, update: bool = False,
+                 profile: MetadataProfile = MetadataProfile.DMP) -> None:
         # ITI-42 (and ITI-41 after the repository filled them in) requires hash/size/repositoryUniqueId.
         self._require_repo = require_repository_attributes
         self._update = update  # ITI-57: UpdateAvailabilityStatus and SubmitAssociation are allowed
+        self._profile = profile
         self.errors: list[RegistryError] = []
 
-    def error(self, context: str, location: str | None, code: ErrorCode = META) -> None:
-        self.errors.append(RegistryError(code, context, location))
-
-    def warning(self, code: ErrorCode, context: str, location: str | None) -> None:
-        self.errors.append(RegistryError(code, context, location, Severity.WARNING))
+    def error(self, problem: Problem, location: str | None, **values: object) -> None:
+        """Report ``problem`` (its codeContext filled with ``values``) about the object at ``location``."""
+        self.errors.append(problem(location, **values))
 
     # --- entry point ------------------------------------------------------------------------------
 
     def validate(self, sub: RimSubmission) -> Classified:
         for name in sub.unknown:
-            self.error(f"element rim:{name} is not allowed in a submission's RegistryObjectList", None)
+            self.error(Problem.RIM_ELEMENT_NOT_ALLOWED, None, element=name)
         c = self._classify(sub)
         if len(c.submission_sets) != 1:
-            self.error(
-                f"a submission must contain exactly one SubmissionSet, found {len(c.submission_sets)}", None
-            )
+            self.error(Problem.SUBMISSION_SET_COUNT, None, count=len(c.submission_sets))
         self._check_ids(sub)
         for ss in c.submission_sets:
             self._submission_set(ss)
@@ -116,36 +115,29 @@ class Validator:
             if cl.node:
                 nodes.setdefault(cl.classified_object, set()).add(cl.node)
             else:
-                self.error("a top-level Classification must carry a classificationNode", cl.id)
+                self.error(Problem.TOP_CLASSIFICATION_WITHOUT_NODE, cl.id)
         ids = {o.id for o in sub.objects if o.kind is Kind.REGISTRY_PACKAGE}
         for cl in sub.classifications:
             if cl.node and cl.classified_object not in ids:
-                self.error(
-                    f"Classification {cl.id} classifies '{cl.classified_object}', which is no RegistryPackage"
-                    " of this submission",
-                    cl.id,
-                    ErrorCode.UNRESOLVED_REFERENCE,
-                )
+                self.error(Problem.CLASSIFIED_OBJECT_NOT_A_PACKAGE, cl.id, classification=cl.id,
+                           target=cl.classified_object)
         for obj in sub.objects:
             obj_nodes = nodes.get(obj.id, set())
             if obj_nodes & NODE_LIMITED_METADATA:
-                self.error("limited metadata (XDR/XDM) is not accepted by an XDS registry", obj.id)
+                self.error(Problem.LIMITED_METADATA, obj.id)
             if obj.kind is Kind.EXTRINSIC_OBJECT:
                 c.documents.append(obj)
             elif obj.kind is Kind.ASSOCIATION:
                 c.associations.append(obj)
             elif NODE_SUBMISSION_SET in obj_nodes and NODE_FOLDER in obj_nodes:
-                self.error("a RegistryPackage cannot be both a SubmissionSet and a Folder", obj.id)
+                self.error(Problem.PACKAGE_BOTH_KINDS, obj.id)
             elif NODE_SUBMISSION_SET in obj_nodes:
                 c.submission_sets.append(obj)
             elif NODE_FOLDER in obj_nodes:
                 c.folders.append(obj)
             else:
-                self.error(
-                    "RegistryPackage is classified neither as SubmissionSet "
-                    f"({NODE_SUBMISSION_SET}) nor as Folder ({NODE_FOLDER})",
-                    obj.id,
-                )
+                self.error(Problem.PACKAGE_UNCLASSIFIED, obj.id, submission_set_node=NODE_SUBMISSION_SET,
+                           folder_node=NODE_FOLDER)
         return c
 
     # --- ids ---------------------------------------------------------------------------------------
@@ -158,136 +150,132 @@ class Validator:
             ids += [(e.id, obj.id) for e in obj.external_ids]
             for cl in obj.classifications:
                 if cl.classified_object != obj.id:
-                    self.error(f"Classification {cl.id} nested in {obj.id} classifies "
-                               f"'{cl.classified_object}'", obj.id)
+                    self.error(Problem.NESTED_CLASSIFICATION_ELSEWHERE, obj.id, classification=cl.id, owner=obj.id,
+                               target=cl.classified_object)
             for e in obj.external_ids:
                 if e.registry_object != obj.id:
-                    self.error(f"ExternalIdentifier {e.id} nested in {obj.id} refers to "
-                               f"'{e.registry_object}'", obj.id)
+                    self.error(Problem.NESTED_IDENTIFIER_ELSEWHERE, obj.id, identifier=e.id, owner=obj.id,
+                               target=e.registry_object)
         ids += [(cl.id, cl.id) for cl in sub.classifications]
         for ident, where in ids:
             if not ident:
-                self.error("an object has no id attribute", where or None)
+                self.error(Problem.ID_MISSING, where or None)
             elif ident.startswith("urn:uuid:") and not _hl7.is_uuid_urn(ident):
-                self.error(f"id '{ident}' starts with urn:uuid: but is not a valid UUID", where)
+                self.error(Problem.ID_NOT_A_UUID, where, id=ident)
         for ident, n in Counter(i for i, _ in ids if i).items():
             if n > 1:
-                self.error(f"id '{ident}' is used by {n} objects in this submission", ident)
+                self.error(Problem.ID_REPEATED, ident, id=ident, count=n)
 
     # --- per object ---------------------------------------------------------------------------------
 
     def _slots(self, obj: RimObject, kind: str) -> None:
         for name, n in Counter(s.name for s in obj.slots).items():
             if n > 1:
-                self.error(f"slot '{name}' appears {n} times", obj.id)
+                self.error(Problem.SLOT_REPEATED, obj.id, slot=name, count=n)
         for s in obj.slots:
             if not s.name:
-                self.error("a Slot has no name", obj.id)
+                self.error(Problem.SLOT_WITHOUT_NAME, obj.id)
             elif s.name.startswith("urn:ihe:") and s.name not in _KNOWN_SLOTS[kind]:
-                self.error(f"slot '{s.name}' uses the reserved urn:ihe: prefix but is not defined by IHE",
-                           obj.id, ErrorCode.REGISTRY_ERROR)
+                self.error(Problem.SLOT_RESERVED_PREFIX, obj.id, slot=s.name)
             for v in s.values:
                 if len(v) > 256:
-                    self.error(f"slot '{s.name}' has a value longer than 256 characters", obj.id)
+                    self.error(Problem.SLOT_VALUE_TOO_LONG, obj.id, slot=s.name)
 
     def _single(self, obj: RimObject, name: str, *, required: bool,
                 check: Callable[[str], str | None] | None = None) -> str | None:
         s = obj.slot(name)
         if s is None or not s.values:
             if required:
-                self.error(f"required slot '{name}' is missing", obj.id)
+                self.error(Problem.SLOT_MISSING, obj.id, slot=name)
             return None
         if len(s.values) > 1:
-            self.error(f"slot '{name}' must have exactly one value, found {len(s.values)}", obj.id)
+            self.error(Problem.SLOT_VALUE_COUNT, obj.id, slot=name, count=len(s.values))
         value = s.values[0]
         if check is not None and (reason := check(value)) is not None:
-            self.error(f"{name}: {reason}", obj.id)
+            self.error(Problem.VALUE_INVALID, obj.id, attribute=name, reason=reason)
         return value
 
     def _ext_id(self, obj: RimObject, scheme: IdScheme, check: Callable[[str], str | None]) -> str | None:
         values = [e.value for e in obj.external_ids if e.scheme == scheme.uuid]
         if not values:
-            self.error(f"required ExternalIdentifier {scheme.label} ({scheme.uuid}) is missing", obj.id)
+            self.error(Problem.IDENTIFIER_MISSING, obj.id, label=scheme.label, scheme=scheme.uuid)
             return None
         if len(values) > 1:
-            self.error(f"ExternalIdentifier {scheme.label} appears {len(values)} times", obj.id)
+            self.error(Problem.IDENTIFIER_REPEATED, obj.id, label=scheme.label, count=len(values))
         if len(values[0]) > 256:
-            self.error(f"{scheme.label}: value longer than 256 characters", obj.id)
+            self.error(Problem.IDENTIFIER_TOO_LONG, obj.id, label=scheme.label)
         elif (reason := check(values[0])) is not None:
-            self.error(f"{scheme.label}: {reason}", obj.id)
+            self.error(Problem.VALUE_INVALID, obj.id, attribute=scheme.label, reason=reason)
         return values[0]
 
     def _codes(self, obj: RimObject, scheme: Scheme, *, low: int, high: int | None) -> None:
         found = obj.classified(scheme.uuid)
         if len(found) < low or (high is not None and len(found) > high):
             want = f"exactly {low}" if low == high else f"at least {low}" if high is None else f"{low}..{high}"
-            self.error(f"{scheme.attribute} ({scheme.uuid}): {want} expected, found {len(found)}", obj.id)
+            self.error(Problem.CODE_COUNT, obj.id, attribute=scheme.attribute, scheme=scheme.uuid, expected=want,
+                       count=len(found))
         for cl in found:
             self._coded(obj, scheme, cl)
 
     def _coded(self, obj: RimObject, scheme: Scheme, cl: Classification) -> None:
         if not cl.node_representation:
-            self.error(f"{scheme.attribute}: Classification {cl.id} has an empty nodeRepresentation (the code)",
-                       obj.id)
+            self.error(Problem.CODE_EMPTY, obj.id, attribute=scheme.attribute, classification=cl.id)
         elif len(cl.node_representation) > 256:
-            self.error(f"{scheme.attribute}: code longer than 256 characters", obj.id)
+            self.error(Problem.CODE_TOO_LONG, obj.id, attribute=scheme.attribute)
         coding = cl.slot("codingScheme")
         if coding is None or len(coding.values) != 1 or not coding.values[0]:
-            self.error(f"{scheme.attribute}: Classification {cl.id} needs exactly one codingScheme value",
-                       obj.id)
+            self.error(Problem.CODING_SCHEME_COUNT, obj.id, attribute=scheme.attribute, classification=cl.id)
 
     def _authors(self, obj: RimObject, scheme: Scheme) -> None:
         for cl in obj.classified(scheme.uuid):
             if cl.node_representation != "":
-                self.error(f"author Classification {cl.id} must have nodeRepresentation=\"\"", obj.id)
+                self.error(Problem.AUTHOR_NODE_REPRESENTATION, obj.id, classification=cl.id)
             names = {s.name for s in cl.slots}
             if not names & {"authorPerson", "authorInstitution", "authorTelecommunication"}:
-                self.error(f"author Classification {cl.id} needs authorPerson, authorInstitution or "
-                           "authorTelecommunication", obj.id)
+                self.error(Problem.AUTHOR_EMPTY, obj.id, classification=cl.id)
             for s in cl.slots:
                 if s.name not in _AUTHOR_SLOT_CHECKS:
                     continue
                 if s.name == "authorPerson" and len(s.values) != 1:
-                    self.error(f"authorPerson must have exactly one value, found {len(s.values)}", obj.id)
+                    self.error(Problem.AUTHOR_PERSON_COUNT, obj.id, count=len(s.values))
                 check = _AUTHOR_SLOT_CHECKS[s.name]
                 for v in s.values if check else ():
                     if (reason := check(v)) is not None:  # type: ignore[misc]
-                        self.error(f"{s.name}: {reason}", obj.id)
+                        self.error(Problem.VALUE_INVALID, obj.id, attribute=s.name, reason=reason)
 
     def _known_classifications(self, obj: RimObject, allowed: set[Scheme]) -> None:
         for cl in obj.classifications:
             if cl.node:
                 continue
             if cl.scheme is None:
-                self.error(f"Classification {cl.id} has neither classificationScheme nor classificationNode",
-                           obj.id)
+                self.error(Problem.CLASSIFICATION_WITHOUT_SCHEME, obj.id, classification=cl.id)
             elif (scheme := _SCHEME_BY_UUID.get(cl.scheme)) is not None and scheme not in allowed:
-                self.error(f"Classification {cl.id}: scheme {scheme.attribute} ({cl.scheme}) does not apply "
-                           f"to this object", obj.id)
+                self.error(Problem.SCHEME_NOT_APPLICABLE, obj.id, classification=cl.id, attribute=scheme.attribute,
+                           scheme=cl.scheme)
 
     def _title(self, obj: RimObject, *, required: bool) -> None:
         if not obj.name:
             if required:
-                self.error("title (rim:Name) is required", obj.id)
+                self.error(Problem.TITLE_MISSING, obj.id)
             return
         if len(obj.name) > 1:
-            self.error("title (rim:Name) must have one LocalizedString", obj.id)
+            self.error(Problem.TITLE_LOCALIZED_COUNT, obj.id)
         if len(obj.name[0].value) > 128:
-            self.error(f"title longer than 128 characters ({len(obj.name[0].value)})", obj.id)
+            self.error(Problem.TITLE_TOO_LONG, obj.id, length=len(obj.name[0].value))
 
     def _document(self, de: RimObject) -> None:
         self._slots(de, "DE")
         if not de.object_type:
-            self.error("objectType is required on a DocumentEntry", de.id)
+            self.error(Problem.OBJECT_TYPE_MISSING, de.id)
         elif de.object_type not in (DE_STABLE, DE_ON_DEMAND):
-            self.error(f"objectType '{de.object_type}' is neither the stable ({DE_STABLE}) nor the on-demand "
-                       f"({DE_ON_DEMAND}) DocumentEntry type", de.id)
+            self.error(Problem.OBJECT_TYPE_UNKNOWN, de.id, object_type=de.object_type, stable=DE_STABLE,
+                       on_demand=DE_ON_DEMAND)
         if not de.mime_type:
-            self.error("mimeType is required on a DocumentEntry", de.id)
+            self.error(Problem.MIME_TYPE_MISSING, de.id)
         elif len(de.mime_type) > 256:
-            self.error("mimeType longer than 256 characters", de.id)
-        elif (reason := _hl7.check_mime_type(de.mime_type)) is not None:
-            self.error(reason, de.id)
+            self.error(Problem.MIME_TYPE_TOO_LONG, de.id)
+        elif _hl7.check_mime_type(de.mime_type) is not None:
+            self.error(Problem.MIME_TYPE_INVALID, de.id, value=de.mime_type)
         self._title(de, required=False)
         self._ext_id(de, IdScheme.DE_PATIENT_ID, _hl7.check_cx)
         self._ext_id(de, IdScheme.DE_UNIQUE_ID, _hl7.check_document_unique_id)
@@ -298,6 +286,8 @@ class Validator:
             self._codes(de, scheme, low=1, high=1)
         self._codes(de, Scheme.DE_CONFIDENTIALITY_CODE, low=1, high=None)
         self._codes(de, Scheme.DE_EVENT_CODE, low=0, high=None)
+        if self._profile is MetadataProfile.DMP:
+            self.errors += dmp_problems(de, DE_PROFILE_SCHEMES)
         stable = de.object_type != DE_ON_DEMAND
         self._single(de, "creationTime", required=stable, check=_hl7.check_dtm)
         self._single(de, "languageCode", required=True)
@@ -312,14 +302,14 @@ class Validator:
         stop = self._single(de, "serviceStopTime", required=False, check=_hl7.check_dtm)
         if start and stop and not _hl7.check_dtm(start) and not _hl7.check_dtm(stop) \
                 and _hl7.dtm_floor(start) > _hl7.dtm_ceiling(stop):
-            self.error(f"serviceStartTime {start} is after serviceStopTime {stop}", de.id)
+            self.error(Problem.SERVICE_TIMES_REVERSED, de.id, start=start, stop=stop)
         info = de.slot("sourcePatientInfo")
         for v in info.values if info else ():
             field_name, sep, _ = v.partition("|")
             if not sep or not field_name.startswith("PID-"):
-                self.error(f"sourcePatientInfo value '{v}' is not of the form PID-n|value", de.id)
+                self.error(Problem.SOURCE_PATIENT_INFO_FORM, de.id, value=v)
             elif field_name in _PROHIBITED_PID:
-                self.error(f"sourcePatientInfo must not carry {field_name}", de.id)
+                self.error(Problem.SOURCE_PATIENT_INFO_PROHIBITED, de.id, field=field_name)
 
     def _submission_set(self, ss: RimObject) -> None:
         self._slots(ss, "SS")
@@ -328,13 +318,15 @@ class Validator:
         self._known_classifications(ss, {Scheme.SS_AUTHOR, Scheme.SS_CONTENT_TYPE_CODE})
         self._authors(ss, Scheme.SS_AUTHOR)
         self._codes(ss, Scheme.SS_CONTENT_TYPE_CODE, low=1, high=1)
+        if self._profile is MetadataProfile.DMP:
+            self.errors += dmp_problems(ss, SS_PROFILE_SCHEMES)
         self._ext_id(ss, IdScheme.SS_PATIENT_ID, _hl7.check_cx)
         self._ext_id(ss, IdScheme.SS_UNIQUE_ID, _hl7.check_oid)
         self._ext_id(ss, IdScheme.SS_SOURCE_ID, _hl7.check_oid)
         recipients = ss.slot("intendedRecipient")
         for v in recipients.values if recipients else ():
             if not v.replace("|", "").replace("^", "").strip():
-                self.error(f"intendedRecipient '{v}' is empty", ss.id)
+                self.error(Problem.INTENDED_RECIPIENT_EMPTY, ss.id, value=v)
 
     def _folder(self, fd: RimObject) -> None:
         self._slots(fd, "FD")
@@ -351,50 +343,51 @@ class Validator:
         self._slots(a, "AS")
         atype = ASSOCIATION_BY_URN.get(a.association_type or "")
         if not a.source:
-            self.error("Association has no sourceObject", a.id)
+            self.error(Problem.ASSOCIATION_WITHOUT_SOURCE, a.id)
         if not a.target:
-            self.error("Association has no targetObject", a.id)
+            self.error(Problem.ASSOCIATION_WITHOUT_TARGET, a.id)
         if atype is None:
-            self.error(f"associationType '{a.association_type}' is not an XDS association type", a.id)
+            self.error(Problem.ASSOCIATION_TYPE_UNKNOWN, a.id, association_type=a.association_type)
             return
         ss_id = c.submission_sets[0].id if c.submission_sets else None
         if atype in (AssociationType.UPDATE_AVAILABILITY_STATUS, AssociationType.SUBMIT_ASSOCIATION):
             if not self._update:
-                self.error(f"{atype.name} associations belong to ITI-57 Update Document Set, not to a "
-                           "registration", a.id)
+                self.error(Problem.UPDATE_ASSOCIATION_IN_REGISTRATION, a.id, association_type=atype.name)
             else:
                 self._update_association(a, atype, ss_id, c)
             return
         docs = {d.id for d in c.documents}
         if atype is AssociationType.HAS_MEMBER:
+            sets = {s.id for s in c.submission_sets}
+            if a.source in sets and a.target in sets:
+                # A SubmissionSet's members are DocumentEntries, Folders and Associations (ITI TF-3 4.1.4).
+                self.error(Problem.SUBMISSION_SET_IN_SUBMISSION_SET, a.id, association=a.id, source=a.source,
+                           target=a.target)
             if any(cl.scheme == Scheme.ASSOCIATION_DOCUMENTATION.uuid for cl in a.classifications):
-                self.error("a HasMember association must not carry an associationDocumentation", a.id)
+                self.error(Problem.HAS_MEMBER_WITH_DOCUMENTATION, a.id)
             if a.source == ss_id and a.target in docs:
                 status = a.slot("SubmissionSetStatus")
                 if status is None or len(status.values) != 1:
-                    self.error("SubmissionSet HasMember of a DocumentEntry needs exactly one "
-                               "SubmissionSetStatus value", a.id)
+                    self.error(Problem.SUBMISSION_SET_STATUS_COUNT, a.id)
                 elif status.values[0] not in ("Original", "Reference"):
-                    self.error(f"SubmissionSetStatus '{status.values[0]}' is neither Original nor Reference",
-                               a.id)
+                    self.error(Problem.SUBMISSION_SET_STATUS_UNKNOWN, a.id, status=status.values[0])
         elif a.source not in docs:
-            self.error(f"the source of a {atype.name} association must be a DocumentEntry of this submission, "
-                       f"'{a.source}' is not", a.id)
+            self.error(Problem.RELATIONSHIP_SOURCE_NOT_IN_SUBMISSION, a.id, association_type=atype.name,
+                       source=a.source)
 
     def _update_association(self, a: RimObject, atype: AssociationType, ss_id: str | None, c: Classified) -> None:
-        code = ErrorCode.METADATA_UPDATE_ERROR
         if a.source != ss_id:
-            self.error(f"the source of a {atype.name} association must be the SubmissionSet", a.id, code)
+            self.error(Problem.UPDATE_ASSOCIATION_SOURCE, a.id, association_type=atype.name)
         if atype is AssociationType.SUBMIT_ASSOCIATION:
             if a.target not in {x.id for x in c.associations}:
-                self.error(f"SubmitAssociation {a.id} must target an Association of this request", a.id, code)
+                self.error(Problem.SUBMIT_ASSOCIATION_TARGET, a.id, association=a.id)
             return
         for name in ("OriginalStatus", "NewStatus"):
             slot = a.slot(name)
             if slot is None or len(slot.values) != 1:
-                self.error(f"UpdateAvailabilityStatus needs exactly one {name} value", a.id, code)
+                self.error(Problem.STATUS_SLOT_COUNT, a.id, slot=name)
             elif slot.values[0] not in STATUS_BY_URN:
-                self.error(f"{name} '{slot.values[0]}' is not an availability status", a.id, code)
+                self.error(Problem.STATUS_UNKNOWN, a.id, slot=name, status=slot.values[0])
 
     def _check_membership(self, c: Classified) -> None:
         if len(c.submission_sets) != 1:
@@ -404,8 +397,8 @@ class Validator:
                    if a.association_type == AssociationType.HAS_MEMBER.value and a.source == ss}
         for obj in (*c.documents, *c.folders):
             if obj.id not in members:
-                self.error(f"{'DocumentEntry' if obj.kind is Kind.EXTRINSIC_OBJECT else 'Folder'} {obj.id} "
-                           "is not a member of the SubmissionSet (HasMember association missing)", obj.id)
+                self.error(Problem.NOT_A_MEMBER, obj.id, object=obj.id,
+                           kind="DocumentEntry" if obj.kind is Kind.EXTRINSIC_OBJECT else "Folder")
         folders = {f.id for f in c.folders}
         submitted = {a.target for a in c.associations
                      if a.association_type == AssociationType.SUBMIT_ASSOCIATION.value}
@@ -415,8 +408,7 @@ class Validator:
             # A Folder->DocumentEntry HasMember must itself be a member of the SubmissionSet (ITI TF-3 4.1.8).
             if (a.association_type == AssociationType.HAS_MEMBER.value and a.source != ss
                     and (a.source in folders or (a.source or "").startswith("urn:uuid:")) and a.id not in members):
-                self.error(f"Folder membership {a.id} is not a member of the SubmissionSet "
-                           "(SubmissionSet HasMember of the association missing)", a.id)
+                self.error(Problem.FOLDER_MEMBERSHIP_NOT_A_MEMBER, a.id, association=a.id)
 
     # --- cross-object ------------------------------------------------------------------------------
 
@@ -429,8 +421,8 @@ class Validator:
                             *((f, IdScheme.FOLDER_PATIENT_ID) for f in c.folders)]:
             pid = obj.external_id(scheme.uuid)
             if pid is not None and _hl7.patient_key(pid) != key:
-                self.error(f"{scheme.label} '{pid}' differs from the SubmissionSet's patientId '{ss_pid}'",
-                           obj.id, ErrorCode.PATIENT_ID_DOES_NOT_MATCH)
+                self.error(Problem.PATIENT_ID_DIFFERS, obj.id, label=scheme.label, patient_id=pid,
+                           submission_set_patient_id=ss_pid)
 
     def _check_unique_ids(self, c: Classified) -> None:
         seen: dict[str, str] = {}
@@ -441,8 +433,7 @@ class Validator:
             if uid is None:
                 continue
             if uid in seen:
-                self.error(f"uniqueId '{uid}' is used by both {seen[uid]} and {obj.id}", obj.id,
-                           ErrorCode.REGISTRY_DUPLICATE_UNIQUE_ID_IN_MESSAGE)
+                self.error(Problem.UNIQUE_ID_TWICE_IN_MESSAGE, obj.id, unique_id=uid, first=seen[uid], second=obj.id)
             else:
                 seen[uid] = obj.id
 

@@ -1,4 +1,4 @@
-"""IHE XDS.b identifiers (XDS.md §3): object types, classification schemes, external identifiers,
+"""IHE XDS.b identifiers (ITI TF-3 4.2.5, Table 4.2.5-1..4): object types, classification schemes, external identifiers,
 classification nodes, association types, statuses. Values are spec facts."""
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ ASSOCIATION_BY_URN: Final = {a.value: a for a in AssociationType}
 
 
 class Status(enum.Enum):
-    """availabilityStatus (§3.6) including the DMP's Archived and Deleted (DMP.md §6.7)."""
+    """availabilityStatus (§3.6) including the DMP's Archived and Deleted (CI-SIS; docs/conformance.md §8)."""
 
     SUBMITTED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Submitted"
     APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"

@@ -1,7 +1,7 @@
 """How the repository reaches the registry: in-process, or as a separate actor over ITI-42.
 
 Both sides speak :class:`RegistryPort`; the remote one sends a SOAP 1.2 ITI-42 request with WS-Addressing
-and relays the registry's RegistryResponse unchanged (XDS.md §7.1 rule 6)."""
+and relays the registry's RegistryResponse unchanged (ITI TF-2b 3.41.4.1.3; docs/conformance.md §4)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from typing import Protocol
 import httpx
 
 from registry import (
-    ErrorCode,
     Origin,
+    Problem,
     Recorder,
-    RegistryError,
     RegistryResponse,
     ResponseStatus,
     RimSubmission,
@@ -58,13 +57,11 @@ class RemoteRegistry:
             reply = read_envelope(r.content)
         except (httpx.HTTPError, SoapFault) as exc:
             log.warning("registry %s not reachable: %s", self.url, exc)
-            return RegistryResponse(ResponseStatus.FAILURE, (RegistryError(
-                ErrorCode.REGISTRY_NOT_AVAILABLE, f"the registry at {self.url} could not be reached or answered "
-                f"with a fault: {exc}", "repository.register"),))
+            return RegistryResponse(ResponseStatus.FAILURE, (
+                Problem.REGISTRY_UNREACHABLE("repository.register", url=self.url, failure=exc),))
         if reply.body.tag != f"{{{ns.RS}}}RegistryResponse":
-            return RegistryResponse(ResponseStatus.FAILURE, (RegistryError(
-                ErrorCode.REGISTRY_NOT_AVAILABLE, "the registry answered without a RegistryResponse",
-                "repository.register"),))
+            return RegistryResponse(ResponseStatus.FAILURE,
+                                    (Problem.REGISTRY_ANSWER_NOT_A_RESPONSE("repository.register"),))
         return parse_registry_response(reply.body)
 
     def is_registered(self, unique_id: str) -> bool | None:

@@ -1,5 +1,5 @@
 """The Document Repository actor: ITI-41 Provide and Register Document Set-b and ITI-43 Retrieve
-Document Set (ITI TF-2b §3.41, §3.43; XDS.md §7.1, §7.3)."""
+Document Set (ITI TF-2b §3.41, §3.43; docs/conformance.md §4, §5)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from lxml import etree
 
 from registry import (
     DE_ON_DEMAND,
-    ErrorCode,
     IdScheme,
     Kind,
     Origin,
+    Problem,
     Recorder,
     RegistryError,
     RegistryResponse,
@@ -41,10 +41,6 @@ log = logging.getLogger(__name__)
 _B64_CHUNK = 4 * 1024 * 1024
 Admit = Callable[[RimSubmission], tuple[Origin | None, Recorder | None]]
 """The consent checker's admission of an ITI-41 submission (see :meth:`Repository.provide_and_register`)."""
-
-
-def _error(code: ErrorCode, context: str, location: str | None) -> RegistryError:
-    return RegistryError(code, context, location)
 
 
 @dataclass
@@ -67,13 +63,11 @@ class Repository:
         checker) runs once the request is understood and before any document is stored: it raises to refuse,
         or returns who files the submission and what to record in the registration's transaction."""
         if body.tag != f"{{{ns.XDSB}}}ProvideAndRegisterDocumentSetRequest":
-            return RegistryResponse.of([_error(ErrorCode.REPOSITORY_METADATA_ERROR,
-                f"expected xdsb:ProvideAndRegisterDocumentSetRequest, received {etree.QName(body).localname}",
-                None)])
+            return RegistryResponse.of([Problem.NOT_A_PROVIDE_AND_REGISTER(None,
+                                                                           element=etree.QName(body).localname)])
         sor = body.find(f"{{{ns.LCM}}}SubmitObjectsRequest")
         if sor is None:
-            return RegistryResponse.of([_error(ErrorCode.REPOSITORY_METADATA_ERROR,
-                "ProvideAndRegisterDocumentSetRequest has no lcm:SubmitObjectsRequest", None)])
+            return RegistryResponse.of([Problem.NO_SUBMIT_OBJECTS_REQUEST(None)])
         sub = read_registry_object_list(sor.find(f"{{{ns.RIM}}}RegistryObjectList"))
         temps: list[Path] = []
         try:
@@ -96,21 +90,17 @@ class Repository:
         for el in body.iterfind(f"{{{ns.XDSB}}}Document"):
             doc_id = el.get("id", "")
             if not doc_id:
-                errors.append(_error(ErrorCode.REPOSITORY_METADATA_ERROR, "xdsb:Document without id attribute",
-                                     None))
+                errors.append(Problem.DOCUMENT_WITHOUT_ID(None))
                 continue
             if doc_id in documents:
-                errors.append(_error(ErrorCode.REPOSITORY_METADATA_ERROR,
-                                     f"two xdsb:Document elements have id '{doc_id}'", doc_id))
+                errors.append(Problem.DOCUMENT_ID_TWICE(doc_id, document=doc_id))
                 continue
             include = el.find(f"{{{ns.XOP}}}Include")
             if include is not None:
                 href = include.get("href", "")
                 att = mime.resolve(href) if mime is not None else None
                 if att is None:
-                    errors.append(_error(ErrorCode.MISSING_DOCUMENT,
-                                         f"xdsb:Document '{doc_id}' refers to {href!r}, which is not a part of "
-                                         "the MIME package", doc_id))
+                    errors.append(Problem.DOCUMENT_PART_ABSENT(doc_id, document=doc_id, href=repr(href)))
                     continue
                 documents[doc_id] = att
             else:
@@ -136,8 +126,7 @@ class Repository:
                     size += len(data)
                     f.write(data)
         except (binascii.Error, ValueError):
-            return _error(ErrorCode.REPOSITORY_METADATA_ERROR,
-                          f"xdsb:Document '{doc_id}' is neither an xop:Include nor valid base64", doc_id)
+            return Problem.DOCUMENT_NOT_BASE64(doc_id, document=doc_id)
         return Attachment(doc_id, "application/octet-stream", path, size, sha1.hexdigest(), None)
 
     def _match(self, entries: list[RimObject], documents: dict[str, Attachment]) -> list[RegistryError]:
@@ -145,29 +134,21 @@ class Repository:
         errors: list[RegistryError] = []
         stable = {e.id: e for e in entries if e.object_type != DE_ON_DEMAND}
         for de_id in stable.keys() - documents.keys():
-            errors.append(_error(ErrorCode.MISSING_DOCUMENT,
-                                 f"DocumentEntry '{de_id}' has no xdsb:Document with that id", de_id))
+            errors.append(Problem.ENTRY_WITHOUT_DOCUMENT(de_id, entry=de_id))
         for doc_id in documents.keys() - stable.keys():
-            errors.append(_error(ErrorCode.MISSING_DOCUMENT_METADATA,
-                                 f"xdsb:Document '{doc_id}' has no DocumentEntry (ExtrinsicObject) with that id",
-                                 doc_id))
+            errors.append(Problem.DOCUMENT_WITHOUT_ENTRY(doc_id, document=doc_id))
         seen: dict[str, str] = {}
         for de_id, de in stable.items():
             uid = de.external_id(IdScheme.DE_UNIQUE_ID.uuid) or ""
             if uid and uid in seen:
-                errors.append(_error(ErrorCode.REPOSITORY_DUPLICATE_UNIQUE_ID_IN_MESSAGE,
-                                     f"uniqueId '{uid}' is used by both {seen[uid]} and {de_id}", de_id))
+                errors.append(Problem.DOCUMENT_UNIQUE_ID_TWICE(de_id, unique_id=uid, first=seen[uid], second=de_id))
             seen[uid] = de_id
             att = documents.get(de_id)
             if att is None:
                 continue
             att = self._check_hash_size(de, uid, att, errors)
             documents[de_id] = att
-            repo = de.slot_value("repositoryUniqueId")
-            if repo is not None and repo != self.repository_unique_id:
-                errors.append(_error(ErrorCode.REPOSITORY_METADATA_ERROR,
-                                     f"repositoryUniqueId '{repo}' is not this repository "
-                                     f"({self.repository_unique_id})", de_id))
+            # The repository adds its repositoryUniqueId, or replaces a sender's (ITI TF-2b 3.41.4.1.3).
             _set_slot(de, "hash", att.sha1)
             _set_slot(de, "size", str(att.size))
             _set_slot(de, "repositoryUniqueId", self.repository_unique_id)
@@ -181,19 +162,19 @@ class Repository:
             return bool((sent_hash and sent_hash.lower() != a.sha1) or (sent_size and sent_size != str(a.size)))
 
         if mismatch(att) and att.lf_variant is not None:
-            # LF-framed MIME (DRIMbox) counts the LF before the delimiter as content (XDS.md trap 7).
+            # LF-framed MIME (DRIMbox) counts the LF before the delimiter as content (docs/conformance.md §2 rule 2).
             sha1, size = att.lf_variant
             if not ((sent_hash and sent_hash.lower() != sha1) or (sent_size and sent_size != str(size))):
                 log.info("document %s: declared hash matches the LF-framed variant; keeping the final LF", uid)
                 return att.adopt_lf_variant()
+        # A declared hash or size that the document contradicts is a metadata error of the submission
+        # (ITI TF-2b 3.41.4.1.3); XDSNonIdenticalHash/Size are for a uniqueId registered with another document.
         if sent_hash and sent_hash.lower() != att.sha1:
-            errors.append(_error(ErrorCode.NON_IDENTICAL_HASH,
-                                 f"{de.id} ({uid}): declared hash {sent_hash} does not match the document's "
-                                 f"SHA-1 {att.sha1}", de.id))
+            errors.append(Problem.DECLARED_HASH_MISMATCH(de.id, entry=de.id, unique_id=uid, declared=sent_hash,
+                                                         actual=att.sha1))
         if sent_size and sent_size != str(att.size):
-            errors.append(_error(ErrorCode.NON_IDENTICAL_SIZE,
-                                 f"{de.id} ({uid}): declared size {sent_size} does not match the document's "
-                                 f"size {att.size}", de.id))
+            errors.append(Problem.DECLARED_SIZE_MISMATCH(de.id, entry=de.id, unique_id=uid, declared=sent_size,
+                                                         actual=att.size))
         return att
 
     def _store_and_register(self, sub: RimSubmission, entries: list[RimObject], documents: dict[str, Attachment],
@@ -213,10 +194,8 @@ class Repository:
             self.blobs.remove(added)
             log.error("could not store documents: %s", exc)
             out_of_space = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            return RegistryResponse.of([_error(
-                ErrorCode.REPOSITORY_OUT_OF_RESOURCES if out_of_space else ErrorCode.REPOSITORY_ERROR,
-                "the repository has no space left to store the documents; nothing was registered" if out_of_space
-                else "the repository could not store the documents; nothing was registered", "repository.store")])
+            problem = Problem.REPOSITORY_OUT_OF_SPACE if out_of_space else Problem.REPOSITORY_STORAGE_FAILED
+            return RegistryResponse.of([problem("repository.store")])
         try:
             response = self.registry.register_submission(sub, origin=origin, record=record)
         except BaseException:
@@ -235,12 +214,10 @@ class Repository:
         """ITI-43. ``readable(unique_ids)`` (the consent checker) says which of the asked documents the caller
         may read; the others are answered exactly as documents this repository does not hold."""
         if body.tag != f"{{{ns.XDSB}}}RetrieveDocumentSetRequest":
-            return self._retrieve_result([], [_error(ErrorCode.REPOSITORY_ERROR,
-                f"expected xdsb:RetrieveDocumentSetRequest, received {etree.QName(body).localname}", None)])
+            return self._retrieve_result([], [Problem.NOT_A_RETRIEVE(None, element=etree.QName(body).localname)])
         requests = body.findall(f"{{{ns.XDSB}}}DocumentRequest")
         if not requests:
-            return self._retrieve_result([], [_error(ErrorCode.REPOSITORY_ERROR,
-                "RetrieveDocumentSetRequest holds no DocumentRequest", None)])
+            return self._retrieve_result([], [Problem.RETRIEVE_WITHOUT_REQUEST(None)])
         found: list[tuple[etree._Element, OutgoingAttachment]] = []
         errors: list[RegistryError] = []
         allowed = readable([_text(r, "DocumentUniqueId") for r in requests]) if readable is not None else None
@@ -249,18 +226,15 @@ class Repository:
             repo = _text(req, "RepositoryUniqueId")
             uid = _text(req, "DocumentUniqueId")
             if not uid:
-                errors.append(_error(ErrorCode.DOCUMENT_UNIQUE_ID_ERROR,
-                                     f"DocumentRequest {n} has no DocumentUniqueId", f"DocumentRequest[{n}]"))
+                errors.append(Problem.RETRIEVE_WITHOUT_UNIQUE_ID(f"DocumentRequest[{n}]", number=n))
                 continue
             if repo != self.repository_unique_id:
-                errors.append(_error(ErrorCode.UNKNOWN_REPOSITORY_ID,
-                                     f"repositoryUniqueId '{repo}' is not this repository's "
-                                     f"({self.repository_unique_id})", repo or f"DocumentRequest[{n}]"))
+                errors.append(Problem.RETRIEVE_OTHER_REPOSITORY(repo or f"DocumentRequest[{n}]", repository=repo,
+                                                                ours=self.repository_unique_id))
                 continue
             blob = self.blobs.get(uid) if allowed is None or uid in allowed else None
             if blob is None:
-                errors.append(_error(ErrorCode.DOCUMENT_UNIQUE_ID_ERROR,
-                                     f"document '{uid}' is not in this repository", uid))
+                errors.append(Problem.RETRIEVE_UNKNOWN_DOCUMENT(uid, unique_id=uid))
                 continue
             cid = f"doc{n}.{uuid.uuid4().hex}@dmp-xds"
             found.append((_document_response(home, repo, uid, blob.mime_type, cid),

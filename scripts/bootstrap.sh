@@ -15,7 +15,8 @@ if [ "$profile" = test ]; then
   apt_packages+=(softhsm2 vsmartcard-vpcd iproute2)
   # PostgreSQL: the tests start a throwaway server (the registry's scale-out database).
   # xmlsec1: the independent XML-DSig implementation the VIHF interop tests sign and verify with.
-  apt_packages+=(postgresql xmlsec1)
+  # openssl: its s_client shows the TLS alerts a refused handshake sends (tests/e2e/test_security.py).
+  apt_packages+=(postgresql xmlsec1 openssl)
 fi
 
 missing=()

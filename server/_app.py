@@ -26,6 +26,7 @@ from starlette.routing import Route
 from consent import AccessRefused, Admission, DmpServices, Guard, Trace, XdsConsent
 from pki import Principal
 from registry import (
+    MetadataProfile,
     Origin,
     PatientMismatch,
     Recorder,
@@ -113,7 +114,8 @@ class Node:
             store = Store(config.database_url, sqlite_synchronous=config.sqlite_synchronous)
             if not store.schema_is_current():
                 raise RuntimeError(f"database {config.database_url} is not at the current schema: run `dmp init`")
-            registry = port = Registry(store, max_query_results=config.max_query_results)
+            registry = port = Registry(store, max_query_results=config.max_query_results,
+                                       metadata_profile=MetadataProfile(config.metadata_profile))
         security = Security(config)   # before anything else: a node without trust must not start
         blobs = FilesystemBlobStore(config.blob_dir)
         if recover:
@@ -402,10 +404,8 @@ def _finish_mtom(decoder: MtomDecoder, tail: bytes) -> MtomMessage:
     except BaseException:
         decoder.discard()
         raise
-    start_info = parse_content_type(message.root_content_type)[1].get("type", "application/soap+xml")
-    if start_info not in ("application/soap+xml", ""):
-        message.discard()
-        raise SoapFault(FaultCode.VERSION_MISMATCH, f"root part type {start_info!r}: SOAP 1.2 expected")
+    # The root part's declared type is not checked: node-soap and some .NET stacks label a SOAP 1.2 envelope
+    # type="text/xml". The envelope's namespace decides (read_envelope: VersionMismatch outside SOAP 1.2).
     return message
 
 

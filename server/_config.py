@@ -22,7 +22,7 @@ class Config:
     max_soap_bytes: int = 64 * 1024 * 1024   # SOAP part (and plain SOAP body with inline documents)
     sqlite_synchronous: str = "FULL"
     max_query_results: int = 1000            # LeafClass objects per stored query (XDSTooManyResults beyond)
-    # Security (DMP.md §3). PEM files of CA certificates: self-signed ones are trust anchors, the others
+    # Security (docs/vihf.md). PEM files of CA certificates: self-signed ones are trust anchors, the others
     # intermediates; CRL files (PEM or DER) from those CAs. Relative paths are relative to data_dir.
     trust_anchors: list[str] = field(default_factory=list)
     crls: list[str] = field(default_factory=list)
@@ -49,6 +49,9 @@ class Config:
     notification_poll_s: float = 5.0        # how often the outbox is checked for due messages
     notification_retry_initial_s: float = 5.0   # back-off after a failed send, doubling ...
     notification_retry_max_s: float = 600.0     # ... up to this, then retried at this pace (never dropped)
+    # Codes registration accepts: "dmp" the DMP value sets, "ihe" IHE's structural rules only
+    # (registry.MetadataProfile, docs/conformance.md).
+    metadata_profile: str = "dmp"
 
     @property
     def blob_dir(self) -> Path:

@@ -14,8 +14,7 @@ from lxml import etree
 
 from consent import AccessRefused, Reason
 from registry import (
-    ErrorCode,
-    RegistryError,
+    Problem,
     RegistryResponse,
     ResponseStatus,
     adhoc_query_response,
@@ -36,8 +35,9 @@ def refusal_answer(action: str, refused: AccessRefused, relates_to: str | None
         subcode = (FaultSubcode.DMP_ACCESS_DENIED if refused.reason in (Reason.PATIENT_MISMATCH, Reason.UNKNOWN_PATIENT)
                    else FaultSubcode.DMP_ACCESS_DENIED_BY_RIGHTS_SERVICE)
         raise SoapFault(FaultCode.SENDER, reason, subcode, relates_to)
-    code = ErrorCode.UNKNOWN_PATIENT_ID if refused.reason is Reason.UNKNOWN_PATIENT else ErrorCode.REGISTRY_ERROR
-    error = RegistryError(code, refused.detail, None)
+    unknown = refused.reason is Reason.UNKNOWN_PATIENT
+    error = Problem.PATIENT_WITHOUT_DMP(None, patient=refused.patient or "") if unknown \
+        else Problem.CONSENT_UNAVAILABLE(None)
     if action in (Action.ITI18, Action.ITI51):
         return action + "Response", adhoc_query_response(ResponseStatus.FAILURE, [error])
     response = registry_response(RegistryResponse(ResponseStatus.FAILURE, (error,)))

@@ -1,11 +1,11 @@
 """The one place where the caller of an XDS request is established.
 
 Every SOAP request passes through :func:`establish_principal` after the envelope is read and the action is
-known, and before any handler reads or writes data. It verifies the VIHF (DMP.md §3.7: signature, trust
+known, and before any handler reads or writes data. It verifies the VIHF (docs/vihf.md §7: signature, trust
 chain, revocation, attributes, identity binding with the TLS client certificate, freshness, replay) with a
 :class:`~pki.VihfVerifier` built once per node (:class:`Security`), and returns the :class:`~pki.Principal`
 the handlers (and later the consent checker) receive — or raises a SoapFault whose reason names the failed
-check (DMP.md §3.8) without stack traces or key material.
+check (docs/vihf.md §8) without stack traces or key material.
 
 Seen assertion IDs are kept in the process (:class:`~pki.ReplayCache`) or, when the node runs several
 processes (``dmp serve --workers N``, ``Config.shared_replay``), in ``replay.db`` of the data directory
@@ -161,7 +161,7 @@ def establish_principal(ctx: RequestContext, security: Security) -> Principal | 
 
 def refusal_fault(exc: VihfError, relates_to: str | None) -> SoapFault:
     """``Sender`` (``Receiver`` when the server is at fault) with a WS-Security subcode; the reason names the
-    check (stable code and DMP subcode, DMP.md §3.8) and says briefly why."""
+    check (stable code and DMP subcode, docs/vihf.md §8) and says briefly why."""
     refusal = exc.reason
     detail = _FIXED_TEXT.get(refusal) or " ".join(exc.detail.split())
     if len(detail) > _MAX_DETAIL:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from pki import TEST_PKI_WARNING, PsIdentity, StructureIdentity, TestPki
-from registry import Store
+from registry import MetadataProfile, Store
 from server._cli_dossier import history, patient
 from server._config import Config
 
@@ -33,8 +33,11 @@ def main() -> None:
               "TLS clients must chain to (repeatable). Replaces the demo PKI.")
 @click.option("--crl", "crls", multiple=True, type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="CRL file (PEM or DER) of one of those CAs (repeatable).")
+@click.option("--metadata-profile", type=click.Choice([p.value for p in MetadataProfile]), default=None,
+              help="Codes registration accepts: 'dmp' (default) the DMP value sets, 'ihe' any code "
+              "(IHE test plans with other code systems); see docs/conformance.md.")
 def init(data_dir: Path, repository_unique_id: str | None, database_url: str | None,
-         trust_anchors: tuple[Path, ...], crls: tuple[Path, ...]) -> None:
+         trust_anchors: tuple[Path, ...], crls: tuple[Path, ...], metadata_profile: str | None) -> None:
     """Create a node in DATA, or bring an existing node's database schema up to date.
 
     Without --trust-anchor, a node that has no trust configured gets a demo test PKI in DATA/pki (tests and
@@ -51,6 +54,8 @@ def init(data_dir: Path, repository_unique_id: str | None, database_url: str | N
         raise click.UsageError("--crl goes with --trust-anchor")
     elif not cfg.trust_anchors:
         cfg = _demo_trust(cfg)
+    if metadata_profile is not None:
+        cfg = replace(cfg, metadata_profile=metadata_profile)
     cfg.save()
     cfg.blob_dir.mkdir(parents=True, exist_ok=True)
     store = Store(cfg.database_url)

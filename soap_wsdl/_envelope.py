@@ -1,7 +1,7 @@
 """SOAP 1.2 envelopes with WS-Addressing 1.0 headers: reading requests, writing responses.
 
-The action in ``wsa:Action`` is authoritative for dispatch (XDS.md §1, trap 9); we trim it. A header
-block marked ``env:mustUnderstand="true"`` (or ``"1"``) that is not in the understood set gets the
+The action in ``wsa:Action`` is authoritative for dispatch (ITI TF-2x Appendix V; docs/conformance.md §2); we
+trim it. A header block marked ``env:mustUnderstand="true"`` (or ``"1"``) that is not in the understood set gets the
 MustUnderstand fault (SOAP 1.2 part 1 §5.2.3); an unqualified ``mustUnderstand`` attribute has no SOAP
 meaning and is ignored (DRIMbox sends one).
 """
@@ -48,6 +48,10 @@ def read_envelope(data: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> SoapRequ
         raise SoapFault(FaultCode.SENDER, str(exc)) from None
     if root.tag == q(SOAP11, "Envelope"):
         raise SoapFault(FaultCode.VERSION_MISMATCH, "SOAP 1.1 envelope received; this endpoint speaks SOAP 1.2")
+    if root.tag != q(SOAP12, "Envelope") and etree.QName(root).localname == "Envelope":
+        # SOAP 1.2 Part 1 §5.4.7: an Envelope of another namespace is a version mismatch.
+        raise SoapFault(FaultCode.VERSION_MISMATCH, f"{_name(root)} received; this endpoint speaks SOAP 1.2 "
+                        f"({SOAP12})")
     if root.tag != q(SOAP12, "Envelope"):
         raise SoapFault(FaultCode.SENDER, f"root element is {_name(root)}, expected a SOAP 1.2 Envelope")
 

@@ -2,7 +2,8 @@
 
 Faults are reserved for envelope-level problems: not SOAP 1.2, unparseable XML or MIME, missing or unknown
 ``wsa:Action``, a mustUnderstand header we do not understand, a security header that fails, or a crash
-before a business response can be built (XDS.md §6.1). Metadata problems are RegistryResponses, not faults.
+before a business response can be built (docs/conformance.md §2 rule 5). Metadata problems are RegistryResponses,
+not faults.
 """
 
 from __future__ import annotations

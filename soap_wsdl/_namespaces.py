@@ -1,4 +1,5 @@
-"""XML namespace URIs of the wire protocols (XDS.md §2). Match on URI, never on prefix."""
+"""XML namespace URIs of the wire protocols (ITI TF-2x Appendix V, ebRS 3.0, SOAP 1.2, XOP, WS-Addressing).
+Match on URI, never on prefix."""
 
 from typing import Final
 

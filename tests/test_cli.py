@@ -6,6 +6,7 @@ import json
 
 from click.testing import CliRunner
 
+from server._config import Config
 from server.cli import main
 
 PATIENT = "284067512345688^^^&1.2.250.1.213.1.4.10&ISO"
@@ -35,7 +36,7 @@ def test_patient_create_refuses_bad_nir_and_bad_cx(tmp_path):
     r = runner.invoke(main, ["patient", "create", "--data", str(tmp_path),
                              "--ins", "185054958815780^^^&1.2.250.1.213.1.4.10&ISO"])
     assert r.exit_code == 2
-    assert "has key 80, expected 25" in r.output
+    assert "wrong key: 80, expected 25" in r.output
     r = runner.invoke(main, ["patient", "create", "--data", str(tmp_path), "--ins", "185054958815780"])
     assert r.exit_code == 2
     assert "not a CX identifier" in r.output
@@ -45,3 +46,16 @@ def test_patient_create_without_init(tmp_path):
     r = CliRunner().invoke(main, ["patient", "create", "--data", str(tmp_path), "--ins", PATIENT])
     assert r.exit_code != 0
     assert "dmp init" in str(r.exception)
+
+
+def test_init_metadata_profile(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--data", str(tmp_path)]).exit_code == 0
+    assert Config.load(tmp_path).metadata_profile == "dmp"  # the default
+    assert runner.invoke(main, ["init", "--data", str(tmp_path), "--metadata-profile", "ihe"]).exit_code == 0
+    assert Config.load(tmp_path).metadata_profile == "ihe"
+    assert runner.invoke(main, ["init", "--data", str(tmp_path)]).exit_code == 0  # kept on a later init
+    assert Config.load(tmp_path).metadata_profile == "ihe"
+    bad = runner.invoke(main, ["init", "--data", str(tmp_path), "--metadata-profile", "nist"])
+    assert bad.exit_code != 0
+    assert "nist" in bad.output

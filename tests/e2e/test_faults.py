@@ -1,4 +1,4 @@
-"""Envelope-level problems get SOAP 1.2 faults (XDS.md §6.1); hostile XML is refused; the server keeps
+"""Envelope-level problems get SOAP 1.2 faults (docs/conformance.md §2); hostile XML is refused; the server keeps
 serving after each."""
 
 from __future__ import annotations
@@ -144,3 +144,38 @@ def test_wsdl_and_unknown_schema(node):
     assert r.status_code == 200
     assert b"DocumentRepository_Service" in r.content
     assert httpx.get(node.repository + "?xsd=../../etc/passwd").status_code == 404
+
+
+def _mtom_labelled_text_xml(envelope_bytes: bytes, docs: list[Doc]) -> tuple[bytes, str]:
+    """An MTOM package whose root part says type="text/xml", as node-soap and some .NET stacks send it."""
+    from xds_factory import content_id
+
+    from soap_wsdl import OutgoingAttachment, mtom_content_type, mtom_stream, new_boundary
+
+    boundary, root = new_boundary(), "root.text-xml@test"
+    parts = [OutgoingAttachment(content_id(d), d.mime_type, d.content) for d in docs]
+    data = b"".join(mtom_stream(envelope_bytes, parts, boundary, root))
+    labelled = b'application/xop+xml; charset=UTF-8; type="text/xml"'
+    assert data.count(b'application/xop+xml; charset=UTF-8; type="application/soap+xml"') == 1
+    data = data.replace(b'application/xop+xml; charset=UTF-8; type="application/soap+xml"', labelled)
+    ctype = mtom_content_type(boundary, root, ITI41).replace('start-info="application/soap+xml"',
+                                                             'start-info="text/xml"')
+    return data, ctype
+
+
+def test_mtom_root_part_labelled_text_xml_holding_soap12_is_accepted(node):
+    d = Doc(b"sent by a node-soap client", "Document01")
+    data, ctype = _mtom_labelled_text_xml(envelope(ITI41, provide_and_register([d])), [d])
+    reply = raw(node, data, ctype)
+    assert reply.http_status == 200
+    assert reply.status == "Success", reply.errors
+    assert post(node.repository, ITI43, retrieve_request(REPOSITORY_ID, [d.unique_id])).documents() == {
+        d.unique_id: d.content}
+
+
+@pytest.mark.parametrize("namespace", ["http://schemas.xmlsoap.org/soap/envelope/", "urn:example:not-soap"])
+def test_mtom_envelope_outside_soap12_namespace_is_a_version_mismatch(node, namespace):
+    env = f'<s:Envelope xmlns:s="{namespace}"><s:Body/></s:Envelope>'.encode()
+    data, ctype = _mtom_labelled_text_xml(env, [])
+    assert_fault(raw(node, data, ctype), "VersionMismatch", "SOAP 1.2", status=500)
+    still_serving(node)

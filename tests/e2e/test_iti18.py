@@ -1,5 +1,5 @@
 """ITI-18 Registry Stored Query and ITI-51 Multi-Patient Stored Query through real HTTP against a real
-`dmp serve` (XDS.md §5): data registered once per node with ITI-42, then every stored query, its parameters
+`dmp serve` (ITI TF-2a 3.18): data registered once per node with ITI-42, then every stored query, its parameters
 (OR lists, AND of OR-groups, LIKE, time ranges with mixed precision, statuses, objectTypes), its response
 (LeafClass / ObjectRef) and its error codes. Results are compared as exact sets of registry ids, resolved
 from the registry's tables (not through the queries under test)."""
@@ -24,13 +24,13 @@ from vihf_client import alice_claims, fresh_vihf, patient_ins, security_header
 from xds_client import FRESH_VIHF, ITI18, ITI42, ITI51, Reply, adhoc_query, parse_reply, post
 from xds_factory import AUTHOR, INSTITUTION, OTHER_PATIENT, PATIENT, REPOSITORY_ID, Doc, document_entry, submission_set
 
-from registry import Registry, Store, _model, _rim, _rim_write
+from registry import Problem, Registry, Store, _model, _rim, _rim_write
 from registry._query_params import QueryError, parse_values
 from registry._schema import association, registry_object
 from registry._vocabulary import AssociationType
 from soap_wsdl import ns, response_envelope
 
-# --- query ids and fixed values (XDS.md §3, §5.2) -------------------------------------------------------------
+# --- query ids and fixed values (ITI TF-2a 3.18.4.1.2.3.7, ITI TF-3 4.2.5) ----------------------------------------
 
 FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
 FIND_BY_REFERENCE_ID = "urn:uuid:12941a89-e02e-4be5-967c-ce4bfc8fe492"
@@ -63,8 +63,9 @@ RIM = ns.RIM
 
 C = _model.Code
 CLASS_SCHEME = "1.2.250.1.213.1.1.4.1"
-MASK_SCHEME = "1.2.250.1.213.1.1.4.13"  # TRE_A07-StatutVisibiliteDocument (XDS.md §8, §11.3)
+MASK_SCHEME = "1.2.250.1.213.1.1.4.13"  # TRE_A07-StatutVisibiliteDocument (ANS Terminologies de santé)
 NORMAL = C("N", "2.16.840.1.113883.5.25", "Normal")
+RESTRICTED = C("R", "2.16.840.1.113883.5.25", "Restreint")
 MASQUE_PS = C("MASQUE_PS", MASK_SCHEME, "Masqué aux professionnels de santé")
 INVISIBLE_PATIENT = C("INVISIBLE_PATIENT", MASK_SCHEME, "Non visible par le patient")
 EVENT_1 = C("E1", "1.2.250.1.999.7", "Evènement 1")
@@ -84,7 +85,7 @@ def code(c: _model.Code) -> str:
 
 
 def q(value: str) -> str:
-    """One quoted value, inner quotes doubled (XDS.md §5.1)."""
+    """One quoted value, inner quotes doubled (ITI TF-2a 3.18.4.1.2.3.1)."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -127,8 +128,8 @@ def submissions() -> list[Submission]:
     | doc | class | conf | events | creation | service start / stop | author | other |
     | d1 | 10 | N | - | 20240312093000 | 20240312090000 / 20240312093000 | MARTIN | in F1 |
     | d2 | 11 | N, MASQUE_PS | E1 | 2023 | 202306 / 20230615 | DURAND | type 34133-9, ref ACC1, in F2 |
-    | d3 | 12 | N, INVISIBLE_PATIENT | - | 20230101 | none | MARTINEZ | pdf, SA02, CABINET, refs ACC1+ORD9 |
-    | d4 | 10 | MASQUE_PS | E1, E2 | 20230615120000 | 20230615 / 20230616 | DUPONT | |
+    | d3 | 31 | N, INVISIBLE_PATIENT | - | 20230101 | none | MARTINEZ | pdf, 18748-4, SA02, AMBULATOIRE, ACC1+ORD9 |
+    | d4 | 10 | R, MASQUE_PS | E1, E2 | 20230615120000 | 20230615 / 20230616 | DUPONT | |
     | d5 | 10 | N | - | 20240101 | default | MARTIN | on-demand, no hash/size |
     | d6 | 10 | N | - | 20220101 | 20220101 / 20220102 | MARTIN | replaced by d7 (Deprecated) |
     | d7 | 10 | N | - | 20220102 | 20220101 / 20220102 | MARTIN | RPLC -> d6 |
@@ -138,21 +139,22 @@ def submissions() -> list[Submission]:
                    folder_members=[("F1", "d1")]),
         Submission("SS2", _ss(source_id="1.2.250.1.999.1.1.8122", submission_time="20230701",
                               authors=[_model.Author(person=DURAND)],
-                              content_type_code=C("05", "1.2.250.1.213.2.2", "Consultation")),
+                              content_type_code=C("07", "1.2.250.1.213.2.2", "Consultations soins externes")),
                    docs=[
                        _doc("d2", class_code=C("11", CLASS_SCHEME, "Synthèse"),
                             type_code=C("34133-9", "2.16.840.1.113883.6.1", "Summary"),
                             confidentiality_codes=[NORMAL, MASQUE_PS], event_codes=[EVENT_1],
                             creation_time="2023", service_start_time="202306", service_stop_time="20230615",
                             authors=[_model.Author(person=DURAND)], reference_ids=[ACCESSION]),
-                       _doc("d3", class_code=C("12", CLASS_SCHEME, "Imagerie"),
+                       _doc("d3", class_code=C("31", CLASS_SCHEME, "Imagerie médicale"),
+                            type_code=C("18748-4", "2.16.840.1.113883.6.1", "CR d'imagerie médicale"),
                             confidentiality_codes=[NORMAL, INVISIBLE_PATIENT], creation_time="20230101",
                             service_start_time=None, service_stop_time=None, format_code=PDF_FORMAT,
                             healthcare_facility_type_code=C("SA02", "1.2.250.1.71.4.2.4", "Privé"),
-                            practice_setting_code=C("CABINET", "1.2.250.1.213.1.1.4.9", "Cabinet"),
+                            practice_setting_code=C("AMBULATOIRE", "1.2.250.1.213.1.1.4.9", "Ambulatoire"),
                             authors=[_model.Author(person=MARTINEZ, institutions=[INSTITUTION])],
                             reference_ids=[ACCESSION, ORDER]),
-                       _doc("d4", confidentiality_codes=[MASQUE_PS], event_codes=[EVENT_1, EVENT_2],
+                       _doc("d4", confidentiality_codes=[RESTRICTED, MASQUE_PS], event_codes=[EVENT_1, EVENT_2],
                             creation_time="20230615120000", service_start_time="20230615",
                             service_stop_time="20230616", authors=[_model.Author(person=DUPONT)]),
                    ],
@@ -309,7 +311,7 @@ def failure(reply: Reply, error_code: str) -> dict[str, str]:
     assert [etree.QName(c).localname for c in children] == ["RegistryErrorList", "RegistryObjectList"]
     assert len(children[1]) == 0
     error = reply.errors[0]
-    assert error["codeContext"]
+    assert reply.problems[0] is not None, error  # a member of the catalogue (registry.Problem)
     assert error["severity"] == "urn:oasis:names:tc:ebxml-regrep:ErrorSeverityType:Error"
     return error
 
@@ -368,9 +370,9 @@ def test_find_documents_object_ref(w):
 
 
 def test_find_documents_class_code_or(w):
-    c11, c12 = f"11^^{CLASS_SCHEME}", f"12^^{CLASS_SCHEME}"
-    assert find_docs(w, ("$XDSDocumentEntryClassCode", [ql(c11, c12)])) == w("d2", "d3")
-    assert find_docs(w, ("$XDSDocumentEntryClassCode", [ql(c11), ql(c12)])) == w("d2", "d3")
+    c11, c31 = f"11^^{CLASS_SCHEME}", f"31^^{CLASS_SCHEME}"
+    assert find_docs(w, ("$XDSDocumentEntryClassCode", [ql(c11, c31)])) == w("d2", "d3")
+    assert find_docs(w, ("$XDSDocumentEntryClassCode", [ql(c11), ql(c31)])) == w("d2", "d3")
     assert find_docs(w, ("$XDSDocumentEntryClassCode", [ql(f"10^^{CLASS_SCHEME}")])) == w("d1", "d4", "d7")
     # The code alone does not match: the scheme must too.
     assert find_docs(w, ("$XDSDocumentEntryClassCode", [ql("11^^1.2.250.1.999")])) == set()
@@ -394,8 +396,9 @@ def test_find_documents_event_code_list(w):
 
 @pytest.mark.parametrize(("param", "value", "expected"), [
     ("TypeCode", "34133-9^^2.16.840.1.113883.6.1", ("d2",)),
-    ("TypeCode", "11488-4^^2.16.840.1.113883.6.1", ("d1", "d3", "d4", "d7")),
-    ("PracticeSettingCode", "CABINET^^1.2.250.1.213.1.1.4.9", ("d3",)),
+    ("TypeCode", "11488-4^^2.16.840.1.113883.6.1", ("d1", "d4", "d7")),
+    ("TypeCode", "18748-4^^2.16.840.1.113883.6.1", ("d3",)),
+    ("PracticeSettingCode", "AMBULATOIRE^^1.2.250.1.213.1.1.4.9", ("d3",)),
     ("HealthcareFacilityTypeCode", "SA02^^1.2.250.1.71.4.2.4", ("d3",)),
     ("HealthcareFacilityTypeCode", "SA01^^1.2.250.1.71.4.2.4", ("d1", "d2", "d4", "d7")),
     ("FormatCode", code(PDF_FORMAT), ("d3",)),
@@ -464,7 +467,7 @@ def test_find_documents_other_patient(w):
 
 
 def test_find_documents_french_patient_id_with_cx5(w):
-    # DMP clients add CX.5 (NH for the INS): same patient (XDS.md §4.4, §7.2 rule 3).
+    # DMP clients add CX.5 (NH for the INS): same patient (docs/conformance.md §3 rule 3).
     assert find_docs(w, patient=PATIENT + "^NH") == w(*ALL_APPROVED_STABLE)
 
 
@@ -496,7 +499,7 @@ def test_find_documents_by_reference_id(w):
     assert found(query(w.node, FIND_BY_REFERENCE_ID, [*params, (p, [ql(ACCESSION)]), (p, [ql(ORDER)])])) == w("d3")
     assert found(query(w.node, FIND_BY_REFERENCE_ID, [*params, (p, [ql(ORDER, "X^^^&1.2&ISO")])])) == w("d3")
     assert found(query(w.node, FIND_BY_REFERENCE_ID, [*params, (p, [ql(ACCESSION)]),
-                                                      ("$XDSDocumentEntryClassCode", [ql(f"12^^{CLASS_SCHEME}")])])
+                                                      ("$XDSDocumentEntryClassCode", [ql(f"31^^{CLASS_SCHEME}")])])
                  ) == w("d3")
     failure(query(w.node, FIND_BY_REFERENCE_ID, params), "XDSStoredQueryMissingParam")
 
@@ -523,7 +526,7 @@ def test_find_submission_sets(w):
     assert find_ss(w, ("$XDSSubmissionSetSubmissionTimeTo", ["20220102"])) == w("SS4")
     assert find_ss(w, ("$XDSSubmissionSetAuthorPerson", [q("%DURAND%")])) == w("SS2")
     assert find_ss(w, ("$XDSSubmissionSetAuthorPerson", [q("%MARTIN^Cl_ire%")])) == w("SS1", "SS3", "SS4", "SS5")
-    assert find_ss(w, ("$XDSSubmissionSetContentType", [ql("05^^1.2.250.1.213.2.2")])) == w("SS2")
+    assert find_ss(w, ("$XDSSubmissionSetContentType", [ql("07^^1.2.250.1.213.2.2")])) == w("SS2")
     assert find_ss(w, ("$XDSSubmissionSetContentType", [ql("04^^1.2.250.1.213.2.2")])) == w(
         "SS1", "SS3", "SS4", "SS5")
     failure(query(w.node, FIND_SUBMISSION_SETS, [("$XDSSubmissionSetPatientId", [q(UNKNOWN_PATIENT)]),
@@ -588,7 +591,7 @@ def test_get_all(w):
     reply = query(w.node, GET_ALL, [("$patientId", [q(PATIENT)]), ("$XDSDocumentEntryStatus", [ql(APPROVED)]),
                                     ("$XDSSubmissionSetStatus", [ql(APPROVED)]), ("$XDSFolderStatus", [ql(APPROVED)])])
     kinds = [w.label(o.get("id")) for o in objects(reply)]
-    # SubmissionSets, Folders, DocumentEntries, then Associations (XDS.md §5.3), every one with its status.
+    # SubmissionSets, Folders, DocumentEntries, then Associations (ITI TF-2a 3.18.4.1.3), every one with its status.
     order = [0 if k.startswith("SS") and ">" not in k else 1 if k.startswith("F") and ">" not in k
              else 3 if ">" in k or "~" in k else 2 for k in kinds]
     assert order == sorted(order), kinds
@@ -917,14 +920,16 @@ def test_query_errors(node, query_id, params, error_code):
 
 
 def test_return_type_registry_object(node):
-    error = failure(query(node, FIND_DOCUMENTS, [PATIENT_SLOT, STATUS_SLOT], return_type="RegistryObject"),
-                    "XDSRegistryError")
-    assert "RegistryObject" in error["codeContext"]
+    reply = query(node, FIND_DOCUMENTS, [PATIENT_SLOT, STATUS_SLOT], return_type="RegistryObject")
+    error = failure(reply, "XDSRegistryError")
+    assert reply.problems == [Problem.RETURN_TYPE_UNSUPPORTED]
+    assert "'RegistryObject'" in error["codeContext"]
 
 
 def test_get_documents_spanning_two_patients(w):
     reply = query(w.node, GET_DOCUMENTS, [("$XDSDocumentEntryEntryUUID", [ql(w.ids["d1"], w.ids["o1"])])])
     failure(reply, "XDSResultNotSinglePatient")
+    assert reply.problems == [Problem.RESULT_NOT_SINGLE_PATIENT]
     reply = query(w.node, GET_DOCUMENTS, [("$XDSDocumentEntryUniqueId", [ql(w.unique_ids["d1"]),
                                                                           ql(w.unique_ids["o1"])])])
     failure(reply, "XDSResultNotSinglePatient")
@@ -944,8 +949,10 @@ def test_too_many_results(tmp_path):
         sub = Submission("SS", _ss(), docs=[(d.symbolic_id, d) for d in docs])
         assert post(small.registry, ITI42, submission_request(sub, World(small)), mtom=False).status == "Success"
         params = [PATIENT_SLOT, STATUS_SLOT]
-        error = failure(query(small, FIND_DOCUMENTS, params), "XDSTooManyResults")
-        assert "3" in error["codeContext"]
+        reply = query(small, FIND_DOCUMENTS, params)
+        error = failure(reply, "XDSTooManyResults")
+        assert reply.problems == [Problem.TOO_MANY_ROWS]
+        assert error["codeContext"] == Problem.TOO_MANY_ROWS(None, limit=3).context
         # ObjectRef answers may be larger than the LeafClass limit.
         assert len(found(query(small, FIND_DOCUMENTS, params, return_type="ObjectRef"))) == 4
         # Exactly the limit is fine.
@@ -997,7 +1004,7 @@ def zeep_client(node: RunningNode) -> Iterator[zeep.Client]:
 def test_zeep_registry_stored_query(w, zeep_client):
     request = adhoc_query(FIND_DOCUMENTS, [PATIENT_SLOT, STATUS_SLOT,
                                            ("$XDSDocumentEntryClassCode", [ql(f"11^^{CLASS_SCHEME}",
-                                                                              f"12^^{CLASS_SCHEME}")])])
+                                                                              f"31^^{CLASS_SCHEME}")])])
     element = zeep_client.get_element(f"{{{ns.QUERY}}}AdhocQueryRequest")
     parsed = element.parse(request, zeep_client.wsdl.types)
     # The node requires a VIHF: a fresh one in wsse:Security through zeep's _soapheaders.

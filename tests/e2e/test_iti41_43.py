@@ -6,9 +6,11 @@ import hashlib
 import uuid
 
 import pytest
+from lxml import etree
 from xds_client import ITI41, ITI43, Reply, post, retrieve_request
 from xds_factory import OTHER_PATIENT, REPOSITORY_ID, Doc, content_id, provide_and_register, submission_set
 
+from registry import Problem
 from soap_wsdl import ns
 from soap_wsdl._mtom import OutgoingAttachment
 
@@ -85,7 +87,7 @@ def test_two_documents_in_one_submission_and_partial_retrieve(node):
 def test_retrieve_unknown_repository_and_unknown_document(node):
     back = retrieve(node, ["1.2.3.4"], repo="1.2.250.1.999.9.9")
     assert back.status == "Failure"
-    assert back.error_codes == ["XDSUnknownRepositoryId"]
+    assert back.problems == [Problem.RETRIEVE_OTHER_REPOSITORY]
     assert back.body.find(f"{{{ns.XDSB}}}DocumentResponse") is None
     back = retrieve(node, ["1.2.3.4"])
     assert back.status == "Failure"
@@ -127,9 +129,11 @@ def test_wrong_hash_and_size_are_refused_and_nothing_is_stored(node):
     d = doc(b"content", hash_override="0" * 40, size_override="999")
     reply = provide(node, [d])
     assert reply.status == "Failure"
-    assert sorted(reply.error_codes) == ["XDSNonIdenticalHash", "XDSNonIdenticalSize"]
+    # A declared hash/size the attached document contradicts: ITI TF-2b 3.41.4.1.3.
+    assert reply.problems == [Problem.DECLARED_HASH_MISMATCH, Problem.DECLARED_SIZE_MISMATCH]
     assert all(e["location"] == "Document01" for e in reply.errors)
     assert "0000000000000000000000000000000000000000" in reply.errors[0]["codeContext"]
+    assert "999" in reply.errors[1]["codeContext"]
     assert retrieve(node, [d.unique_id]).error_codes == ["XDSDocumentUniqueIdError"]
 
 
@@ -137,7 +141,7 @@ def test_document_entry_without_document(node):
     d1, d2 = doc(b"a", "Document01"), doc(b"b", "Document02")
     reply = provide(node, [d1, d2], attach=[d1])
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSMissingDocument"]
+    assert reply.problems == [Problem.ENTRY_WITHOUT_DOCUMENT]
     assert reply.errors[0]["location"] == "Document02"
     assert retrieve(node, [d1.unique_id]).status == "Failure"
 
@@ -146,7 +150,7 @@ def test_document_without_document_entry(node):
     d1, stray = doc(b"a", "Document01"), doc(b"b", "Stray")
     reply = provide(node, [d1], attach=[d1, stray])
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSMissingDocumentMetadata"]
+    assert reply.problems == [Problem.DOCUMENT_WITHOUT_ENTRY]
     assert reply.errors[0]["location"] == "Stray"
 
 
@@ -155,17 +159,20 @@ def test_xop_include_to_absent_part(node):
     body = provide_and_register([d])
     reply = post(node.repository, ITI41, body, attachments=[])
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSMissingDocument"]
+    assert reply.problems == [Problem.DOCUMENT_PART_ABSENT]
 
 
 def test_unknown_patient_is_refused_and_blob_removed(node):
+    provide(node, [doc(b"stored before", "Document01")])
+    before = _blob_files(node)
+    assert before  # the blob store holds files, so an equality below can fail
     d = doc(b"who?", patient_id="255069999999934^^^&1.2.250.1.213.1.4.10&ISO")
     reply = provide(node, [d])
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSUnknownPatientId"]
+    assert reply.problems == [Problem.PATIENT_UNKNOWN]
     assert "255069999999934" in reply.errors[0]["codeContext"]
     assert retrieve(node, [d.unique_id]).status == "Failure"
-    assert _blob_files(node) == _blob_files(node)  # stable
+    assert _blob_files(node) == before  # the refused document's blob and sidecar were removed
     assert not any(p.name.endswith(".tmp") for p in node.config.blob_dir.rglob("*"))
 
 
@@ -179,7 +186,7 @@ def test_patient_id_mismatch_between_entry_and_submission_set(node):
 
     reply = provide(node, [d], ss=submission_set(PATIENT))
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSPatientIdDoesNotMatch"]
+    assert reply.problems == [Problem.PATIENT_ID_DIFFERS]
     assert reply.errors[0]["location"] == "Document01"
 
 
@@ -188,7 +195,7 @@ def test_duplicate_unique_id_in_message(node):
     d2 = doc(b"b", "Document02", unique_id=d1.unique_id)
     reply = provide(node, [d1, d2])
     assert reply.status == "Failure"
-    assert "XDSRepositoryDuplicateUniqueIdInMessage" in reply.error_codes
+    assert Problem.DOCUMENT_UNIQUE_ID_TWICE in reply.problems
 
 
 def test_submission_set_unique_id_already_registered(node):
@@ -197,7 +204,41 @@ def test_submission_set_unique_id_already_registered(node):
     ss2 = submission_set(unique_id=ss.unique_id)
     reply = provide(node, [doc(b"two")], ss=ss2)
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSDuplicateUniqueIdInRegistry"]
+    assert reply.problems == [Problem.UNIQUE_ID_REGISTERED]
+
+
+def test_foreign_repository_unique_id_is_replaced_by_this_repositorys(node):
+    d = doc(b"sent with another repository's OID")
+    body = provide_and_register([d])
+    de = body.find(f".//{{{ns.RIM}}}ExtrinsicObject")
+    slot = etree.SubElement(de, f"{{{ns.RIM}}}Slot", name="repositoryUniqueId")
+    etree.SubElement(etree.SubElement(slot, f"{{{ns.RIM}}}ValueList"), f"{{{ns.RIM}}}Value").text = "1.2.3.4.5"
+    de.insert(0, slot)  # slots come first in an ExtrinsicObject
+    reply = post(node.repository, ITI41, body, attachments=attachments([d]))
+    assert reply.status == "Success", reply.errors
+    assert retrieve(node, [d.unique_id]).documents() == {d.unique_id: d.content}
+    assert _registered_repository(node, d.unique_id) == REPOSITORY_ID
+
+
+def _registered_repository(node, uid: str) -> str:
+    from registry import Registry, Store
+
+    store = Store(node.config.database_url)
+    try:
+        xml = Registry(store).documents_by_unique_id([uid])[uid]
+        return xml.repository_unique_id
+    finally:
+        store.dispose()
+
+
+def test_same_document_twice_then_other_content_reports_each_difference_once(node):
+    d = doc(b"same bytes")
+    assert provide(node, [d]).status == "Success"
+    assert provide(node, [doc(b"same bytes", unique_id=d.unique_id)]).status == "Success"
+    reply = provide(node, [doc(b"other bytes!", unique_id=d.unique_id)])
+    assert reply.status == "Failure"
+    # Two entries hold the uniqueId; each differing attribute is reported once (ITI TF-3 Table 4.2.4.1-2).
+    assert reply.problems == [Problem.REGISTERED_WITH_OTHER_HASH, Problem.REGISTERED_WITH_OTHER_SIZE]
 
 
 def test_same_document_unique_id_with_other_content(node):
@@ -206,7 +247,7 @@ def test_same_document_unique_id_with_other_content(node):
     again = doc(b"changed", unique_id=d.unique_id)
     reply = provide(node, [again])
     assert reply.status == "Failure"
-    assert sorted(reply.error_codes) == ["XDSNonIdenticalHash", "XDSNonIdenticalSize"]
+    assert reply.problems == [Problem.REGISTERED_WITH_OTHER_HASH, Problem.REGISTERED_WITH_OTHER_SIZE]
     # The stored original is untouched by the refused submission.
     assert retrieve(node, [d.unique_id]).documents() == {d.unique_id: b"original"}
 
@@ -236,12 +277,39 @@ def test_every_metadata_problem_is_reported_at_once(node):
         xds_factory.document_entry = _orig
     assert de_patch
     assert reply.status == "Failure"
-    assert set(reply.error_codes) == {"XDSRegistryMetadataError"}
+    assert sorted(p.name for p in reply.problems) == sorted(
+        p.name for p in (Problem.CODE_COUNT, Problem.VALUE_INVALID, Problem.SLOT_MISSING, Problem.MIME_TYPE_INVALID))
     contexts = " | ".join(e["codeContext"] for e in reply.errors)
-    assert "classCode" in contexts
-    assert "creationTime" in contexts
-    assert "languageCode" in contexts
-    assert "mimeType" in contexts
-    assert len(reply.errors) == 4
+    for attribute in ("classCode", "creationTime", "languageCode", "mimeType"):
+        assert attribute in contexts
     assert {e["location"] for e in reply.errors} == {"Document01"}
     assert _model  # the factory builds through the typed model
+
+
+GET_DOCUMENTS = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
+FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
+
+
+def _query(node, query_id: str, params: list[tuple[str, list[str]]], return_type: str) -> set[str]:
+    from xds_client import ITI18, adhoc_query
+
+    reply = post(node.registry, ITI18, adhoc_query(query_id, params, return_type), mtom=False)
+    assert reply.status.endswith("Success"), reply.errors
+    tag = "ExtrinsicObject" if return_type == "LeafClass" else "ObjectRef"
+    return {el.get("id") for el in reply.body.iter(f"{{{ns.RIM}}}{tag}")}
+
+
+@pytest.mark.parametrize("return_type", ["LeafClass", "ObjectRef"])
+def test_get_documents_by_unique_id_returns_every_entry_of_a_document_sent_twice(node, return_type):
+    from xds_factory import PATIENT
+
+    d = doc(b"sent twice, same uniqueId, hash and size")
+    assert provide(node, [d]).status == "Success"
+    assert provide(node, [doc(d.content, unique_id=d.unique_id)]).status == "Success"
+    found = _query(node, FIND_DOCUMENTS, [("$XDSDocumentEntryPatientId", [f"'{PATIENT}'"]),
+                                          ("$XDSDocumentEntryStatus",
+                                           ["('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')"])],
+                   return_type)
+    by_uid = _query(node, GET_DOCUMENTS, [("$XDSDocumentEntryUniqueId", [f"('{d.unique_id}')"])], return_type)
+    assert len(by_uid) == 2
+    assert by_uid <= found

@@ -1,6 +1,6 @@
 """ITI-42 Register Document Set-b on POST /xds/registry through real HTTP against a real `dmp serve`, and the
 registry and repository actors run as two separate nodes (ITI-41 to the repository node, ITI-42 from it to
-the registry node). XDS.md §7.1 rule 6, §7.2."""
+the registry node). docs/conformance.md §3, §4."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from xds_factory import (
     submit_objects_request,
 )
 
-from registry import Registry, Store, _model, _rim, _rim_write
+from registry import Problem, Registry, Store, _model, _rim, _rim_write
 from registry._schema import association, registry_object
 from registry._vocabulary import AssociationType, Status
 from soap_wsdl import ns
@@ -156,7 +156,7 @@ def test_repository_attribute_missing(node, attribute, slot):
     ss = submission_set()
     reply = register(node, request(ss, [entry(d, **{attribute: None})]))
     error = only_error(reply)
-    assert error["errorCode"] == "XDSRegistryMetadataError"
+    assert reply.problems == [Problem.SLOT_MISSING]
     assert f"'{slot}'" in error["codeContext"]
     assert error["location"] == "Document01"
     assert objects_by_unique_id(node, d.unique_id) == []
@@ -172,7 +172,7 @@ def test_submission_set_absent(node):
     reply = register(node, sor)
     assert reply.status == "Failure"
     assert set(reply.error_codes) == {"XDSRegistryMetadataError"}
-    assert any("exactly one SubmissionSet, found 0" in e["codeContext"] for e in reply.errors), reply.errors
+    assert Problem.SUBMISSION_SET_COUNT("SubmissionSet", count=0).context in [e["codeContext"] for e in reply.errors]
     assert objects_by_unique_id(node, d.unique_id) == []
 
 
@@ -182,7 +182,7 @@ def test_two_submission_sets(node):
     reply = register(node, request(ss, [entry(d)], extra=[_model.submission_set_to_rim(ss2)]))
     assert reply.status == "Failure"
     assert set(reply.error_codes) == {"XDSRegistryMetadataError"}
-    assert any("exactly one SubmissionSet, found 2" in e["codeContext"] for e in reply.errors), reply.errors
+    assert Problem.SUBMISSION_SET_COUNT("SubmissionSet", count=2).context in [e["codeContext"] for e in reply.errors]
     for uid in (d.unique_id, ss.unique_id, ss2.unique_id):
         assert objects_by_unique_id(node, uid) == []
 
@@ -241,10 +241,10 @@ def test_explicit_uuid_is_kept_and_cannot_be_registered_twice(node):
     assert row["id"] == row["lid"] == de_id
 
     again = doc(b"another document, same entryUUID", de_id)
-    error = only_error(register_docs(node, [again]))
-    assert error["errorCode"] == "XDSRegistryMetadataError"
+    reply = register_docs(node, [again])
+    error = only_error(reply)
+    assert reply.problems == [Problem.ID_TAKEN]
     assert de_id in error["codeContext"]
-    assert "already" in error["codeContext"]
     assert objects_by_unique_id(node, again.unique_id) == []
 
 
@@ -262,7 +262,7 @@ def test_association_to_unknown_uuid(node, end):
     objects = [extra] if end == "target" else [extra, member(ss, "Assoc-ref")]
     reply = register(node, request(ss, [entry(d)], objects))
     assert reply.status == "Failure"
-    unresolved = [e for e in reply.errors if e["errorCode"] == "UnresolvedReferenceException"]
+    unresolved = [e for e, p in zip(reply.errors, reply.problems, strict=True) if p is Problem.REFERENCE_UNRESOLVED]
     assert len(unresolved) == 1, reply.errors
     assert unknown in unresolved[0]["codeContext"]
     assert unresolved[0]["location"] == "Assoc-ref"
@@ -293,9 +293,10 @@ def test_bad_value_is_named_with_its_attribute(node, changes, attribute, value):
     for name, v in changes.items():
         target, _, attr = name.rpartition(".")
         setattr(ss if target == "ss" else de, attr, v)
-    error = only_error(register(node, request(ss, [de])))
-    assert error["errorCode"] == "XDSRegistryMetadataError"
-    assert attribute in error["codeContext"]
+    reply = register(node, request(ss, [de]))
+    error = only_error(reply)
+    assert reply.problems == [Problem.VALUE_INVALID]
+    assert error["codeContext"].startswith(f"{attribute}: ")
     assert f"'{value}'" in error["codeContext"]
     assert error["location"] == ("SubmissionSet01" if any(k.startswith("ss.") for k in changes) else "Document01")
     assert objects_by_unique_id(node, d.unique_id) == []
@@ -318,8 +319,9 @@ def test_rplc_deprecates_the_original(node):
 
     # A deprecated document cannot be replaced again ...
     third = doc(b"version 3", "Document03")
-    error = only_error(register(node, request(submission_set(), [entry(third)], [rplc(third.symbolic_id, old_id)])))
-    assert error["errorCode"] == "XDSRegistryDeprecatedDocumentError"
+    reply = register(node, request(submission_set(), [entry(third)], [rplc(third.symbolic_id, old_id)]))
+    error = only_error(reply)
+    assert reply.problems == [Problem.RELATIONSHIP_TARGET_DEPRECATED]
     assert old_id in error["codeContext"]
     assert objects_by_unique_id(node, third.unique_id) == []
     # ... and nothing of the refused submission changed the registry.
@@ -428,6 +430,7 @@ def test_registry_error_is_relayed_unchanged_and_blob_removed(registry_node, rep
     # What A itself answers for the same metadata (as B forwards it, with hash, size, repositoryUniqueId).
     direct = register(node, submit_objects_request([d], ss=ss, repository_attributes=True))
     assert direct.errors == reply.errors
+    assert reply.problems == [Problem.PATIENT_UNKNOWN]
     assert UNKNOWN_PATIENT.split("^")[0] in reply.errors[0]["codeContext"]
     assert _blob_store_files(repository_node) == before
     assert _retrieve(repository_node, [d.unique_id]).error_codes == ["XDSDocumentUniqueIdError"]
@@ -447,7 +450,7 @@ def test_registry_down_gives_registry_not_available(tmp_path):
         reply = _provide(repository, [lost])
         assert reply.http_status == 200
         error = only_error(reply)
-        assert error["errorCode"] == "XDSRegistryNotAvailable"
+        assert reply.problems == [Problem.REGISTRY_UNREACHABLE]
         assert registry.registry in error["codeContext"]
         assert _blob_store_files(repository) == before
         assert not _registered(registry, lost.unique_id)
@@ -478,10 +481,36 @@ def test_register_on_postgresql(tmp_path, postgres: PostgresServer):
         # A value wider than ebRIM allows (and than its column): the sender's metadata is at fault (not an
         # unavailable database, which would invite retries), and nothing is registered.
         wide = doc(b"wide mimeType", mime_type="application/" + "x" * 300)
-        error = only_error(register_docs(pg_node, [wide]))
-        assert error["errorCode"] == "XDSRegistryMetadataError"
-        assert "unavailable" not in error["codeContext"]
+        reply = register_docs(pg_node, [wide])
+        only_error(reply)
+        assert reply.problems == [Problem.MIME_TYPE_TOO_LONG]
         assert objects_by_unique_id(pg_node, wide.unique_id) == []
         assert register_docs(pg_node, [doc(b"and the registry goes on")]).status == "Success"
     finally:
         pg_node.stop()
+
+
+def test_submission_set_member_of_a_submission_set_is_refused(node):
+    d = doc()
+    ss = submission_set()
+    to_itself = _model.Association(entry_uuid="ss-in-ss", association_type=HAS_MEMBER, source=ss.entry_uuid,
+                                   target=ss.entry_uuid)
+    reply = register(node, request(ss, [entry(d)], [to_itself]))
+    error = only_error(reply)
+    assert reply.problems == [Problem.SUBMISSION_SET_IN_SUBMISSION_SET]
+    assert error["location"] == "ss-in-ss"
+    assert "ss-in-ss" in error["codeContext"]
+    assert objects_by_unique_id(node, d.unique_id) == []
+
+
+def test_submission_set_member_of_a_registered_submission_set_is_refused(node):
+    first = submission_set()
+    assert register(node, request(first, [entry(doc(b"first"))])).status == "Success"
+    (registered,) = objects_by_unique_id(node, first.unique_id)
+    ss = submission_set()
+    link = _model.Association(entry_uuid="ss-in-old-ss", association_type=HAS_MEMBER, source=ss.entry_uuid,
+                              target=str(registered["id"]), submission_set_status="Reference")
+    reply = register(node, request(ss, [entry(doc(b"second"))], [link]))
+    error = only_error(reply)
+    assert reply.problems == [Problem.MEMBER_OF_WRONG_KIND]
+    assert error["location"] == "ss-in-old-ss"

@@ -1,5 +1,6 @@
 """ITI-57 Update Document Set through real HTTP: DMP archive / un-archive / delete, IHE status changes,
-metadata updates (new versions, masking by confidentialityCode) and their error codes (XDS.md §8)."""
+metadata updates (new versions, masking by confidentialityCode) and their error codes (ITI TF-3 4.1.10;
+docs/conformance.md §8)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import xds_factory as f
 from vihf_client import alice_claims, fresh_vihf, patient_ins
 from xds_client import ITI18, ITI42, ITI57, adhoc_query, post
 
-from registry import Registry, Store, _model, _rim
+from registry import Problem, Registry, Store, _model, _rim
 from registry._vocabulary import AssociationType
 from soap_wsdl import ns
 
@@ -77,8 +78,7 @@ def test_original_status_must_match(node):
     uuid = register(node, f.Doc(b"x", "D")).get("id")
     reply = send(node, status_update(uuid, ARCHIVED, APPROVED))
     assert reply.status == "Failure"
-    assert reply.error_codes == ["XDSMetadataUpdateError"]
-    assert "does not match the current status" in reply.errors[0]["codeContext"]
+    assert reply.problems == [Problem.ORIGINAL_STATUS_MISMATCH]
     assert find(node, [APPROVED])[uuid] == APPROVED
 
 
@@ -200,7 +200,7 @@ def test_registration_endpoint_refuses_update_associations(node):
     uuid = register(node, f.Doc(b"u", "D")).get("id")
     reply = post(node.registry, ITI42, status_update(uuid, APPROVED, ARCHIVED), mtom=False)
     assert reply.status == "Failure"
-    assert any("belong to ITI-57" in e["codeContext"] for e in reply.errors)
+    assert Problem.UPDATE_ASSOCIATION_IN_REGISTRATION in reply.problems
 
 
 def register_in_folder(node, doc):
@@ -238,3 +238,21 @@ def test_folder_membership_follows_the_new_version(node, propagation):
     assert send(node, metadata_update(eo, propagation=propagation)).status == "Success"
     new = entry(node, _uid(eo))
     assert folders_of(node, new.get("id")) == ([] if propagation == "no" else [folder_id])
+
+
+def test_get_documents_by_unique_id_gives_the_latest_version_of_each_entry_of_a_document_sent_twice(node):
+    """The same document registered twice is two logical documents; after one is updated (ITI-57), a query by
+    uniqueId returns the new version of the first and the only version of the second (docs/conformance.md §6)."""
+    d = f.Doc(b"sent twice", "D")
+    first = register(node, d)
+    post(node.registry, ITI42, f.submit_objects_request([f.Doc(d.content, "D", unique_id=d.unique_id)],
+                                                         repository_attributes=True), mtom=False)
+    assert send(node, metadata_update(first, meta={"confidentiality_codes": [NORMAL, MASQUE_PS]})).status == "Success"
+    for return_type, tag in (("LeafClass", "ExtrinsicObject"), ("ObjectRef", "ObjectRef")):
+        query = adhoc_query(GET_DOCS, [("$XDSDocumentEntryUniqueId", [f"('{d.unique_id}')"])], return_type)
+        reply = post(node.registry, ITI18, query, mtom=False)
+        assert reply.status == "Success", reply.errors
+        ids = {x.get("id") for x in reply.body.iter(f"{{{RIM}}}{tag}")}
+        assert len(ids) == 2
+        assert first.get("id") not in ids  # replaced by its version 2
+        assert ids <= set(find(node, [APPROVED]))

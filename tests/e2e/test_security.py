@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+import select
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -27,7 +29,7 @@ from vihf_client import ALICE, BOB, alice_claims, fresh_vihf, identities, securi
 from xds_client import ITI18, ITI41, ITI43, Reply, adhoc_query, envelope, post, retrieve_request
 from xds_factory import PATIENT, REPOSITORY_ID, Doc, content_id, provide_and_register
 
-from pki import CardCredentials, SoftwareSigner, TestPki, build_vihf, sign_assertion
+from pki import CardCredentials, Credential, SoftwareSigner, TestPki, build_vihf, sign_assertion
 from server import Config
 from server._tls import ssl_context_factory
 from server.cli import main
@@ -329,6 +331,70 @@ def test_no_client_certificate_is_refused_in_the_handshake(secure):
     context = ssl.create_default_context(cafile=str(identities().ca_bundle))
     with httpx.Client(verify=context, timeout=10) as anonymous, pytest.raises(httpx.TransportError):
         anonymous.get(f"{secure.url}/health")
+
+
+def _s_client(node: RunningNode, *options: str, cert: Credential | None = None, expect_alert: bool = True) -> str:
+    """`openssl s_client -msg` against the node: its trace, one line per TLS record received (<<<) or sent (>>>).
+    Expecting an alert, standard input stays open until a fatal alert is received, s_client ends, or 20 s
+    pass (a TLS 1.3 client has finished its handshake before the server's verdict arrives); otherwise
+    s_client is asked to quit ("Q") once connected."""
+    port = node.url.rsplit(":", 1)[1]
+    command = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-msg", "-CAfile",
+               str(identities().ca_bundle), *options]
+    if cert is not None:
+        command += ["-cert", str(cert.certificate_path), "-key", str(cert.key_path)]
+    lines: list[str] = []
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        if not expect_alert:
+            proc.stdin.write("Q\n")
+            proc.stdin.flush()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+            if not ready:
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("<<<") and "fatal" in line:
+                break
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.terminate()
+        lines += proc.stdout.readlines()
+    return "".join(lines)
+
+
+def _received_alerts(trace: str) -> list[str]:
+    return [line.split("fatal ")[-1].strip() for line in trace.splitlines()
+            if line.startswith("<<<") and "Alert" in line and "fatal" in line]
+
+
+LEGACY = ("-cipher", "DEFAULT@SECLEVEL=0")  # lets OpenSSL 3 offer TLS 1.0/1.1 at all
+
+
+@pytest.mark.parametrize(("options", "card", "alert"), [
+    (("-tls1", *LEGACY), "alice", "protocol_version"),
+    (("-tls1_1", *LEGACY), "alice", "protocol_version"),
+    (("-tls1_3",), None, "certificate_required"),
+    (("-tls1_2",), None, "handshake_failure"),
+    (("-tls1_3",), "foreign", "unknown_ca"),
+    (("-tls1_2",), "foreign", "unknown_ca"),
+], ids=["tls1.0", "tls1.1", "no-cert-tls1.3", "no-cert-tls1.2", "untrusted-tls1.3", "untrusted-tls1.2"])
+def test_a_refused_handshake_sends_its_tls_alert(secure, cards, options, card, alert):
+    """RFC 8446 §6.2 / RFC 5246 §7.2: the client hears why (asyncio alone closed without the alert,
+    CPython gh-98078), and the node keeps serving."""
+    cert = {"alice": identities().alice.authentication, "foreign": cards.foreign.authentication}.get(card or "")
+    assert _received_alerts(_s_client(secure, *options, cert=cert)) == [alert]
+    accepted = _s_client(secure, "-tls1_3", cert=identities().alice.authentication, expect_alert=False)
+    assert "Verify return code: 0 (ok)" in accepted
+    assert _received_alerts(accepted) == []
+    with secure.client() as client:
+        assert client.get(f"{secure.url}/health").status_code == 200
 
 
 def test_tls_1_2_is_accepted_and_is_the_minimum(secure):

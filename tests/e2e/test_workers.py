@@ -4,12 +4,15 @@ whichever worker receives it."""
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 from nodes import make_node, start_node
 from vihf_client import fresh_vihf
-from xds_client import ITI41, ITI43, Reply, post, retrieve_request
+from xds_client import ITI41, ITI43, Reply, envelope, parse_reply, post, retrieve_request
 from xds_factory import REPOSITORY_ID, Doc, content_id, provide_and_register
 
 from soap_wsdl import OutgoingAttachment
@@ -36,27 +39,91 @@ def test_concurrent_submissions_across_workers(tmp_path):
         node.stop()
 
 
+def _descendants(pid: int) -> set[int]:
+    """``pid`` and every process below it (the workers of `dmp serve --workers N`)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        found.add(p)
+        todo += children.get(p, [])
+    return found
+
+
+def _serving_process(server_pid: int, server_port: int, client_port: int) -> int:
+    """The process holding the server side of the TCP connection 127.0.0.1:client_port -> server_port."""
+    local, remote = f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}"
+    inodes = {fields[9] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+              if (fields := line.split())[1] == local and fields[2] == remote}
+    assert len(inodes) == 1, inodes
+    target = f"socket:[{inodes.pop()}]"
+    for pid in _descendants(server_pid):
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) == target:
+                    return pid
+            except OSError:
+                continue
+    raise AssertionError(f"no process of the server holds {target}")
+
+
+def _client_port(response: httpx.Response) -> int:
+    return int(response.extensions["network_stream"].get_extra_info("client_addr")[1])
+
+
 def test_a_replay_is_refused_by_every_worker(tmp_path):
-    """The same VIHF sent at once on 12 connections (the kernel spreads them over both workers): one request
-    is served, the 11 others are refused as replays — with a replay cache per process, each worker would
-    serve it once."""
+    """The same VIHF sent at once on connections held by both workers (which process holds each connection is
+    read from /proc): one request is served, every other is refused as a replay, including those the other
+    worker receives — with a replay cache per process, each worker would serve it once."""
     node = start_node(make_node(tmp_path / "node"), "--workers", "2")
+    port = int(node.url.rsplit(":", 1)[1])
+    clients: list[tuple[httpx.Client, int, int]] = []  # (client, its local port, serving worker's pid)
     try:
+        for _ in range(200):  # bounded: open keep-alive connections until each worker holds three
+            client = httpx.Client(timeout=60)
+            health = client.get(f"{node.url}/health")
+            assert health.status_code == 200
+            local = _client_port(health)
+            clients.append((client, local, _serving_process(node.process.pid, port, local)))
+            per_worker = Counter(w for _, _, w in clients)
+            if len(per_worker) == 2 and min(per_worker.values()) >= 3:
+                break
+        per_worker = Counter(w for _, _, w in clients)
+        assert len(per_worker) == 2, f"the kernel gave every connection to one worker: {per_worker}"
+        chosen = [c for w in per_worker for c in [c for c in clients if c[2] == w][:3]]
         vihf = fresh_vihf()
+        body = envelope(ITI43, retrieve_request(REPOSITORY_ID, ["1.2.3"]), vihf=vihf)
+        ctype = f'application/soap+xml; charset=UTF-8; action="{ITI43}"'
 
-        def send(_: int) -> Reply:
-            with httpx.Client(timeout=60) as client:   # a connection of its own
-                return post(node.repository, ITI43, retrieve_request(REPOSITORY_ID, ["1.2.3"]), client=client,
-                            vihf=vihf)
+        def send(c: tuple[httpx.Client, int, int]) -> tuple[int, Reply]:
+            client, local, worker = c
+            r = client.post(node.repository, content=body, headers={"Content-Type": ctype})
+            assert _client_port(r) == local  # sent on the connection that worker holds
+            return worker, parse_reply(r.status_code, r.headers["content-type"], r.content)
 
-        with ThreadPoolExecutor(12) as pool:
-            replies = list(pool.map(send, range(12)))
-        served = [r for r in replies if r.http_status == 200]
-        assert [r.error_codes for r in served] == [["XDSDocumentUniqueIdError"]]
-        refused = [r for r in replies if r.http_status != 200]
-        assert len(refused) == 11
-        assert all(r.fault_code == "env:Sender" and "DMPVIHFReplay" in r.fault_reason for r in refused), [
-            (r.http_status, r.fault_reason) for r in refused]
+        with ThreadPoolExecutor(len(chosen)) as pool:
+            replies = list(pool.map(send, chosen))
+        served = [(w, r) for w, r in replies if r.http_status == 200]
+        assert [r.error_codes for _, r in served] == [["XDSDocumentUniqueIdError"]]
+        refused = [(w, r) for w, r in replies if r.http_status != 200]
+        assert len(refused) == 5
+        assert all(r.fault_code == "env:Sender" and "DMPVIHFReplay" in r.fault_reason for _, r in refused)
+        # Both workers took part: the one that served it, and the other, which refused it as a replay.
+        assert {w for w, _ in replies} == set(per_worker)
+        assert any(w != served[0][0] for w, _ in refused)
         assert (node.config.data_dir / "replay.db").exists()
     finally:
+        for client, _, _ in clients:
+            client.close()
         node.stop()

@@ -134,7 +134,7 @@ def test_provide_and_register_inline(node, repository_client):
 
 
 def test_retrieve_document_set(node, repository_client):
-    # zeep strips CR/LF at the edges of a binary MTOM part (STACK.md §7): this document has none there.
+    # zeep strips CR/LF at the edges of a binary MTOM part: this document has none there.
     content = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\r\n1 0 obj <<>> endobj\x00\xff\r\n\r\ntrailer <<>>\n%%EOF"
     d = Doc(content, "Document01", mime_type="application/pdf")
     args = repository_client.arguments(f"{{{XDSB}}}ProvideAndRegisterDocumentSetRequest",

@@ -1,4 +1,4 @@
-"""Distinguished names: the VIHF Issuer text against the signer certificate's subject (DMP.md §3.2, §3.7 step 6)."""
+"""Distinguished names: the VIHF Issuer text against the signer certificate's subject (docs/vihf.md §2, §7 step 6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""National identifiers (DMP.md §4): NIR keys, Luhn keys of RPPS / RPPS-rang / FINESS / SIRET, Struct_IdNat."""
+"""National identifiers (docs/identifiers.md): NIR keys, Luhn keys of RPPS / RPPS-rang / FINESS / SIRET,
+Struct_IdNat."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from identifiers import luhn_valid, rpps_problem
 from pki import PsIdentity, StructureIdentity, nir_problem, struct_idnat_problem
-from pki._ids import luhn_valid, rpps_problem
 
 
 @pytest.mark.parametrize("nir", [
@@ -23,7 +24,7 @@ def test_valid_nirs(nir: str) -> None:
 
 @pytest.mark.parametrize(("nir", "why"), [
     ("284067512345687", "wrong key"),
-    ("185054958815780", "wrong key (expected 25)"),   # seed S003
+    ("185054958815780", "wrong key: 80, expected 25"),   # seed S003
     ("28406751234568", "13 digits"),
     ("2840675123456888", "13 digits"),
     ("28406X512345688", "13 digits"),

@@ -1,4 +1,4 @@
-"""TestPki: an IGC-Santé-shaped hierarchy (DMP.md §5.4) written as PEM files, loaded back, maintained (CRLs)."""
+"""TestPki: an IGC-Santé-shaped hierarchy (docs/vihf.md §9) written as PEM files, loaded back, maintained (CRLs)."""
 
 from __future__ import annotations
 

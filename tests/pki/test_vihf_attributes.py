@@ -1,4 +1,4 @@
-"""Every required VIHF attribute (DMP.md §3.3): missing → ATTRIBUTE_MISSING naming it; malformed → its own
+"""Every required VIHF attribute (docs/vihf.md §3): missing → ATTRIBUTE_MISSING naming it; malformed → its own
 reason. The assertions are validly signed: only the content is wrong."""
 
 from __future__ import annotations

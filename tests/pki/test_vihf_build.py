@@ -1,4 +1,4 @@
-"""build_vihf / sign_assertion: the assertion skeleton and signature layout of DMP.md §3.2 and §3.6, and the
+"""build_vihf / sign_assertion: the assertion skeleton and signature layout of docs/vihf.md §2 and §6, and the
 Signer protocol (any key holder that does RSASSA-PKCS1-v1_5 SHA-256 can sign)."""
 
 from __future__ import annotations

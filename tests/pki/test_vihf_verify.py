@@ -1,4 +1,4 @@
-"""VihfVerifier: valid VIHFs give the right Principal; each check of DMP.md §3.7 refuses with its own reason.
+"""VihfVerifier: valid VIHFs give the right Principal; each check of docs/vihf.md §7 refuses with its own reason.
 
 Every assertion here is really signed (RSA-SHA256, signxml) by certificates of a real test PKI; the bad
 ones are validly signed unless the test is about the signature itself.

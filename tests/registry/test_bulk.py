@@ -17,6 +17,7 @@ from registry import (
     BulkReport,
     ErrorCode,
     PatientError,
+    Problem,
     Registry,
     RimSubmission,
     Store,
@@ -308,8 +309,8 @@ def test_database_refusal_replays_the_batch_one_by_one(new_registry, backend):
     expected = outcomes_by_position(s.copy(), one)
     assert [bool(e) for e in expected.values()] == [False, False, True, False, False]
     (refusal,) = expected[2]
-    assert refusal.context.startswith({"sqlite": "an object of this submission was registered concurrently",
-                                       "postgresql": "a metadata value does not fit"}[backend])
+    assert refusal.problem is {"sqlite": Problem.REGISTERED_CONCURRENTLY,
+                               "postgresql": Problem.VALUE_DOES_NOT_FIT_STORAGE}[backend]
 
     report = many.bulk_register(s.copy(), batch=5)
 

@@ -1,4 +1,4 @@
-"""HL7 v2 value types and the NIR (DMP.md §4.2, XDS.md §4.4)."""
+"""HL7 v2 value types and the NIR (ITI TF-3 Table 4.2.3.1.7-2, docs/identifiers.md)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from registry import _hl7
     ("207058575627097", True),   # key 97: N mod 97 == 0
     ("255069999999934", True),
     ("185054958815780", False),  # the NIR printed in seed S003 (key should be 25)
-    ("2 84 06 75 123 456 88", True),
+    ("2 84 06 75 123 456 88", False),  # a NIR is 15 characters as sent: no space is removed
+    ("2840675123456 88", False),
+    ("185052a01234579", False),  # Corsica is 2A/2B in upper case
     ("28406751234568", False),
     ("2840675123456AB", False),
 ])
@@ -28,7 +30,7 @@ def test_nir_key(nir, valid):
 
 
 def test_nir_message_names_expected_key():
-    assert _hl7.check_nir("185054958815780") == "NIR '185054958815780' has key 80, expected 25"
+    assert _hl7.check_nir("185054958815780") == "NIR '185054958815780' has a wrong key: 80, expected 25"
 
 
 @pytest.mark.parametrize("value", ["2024", "202403", "20240312", "2024031209", "202403120930", "20240312093000",
@@ -70,6 +72,7 @@ def test_cx_refused(value):
 @pytest.mark.parametrize(("value", "ok"), [
     ("1.2.250.1.213.1.4.10", True), ("2.16.840.1.113883.5.25", True), ("1.2.03", False), ("01.2", False),
     ("1", False), ("1." + "1." * 40 + "1", False), ("1.2.a", False),
+    ("7.1", False), ("1.40", False), ("0.39", True), ("2.999.1", True),  # X.660: first arc 0-2, then <= 39
 ])
 def test_oid(value, ok):
     assert (_hl7.check_oid(value) is None) is ok

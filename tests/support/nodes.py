@@ -39,13 +39,15 @@ def free_port() -> int:
 
 
 def make_node(data_dir: Path, *, patients: tuple[str, ...] = (PATIENT, OTHER_PATIENT),
-              database_url: str | None = None, authorized: tuple[PsIdentity, ...] = (ALICE, BOB)) -> Config:
+              database_url: str | None = None, metadata_profile: str = "dmp",
+              authorized: tuple[PsIdentity, ...] = (ALICE, BOB)) -> Config:
     """A node whose trust is the session-wide test PKI (VIHF required; TLS files set for ``--tls``), with a
     DMP for each of ``patients`` on which the ``authorized`` professionals are authorised."""
     ids = identities()
     cfg = replace(Config.new(data_dir, repository_unique_id=REPOSITORY_ID, database_url=database_url),
                   trust_anchors=ids.trust_anchors, crls=ids.crls, tls_cert=str(ids.server_chain),
-                  tls_key=str(ids.server.key_path), tls_client_ca=str(ids.ca_bundle))
+                  tls_key=str(ids.server.key_path), tls_client_ca=str(ids.ca_bundle),
+                  metadata_profile=metadata_profile)
     data_dir.mkdir(parents=True, exist_ok=True)
     cfg.save()
     cfg.blob_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for tests (STACK.md §4): Debian's server binaries, a fresh cluster in a short
+"""A throwaway PostgreSQL server for tests: Debian's server binaries, a fresh cluster in a short
 temp dir, unix socket only (``listen_addresses=''``), stopped and deleted at the end.
 
 ``initdb`` and ``postgres`` refuse to run as root; as root every server command runs as the ``postgres``

@@ -120,7 +120,7 @@ def fresh_vihf(signer: Signer | None = None, claims: VihfClaims | None = None, *
 
 
 def security_header(assertion: etree._Element) -> etree._Element:
-    """``wsse:Security`` holding the assertion (DMP.md §3.1: nothing else, no mustUnderstand)."""
+    """``wsse:Security`` holding the assertion (docs/vihf.md §1: nothing else, no mustUnderstand)."""
     security = etree.Element(f"{{{ns.WSSE}}}Security", nsmap={"wsse": ns.WSSE})
     security.append(assertion)
     return security

@@ -14,6 +14,7 @@ from lxml import etree
 from vihf_client import alice_claims, fresh_vihf, patient_ins
 
 from pki import INS_NIR_OIDS, nir_problem
+from registry import Problem
 from soap_wsdl import (
     Action,
     MtomDecoder,
@@ -123,6 +124,11 @@ class Reply:
     @property
     def error_codes(self) -> list[str]:
         return [e["errorCode"] for e in self.errors]
+
+    @property
+    def problems(self) -> list[Problem | None]:
+        """The catalogue member of each error (``registry.Problem``), recognised from its code and codeContext."""
+        return [Problem.recognise(e["errorCode"], e.get("codeContext", "")) for e in self.errors]
 
     @property
     def fault_reason(self) -> str:

@@ -1,4 +1,5 @@
-"""Builds realistic XDS submissions for tests and benchmarks (the XDS.md §11 example, parameterised).
+"""Builds realistic XDS submissions for tests and benchmarks (a French consultation report with DMP-valid
+codes, parameterised).
 
 Objects are built with the typed model and turned into ebRIM XML by ``registry._model``'s writers, so
 the factory also exercises the model -> ebRIM direction."""
