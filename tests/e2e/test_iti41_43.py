@@ -169,7 +169,8 @@ def test_unknown_patient_is_refused_and_blob_removed(node):
     d = doc(b"who?", patient_id="255069999999934^^^&1.2.250.1.213.1.4.10&ISO")
     reply = provide(node, [d])
     assert reply.status == "Failure"
-    assert reply.problems == [Problem.PATIENT_UNKNOWN]
+    # The consent checker answers first (the VIHF names that patient, who has no DMP): XDSUnknownPatientId.
+    assert reply.problems == [Problem.PATIENT_WITHOUT_DMP]
     assert "255069999999934" in reply.errors[0]["codeContext"]
     assert retrieve(node, [d.unique_id]).status == "Failure"
     assert _blob_files(node) == before  # the refused document's blob and sidecar were removed

@@ -367,7 +367,8 @@ def test_postgresql_down_and_back(tmp_path, postgres: PostgresServer):
         assert reply.http_status == 200
         assert reply.status == "Failure"
         assert reply.error_codes == ["XDSRegistryError"], reply.errors
-        assert reply.problems == [Problem.DATABASE_UNAVAILABLE]
+        # The consent checker reads the dossier first: the database being down is its XDSRegistryError.
+        assert reply.problems == [Problem.CONSENT_UNAVAILABLE]
         assert leftovers(cfg) == before
         direct = post(node.registry, ITI42, submit_objects_request([lost], repository_attributes=True), mtom=False)
         assert direct.http_status == 200
