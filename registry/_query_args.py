@@ -11,6 +11,12 @@ from registry._query_params import QueryError, QueryRequest, parse_values
 from registry._vocabulary import Status
 
 _SHORT_STATUS = {s.value.rsplit(":", 1)[1]: s.value for s in Status}
+#: Values accepted in one stored query, all parameters together (README "Limits"): far above what a real
+#: consumer sends, low enough that the SQL built from them stays cheap to parse and plan.
+MAX_QUERY_VALUES = 10_000
+#: Distinct AND-groups (repeated slots) of one parameter: each is a sub-query the database plans separately
+#: (PostgreSQL takes minutes to plan 2,000), and a real consumer sends two or three.
+MAX_AND_GROUPS = 100
 
 
 @dataclass
@@ -38,6 +44,7 @@ def check(request: QueryRequest) -> Args:
     args = Args(q, request.return_type)
     errors: list[RegistryError] = []
     seen: dict[str, int] = {}
+    total = 0
     for name, raw in request.slots:
         p = q.param(name)
         if p is None:
@@ -58,6 +65,11 @@ def check(request: QueryRequest) -> Args:
             errors.append(_err(ErrorCode.STORED_QUERY_PARAM_NUMBER,
                                f"parameter {name} takes one value, received {len(decoded)}"))
             continue
+        total += len(decoded)
+        if total > MAX_QUERY_VALUES:
+            raise QueryError([_err(ErrorCode.STORED_QUERY_PARAM_NUMBER,
+                                   f"more than {MAX_QUERY_VALUES} values in one stored query (reached in "
+                                   f"parameter {name}); split the query")])
         args.values.setdefault(name, []).extend(decoded)
         args.groups.setdefault(name, []).append(decoded)
     for p in q.params:
@@ -73,6 +85,11 @@ def check(request: QueryRequest) -> Args:
     if q.at_least_one_of and not any(n in seen for n in q.at_least_one_of):
         errors.append(_err(ErrorCode.STORED_QUERY_MISSING_PARAM,
                            f"at least one of {', '.join(q.at_least_one_of)} is required"))
+    for name, groups in args.groups.items():
+        if len(groups) > MAX_AND_GROUPS and len({frozenset(g) for g in groups}) > MAX_AND_GROUPS:
+            errors.append(_err(ErrorCode.STORED_QUERY_PARAM_NUMBER,
+                               f"parameter {name} is repeated with more than {MAX_AND_GROUPS} different value "
+                               "lists (AND of OR-groups); combine them"))
     if errors:
         raise QueryError(errors)
     return args
