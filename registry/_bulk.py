@@ -37,7 +37,7 @@ from sqlalchemy import exc
 from registry._checks import Known, check
 from registry._errors import ErrorCode, RegistryError
 from registry._rim import RimSubmission
-from registry._store import Store
+from registry._store import Store, failure_summary
 from registry._submission import Prepared, apply_lifecycle, database_refusal, insert_rows, prepare, refuses
 
 log = logging.getLogger(__name__)
@@ -163,12 +163,12 @@ def _commit(store: Store, items: list[_Item], now: str, report: BulkReport) -> N
             report.refused.append(SubmissionOutcome(items[0].index, (database_refusal(refused),)))
             return
         log.warning("the database refused a batch of %d submissions (%s); registering them one by one",
-                    len(items), str(refused.orig).splitlines()[0] if refused.orig else refused)
+                    len(items), failure_summary(refused))
         for item in items:
             _commit(store, [item], now, report)
         return
     except exc.SQLAlchemyError as failed:
-        log.exception("registry database error during a bulk registration")
+        log.error("registry database error during a bulk registration: %s", failure_summary(failed))
         raise _Unavailable(RegistryError(
             ErrorCode.REGISTRY_ERROR, f"the registry database is unavailable ({type(failed).__name__}); "
             "nothing of this batch was registered", None)) from failed

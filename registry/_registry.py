@@ -18,7 +18,7 @@ from registry._query import adhoc_query_response, stored_query
 from registry._query_run import chunks
 from registry._rim import RimSubmission, read_registry_object_list
 from registry._schema import document_entry, patient, registry_object
-from registry._store import Store
+from registry._store import Store, failure_summary
 from registry._submission import database_refusal, register
 from registry._update import update_document_set
 from soap_wsdl import SerializedElement, ns
@@ -136,10 +136,10 @@ class Registry:
         except SubmissionRefused as refused:
             return RegistryResponse.of(refused.errors)
         except (exc.IntegrityError, exc.DataError) as refused:
-            log.warning("registration refused by the database: %s", refused.orig, exc_info=True)
+            log.warning("registration refused by the database: %s", failure_summary(refused))
             return RegistryResponse.of([database_refusal(refused)])
-        except exc.SQLAlchemyError:
-            log.exception("registry database error")
+        except exc.SQLAlchemyError as failed:
+            log.error("registry database error: %s", failure_summary(failed))
             return RegistryResponse(ResponseStatus.FAILURE, (RegistryError(
                 ErrorCode.REGISTRY_ERROR, "the registry database is unavailable; nothing was registered",
                 None),))
@@ -170,8 +170,8 @@ class Registry:
             with self.store.read() as conn:
                 return stored_query(conn, request, document_filter=document_filter,
                                     max_results=self.max_query_results, multi_patient=multi_patient)
-        except exc.SQLAlchemyError:
-            log.exception("registry database error during a stored query")
+        except exc.SQLAlchemyError as failed:
+            log.error("registry database error during a stored query: %s", failure_summary(failed))
             return adhoc_query_response(ResponseStatus.FAILURE, [RegistryError(
                 ErrorCode.REGISTRY_ERROR, "the registry database is unavailable", None)])
 

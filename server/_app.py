@@ -27,6 +27,7 @@ from registry import Registry, Store, registry_response
 from repository import FilesystemBlobStore, RemoteRegistry, Repository
 from repository._registry_port import RegistryPort
 from server._config import Config
+from server._logging import install as install_log_redaction
 from server._security import RequestContext, Security, establish_principal
 from soap_wsdl import (
     FaultCode,
@@ -148,6 +149,7 @@ def worker_app() -> Starlette:
 
 
 def create_app(config: Config, *, recover: bool = True) -> Starlette:
+    install_log_redaction()   # before anything logs: no identifier in any record of this process
     node = Node.build(config, recover=recover)
 
     async def health(request: Request) -> Response:

@@ -108,8 +108,10 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
     import uvicorn
 
     from server._app import WORKER_CONFIG_ENV, Node, create_app
+    from server._logging import install as install_log_redaction
     from server._tls import tls_options
 
+    install_log_redaction()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = Config.load(data_dir, registry_url=registry_url, database_url=database_url)
     if no_vihf:
