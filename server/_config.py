@@ -31,9 +31,6 @@ class Config:
     tls_cert: str | None = None              # server certificate chain (PEM) for `dmp serve --tls`
     tls_key: str | None = None
     tls_client_ca: str | None = None         # CA bundle the TLS client certificates must chain to
-    # Seen VIHF IDs in a file of data_dir shared by the node's processes (pki.SharedReplayStore) instead of
-    # in the process: `dmp serve --workers N` (N > 1) turns it on.
-    shared_replay: bool = False
 
     @property
     def blob_dir(self) -> Path:

@@ -134,8 +134,6 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
     if workers == 1:
         uvicorn.run(create_app(cfg), **common)  # type: ignore[arg-type]
         return
-    # One replay store for all the workers: an assertion used on one must be refused by the others.
-    cfg = replace(cfg, shared_replay=True)
     # Crash recovery touches every pending blob: the parent does it once, before any worker accepts requests.
     parent = Node.build(cfg, recover=True)
     if parent.store is not None:
