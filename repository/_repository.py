@@ -142,6 +142,9 @@ class Repository:
                                  f"xdsb:Document '{doc_id}' has no DocumentEntry (ExtrinsicObject) with that id",
                                  doc_id))
         seen: dict[str, str] = {}
+        # One MIME part may be referenced by several xdsb:Documents (nothing in XOP forbids it): each gets
+        # the part's content; an LF-framed part is re-read with its final LF once, for all of them.
+        adopted: dict[Path, Attachment] = {}
         for de_id, de in stable.items():
             uid = de.external_id(IdScheme.DE_UNIQUE_ID.uuid) or ""
             if uid and uid in seen:
@@ -151,7 +154,9 @@ class Repository:
             att = documents.get(de_id)
             if att is None:
                 continue
-            att = self._check_hash_size(de, uid, att, errors)
+            att = self._check_hash_size(de, uid, adopted.get(att.path, att), errors)
+            if att.lf_variant is None:
+                adopted[att.path] = att
             documents[de_id] = att
             repo = de.slot_value("repositoryUniqueId")
             if repo is not None and repo != self.repository_unique_id:
