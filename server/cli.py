@@ -108,6 +108,7 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
     import uvicorn
 
     from server._app import WORKER_CONFIG_ENV, Node, create_app
+    from server._http import GuardedH11Protocol
     from server._logging import install as install_log_redaction
     from server._tls import tls_options
 
@@ -120,7 +121,8 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
             "!!! --no-vihf: XDS requests are processed WITHOUT VIHF verification: anyone can read and write "
             "every dossier. Development only, never in production. !!!")
     common: dict[str, object] = {"host": host, "port": port, "log_level": log_level, "access_log": False,
-                                 "timeout_graceful_shutdown": 10}
+                                 "timeout_graceful_shutdown": 10, "timeout_keep_alive": cfg.keep_alive_s,
+                                 "http": GuardedH11Protocol}
     if tls:
         missing = [k for k in ("tls_cert", "tls_key", "tls_client_ca") if not getattr(cfg, k)]
         if missing:
