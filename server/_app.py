@@ -326,7 +326,11 @@ def _finish_mtom(decoder: MtomDecoder, tail: bytes) -> MtomMessage:
     except BaseException:
         decoder.discard()
         raise
-    start_info = parse_content_type(message.root_content_type)[1].get("type", "application/soap+xml")
+    try:
+        start_info = parse_content_type(message.root_content_type)[1].get("type", "application/soap+xml")
+    except MimeError as exc:
+        message.discard()
+        raise SoapFault(FaultCode.SENDER, f"malformed MTOM/MIME package: root part: {exc}") from None
     if start_info not in ("application/soap+xml", ""):
         message.discard()
         raise SoapFault(FaultCode.VERSION_MISMATCH, f"root part type {start_info!r}: SOAP 1.2 expected")
@@ -355,7 +359,10 @@ async def _read_body(request: Request, node: Node, endpoint: Endpoint, body: _Bo
     is left for the worker that processes the request. Plain SOAP: the envelope is read into memory (at most
     ``max_soap_bytes``) and verified by that worker."""
     config = node.config
-    media_type, _params = parse_content_type(request.headers.get("content-type", ""))
+    try:
+        media_type, _params = parse_content_type(request.headers.get("content-type", ""))
+    except MimeError as exc:
+        raise SoapFault(FaultCode.SENDER, str(exc)) from None
     if media_type == "multipart/related":
         def on_root(root: bytes, _content_type: str) -> None:
             body.caller = _authenticate(node, endpoint, root, tls_peer)

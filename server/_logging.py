@@ -26,7 +26,7 @@ MAX_MESSAGE = 2_000
 MAX_TRACEBACK = 8_000
 
 # NIR of Corsica: 5 digits, 2A or 2B, then the commune, order number and key.
-_DIGITS = re.compile(r"(?:\d{5}2[AB]\d{6,}|\d{8,})(?:/[^\s,;'\")\]]*)?")
+_DIGITS = re.compile(r"(?<![0-9A-Za-z])(?:\d{5}2[AB]\d{6,}|\d{8,})(?![0-9A-Za-z])(?:/[^\s,;'\")\]]*)?")
 _DN_VALUE = re.compile(r"\b(CN|SN|GN|UID|givenName|surname|serialNumber|commonName|2\.5\.4\.(?:3|4|5|42))="
                        r"(?:\\.|[^,+;'\"\n\]])*", re.IGNORECASE)
 _SQL_BLOCK = re.compile(r"\n?\[SQL: .*?\](?=\n|$)", re.DOTALL)

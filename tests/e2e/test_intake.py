@@ -243,3 +243,32 @@ def test_the_node_still_serves(node):
     reply = post(node.repository, ITI41, provide_and_register([d]),
                  attachments=[OutgoingAttachment(content_id(d), d.mime_type, d.content)])
     assert reply.status == "Success", reply.errors
+
+
+@pytest.mark.parametrize("ctype", ['multipart/related; boundary="b; x="unterminated', "multipart", ""])
+def test_a_malformed_content_type_is_a_sender_fault(node, ctype):
+    """Fuzzing finding: an unterminated quote in Content-Type was an internal error (HTTP 500)."""
+    with node.client() as c:
+        r = c.post(node.repository, content=b"<x/>", headers={"Content-Type": ctype})
+    reply = parse_reply(r.status_code, r.headers.get("content-type", ""), r.content)
+    assert r.status_code == 400
+    assert reply.fault_code == "env:Sender"
+    assert "internal error" not in reply.fault_reason
+
+
+def test_a_malformed_root_part_content_type_is_a_sender_fault(node):
+    """Fuzzing finding: an unterminated quote in the root part's Content-Type was an internal error."""
+    d = Doc(b"doc", "Document01")
+    env = envelope(ITI41, provide_and_register([d]))
+    boundary = new_boundary()
+    body = (f'--{boundary}\r\nContent-ID: <root@test>\r\nContent-Type: application/xop+xml; type="app\r\n\r\n'
+            ).encode() + env + (f"\r\n--{boundary}\r\nContent-ID: <{content_id(d)}>\r\n\r\ndoc\r\n"
+                                f"--{boundary}--\r\n").encode()
+    ctype = f'multipart/related; boundary="{boundary}"; type="application/xop+xml"; start="<root@test>"'
+    with node.client() as c:
+        r = c.post(node.repository, content=body, headers={"Content-Type": ctype})
+    reply = parse_reply(r.status_code, r.headers.get("content-type", ""), r.content)
+    assert r.status_code == 400
+    assert reply.fault_code == "env:Sender"
+    assert "root part" in reply.fault_reason
+    assert spool(node) == []
