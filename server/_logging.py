@@ -51,6 +51,9 @@ def install() -> None:
     """Rewrite every log record of this process as described above (idempotent)."""
     if _installed:
         return
+    # At --log-level info/debug SQLAlchemy would log every statement with its bound parameters (patient ids,
+    # whole value lists): never wanted in the node's log, whatever the level.
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     previous = logging.getLogRecordFactory()
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:

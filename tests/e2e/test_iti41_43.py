@@ -295,3 +295,23 @@ def test_a_quote_in_a_unique_id_extension_is_accepted(node):
     d = doc(b"quoted", unique_id="1.2.250.1.999.1.1.8121.1.5^a'b")
     assert provide(node, [d]).status == "Success"
     assert retrieve(node, [d.unique_id]).documents() == {d.unique_id: b"quoted"}
+
+
+def test_one_lf_framed_part_referenced_by_two_documents_gains_one_lf(node):
+    """LF-framed MIME (DRIMbox, XDS.md trap 7) with a part referenced twice: both documents declare the hash
+    of the content with its final LF, which is added once to the shared part (not once per reference)."""
+    from xds_client import envelope, parse_reply
+
+    a, b = doc(b"lf framed\n", "Document01"), doc(b"lf framed\n", "Document02")
+    request = provide_and_register([a, b])
+    list(request.iter(f"{{{ns.XOP}}}Include"))[1].set("href", f"cid:{content_id(a)}")
+    body = (b"--lfb\nContent-ID: <root@t>\nContent-Type: application/xop+xml; type=\"application/soap+xml\"\n\n"
+            + envelope(ITI41, request) + f"\n--lfb\nContent-ID: <{content_id(a)}>\n\n".encode()
+            + b"lf framed" + b"\n--lfb--\n")
+    import httpx
+    r = httpx.post(node.repository, content=body, timeout=60, headers={
+        "Content-Type": 'multipart/related; boundary="lfb"; type="application/xop+xml"; start="<root@t>"'})
+    reply = parse_reply(r.status_code, r.headers.get("content-type", ""), r.content)
+    assert reply.status == "Success", reply.errors or reply.fault_reason
+    assert retrieve(node, [a.unique_id, b.unique_id]).documents() == {a.unique_id: b"lf framed\n",
+                                                                      b.unique_id: b"lf framed\n"}
