@@ -138,7 +138,19 @@ class FilesystemBlobStore:
                 marker.unlink(missing_ok=True)
         for leftover in self.spool.iterdir():
             leftover.unlink(missing_ok=True)
+        self._prune_all()
         return removed
+
+    def _prune_all(self) -> None:
+        """Remove the empty shard directories (left by refused submissions before they were pruned)."""
+        for top in self.root.iterdir():
+            if len(top.name) != 2 or not top.is_dir() or top.name.startswith("."):
+                continue
+            for shard in top.iterdir():
+                if shard.is_dir():
+                    self._prune(shard)   # and top with the last one
+            with contextlib.suppress(OSError):
+                top.rmdir()              # a top directory that held no shard at all
 
     # --- reading ------------------------------------------------------------------------------------
 
