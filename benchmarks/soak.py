@@ -6,7 +6,7 @@ Archived), and ITI-18 FindDocuments (ObjectRef) of the patient. Every request ca
 that patient. Prints, per minute, the operations done, ITI-41 documents stored, errors, and the server's RSS;
 then the totals. Targets (issue 13): 0 errors; RSS flat after warm-up.
 
-    .venv/bin/python benchmarks/soak.py [--clients 8] [--minutes 10]
+    .venv/bin/python benchmarks/soak.py [--clients 8] [--minutes 10] [--no-vihf]
 """
 
 from __future__ import annotations
@@ -134,12 +134,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--patients", type=int, default=50)
+    parser.add_argument("--no-vihf", action="store_true",
+                        help="diagnosis: serve with --no-vihf (no verification, no replay store) to compare")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print(f"soak: {args.clients} clients, {args.minutes:g} min, {args.patients} patients, SQLite + blobs")
+    print(f"soak: {args.clients} clients, {args.minutes:g} min, {args.patients} patients, SQLite + blobs"
+          + (", server --no-vihf" if args.no_vihf else ""))
     work = Path(tempfile.mkdtemp(prefix="dmp-soak-"))
     pool = patients(args.patients)
-    node = start_node(make_node(work / "node", patients=tuple(pool)))
+    node = start_node(make_node(work / "node", patients=tuple(pool)), *(["--no-vihf"] if args.no_vihf else []))
     try:
         tally, stop = Tally(), threading.Event()
         spool = work / "client-spool"
