@@ -39,7 +39,7 @@ from registry._checks import Known, check
 from registry._errors import RegistryError
 from registry._profile import MetadataProfile
 from registry._rim import RimSubmission
-from registry._store import Store
+from registry._store import Store, failure_summary
 from registry._submission import Prepared, apply_lifecycle, database_refusal, insert_rows, prepare, refuses
 
 log = logging.getLogger(__name__)
@@ -167,12 +167,12 @@ def _commit(store: Store, items: list[_Item], now: str, report: BulkReport) -> N
             report.refused.append(SubmissionOutcome(items[0].index, (database_refusal(refused),)))
             return
         log.warning("the database refused a batch of %d submissions (%s); registering them one by one",
-                    len(items), str(refused.orig).splitlines()[0] if refused.orig else refused)
+                    len(items), failure_summary(refused))
         for item in items:
             _commit(store, [item], now, report)
         return
     except exc.SQLAlchemyError as failed:
-        log.exception("registry database error during a bulk registration")
+        log.error("registry database error during a bulk registration: %s", failure_summary(failed))
         raise _Unavailable(Problem.DATABASE_UNAVAILABLE_IN_BATCH(None, failure=type(failed).__name__)) from failed
     report.transactions += 1
     for item, findings in outcomes:

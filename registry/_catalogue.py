@@ -202,6 +202,10 @@ class Problem(enum.Enum):
                                                  "parentheses)")
     PARAM_VALUE_INVALID = (ErrorCode.REGISTRY_ERROR, "{param}: {reason}")
     PARAM_REPEATED = (ErrorCode.STORED_QUERY_PARAM_NUMBER, "parameter {param} appears more than once")
+    QUERY_TOO_MANY_VALUES = (ErrorCode.STORED_QUERY_PARAM_NUMBER, "more than {limit} values in one stored query "
+                             "(reached in parameter {param}); split the query")
+    PARAM_TOO_MANY_AND_GROUPS = (ErrorCode.STORED_QUERY_PARAM_NUMBER, "parameter {param} is repeated with more than "
+                                 "{limit} different value lists (AND of OR-groups); combine them")
     PARAM_ONE_VALUE = (ErrorCode.STORED_QUERY_PARAM_NUMBER, "parameter {param} takes one value, received {count}")
     PARAM_MISSING = (ErrorCode.STORED_QUERY_MISSING_PARAM, "required parameter {param} is missing")
     PARAM_ONE_OF_MISSING = (ErrorCode.STORED_QUERY_MISSING_PARAM, "one of {params} is required")

@@ -13,6 +13,9 @@ from identifiers import is_oid, nir_problem
 
 _DTM = re.compile(r"\d{4}(?:\d{2}){0,5}")
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
+_PRINTABLE_CHAR = re.compile(r"[\x21-\x7e]")
+_OID_CHARS = re.compile(r"[0-9.]+")
+_OID_CHAR = re.compile(r"[0-9.]")
 _MIME = re.compile(r"[\w!#$&.+^-]+/[\w!#$&.+^-]+")
 _HASH = re.compile(r"[0-9a-fA-F]{40}")
 
@@ -57,17 +60,27 @@ def check_oid(value: str) -> str | None:
 
 
 def check_document_unique_id(value: str) -> str | None:
-    """DocumentEntry.uniqueId: OID or ``OID^extension``, printable ASCII, at most 128 characters."""
+    """DocumentEntry.uniqueId: OID or ``OID^extension``, printable ASCII, at most 128 characters (ITI TF-3
+    Table 4.2.3.2-1). The message names the first character at fault and where it is."""
     if len(value) > 128:
         return f"uniqueId longer than 128 characters ({len(value)})"
+    if not value:
+        return "uniqueId is empty"
     if not _PRINTABLE.fullmatch(value):
-        return f"uniqueId '{value}' contains characters outside printable ASCII"
+        return f"uniqueId {value!r}: {_first_outside(value, _PRINTABLE_CHAR)} (printable ASCII only, no spaces)"
     root, _, ext = value.partition("^")
     if check_oid(root) is not None:
-        return f"uniqueId '{value}' does not start with an OID"
+        if root and not _OID_CHARS.fullmatch(root):
+            return f"uniqueId {value!r}: {_first_outside(root, _OID_CHAR)} of its OID part (digits and dots only)"
+        return f"uniqueId {value!r} does not start with an OID (digits separated by dots, at most 64 characters)"
     if "^" in value and not ext:
-        return f"uniqueId '{value}' has an empty extension"
+        return f"uniqueId {value!r} has an empty extension"
     return None
+
+
+def _first_outside(text: str, allowed: re.Pattern[str]) -> str:
+    i, ch = next((i, ch) for i, ch in enumerate(text) if not allowed.fullmatch(ch))
+    return f"character {ch!r} (U+{ord(ch):04X}) at position {i + 1}"
 
 
 _UUID_URN = re.compile(r"urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

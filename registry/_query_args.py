@@ -13,6 +13,12 @@ from registry._query_params import QueryError, QueryRequest, parse_values
 from registry._vocabulary import Status
 
 _SHORT_STATUS = {s.value.rsplit(":", 1)[1]: s.value for s in Status}
+#: Values accepted in one stored query, all parameters together (README "Limits"): far above what a real
+#: consumer sends, low enough that the SQL built from them stays cheap to parse and plan.
+MAX_QUERY_VALUES = 10_000
+#: Distinct AND-groups (repeated slots) of one parameter: each is a sub-query the database plans separately
+#: (PostgreSQL takes minutes to plan 2,000), and a real consumer sends two or three.
+MAX_AND_GROUPS = 100
 
 
 @dataclass
@@ -39,6 +45,7 @@ def check(request: QueryRequest) -> Args:
     args = Args(q, request.return_type)
     errors: list[RegistryError] = []
     seen: dict[str, int] = {}
+    total = 0
     for name, raw in request.slots:
         p = q.param(name)
         if p is None:
@@ -58,6 +65,9 @@ def check(request: QueryRequest) -> Args:
         if len(decoded) > 1 and not p.multi:
             errors.append(Problem.PARAM_ONE_VALUE(None, param=name, count=len(decoded)))
             continue
+        total += len(decoded)
+        if total > MAX_QUERY_VALUES:
+            raise QueryError([Problem.QUERY_TOO_MANY_VALUES(None, limit=MAX_QUERY_VALUES, param=name)])
         args.values.setdefault(name, []).extend(decoded)
         args.groups.setdefault(name, []).append(decoded)
     for p in q.params:
@@ -71,6 +81,9 @@ def check(request: QueryRequest) -> Args:
             errors.append(Problem.PARAMS_MUTUALLY_EXCLUSIVE(None, params=" and ".join(present)))
     if q.at_least_one_of and not any(n in seen for n in q.at_least_one_of):
         errors.append(Problem.PARAM_AT_LEAST_ONE_OF_MISSING(None, params=", ".join(q.at_least_one_of)))
+    for name, groups in args.groups.items():
+        if len(groups) > MAX_AND_GROUPS and len({frozenset(g) for g in groups}) > MAX_AND_GROUPS:
+            errors.append(Problem.PARAM_TOO_MANY_AND_GROUPS(None, param=name, limit=MAX_AND_GROUPS))
     if errors:
         raise QueryError(errors)
     return args

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, exists, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, exists, select
 
 from registry._catalogue import Problem
 from registry._query_args import Args
@@ -25,6 +25,7 @@ from registry._schema import (
     with_lid,
     with_version,
 )
+from registry._sql_bool import all_of, any_of
 from registry._vocabulary import DE_STABLE, AssociationType
 
 Q = Select[Any]  # a one-column SELECT of object ids
@@ -106,8 +107,8 @@ class Runner:
             if a.has(_P + param):
                 stmt = stmt.where(_codes_match(de[f"{col}_code"], de[f"{col}_scheme"], a.values[_P + param]))
         for param, attribute in (("EventCodeList", "eventCodeList"), ("ConfidentialityCode", "confidentialityCode")):
-            for group in a.groups.get(_P + param, []):
-                stmt = stmt.where(_has_value(attribute, group, coded=True))
+            if a.has(_P + param):
+                stmt = stmt.where(_all_groups(attribute, a.groups[_P + param], coded=True))
         types = a.values.get(_P + "Type", [DE_STABLE])
         return stmt.where(de.object_type.in_(types))
 
@@ -126,8 +127,7 @@ class Runner:
             top: dict[str, int] = {}
             for r in self.conn.execute(latest):
                 top[r.lid] = max(r.version, top.get(r.lid, r.version))
-            stmt = select(ro.id).where(ro.kind == kind, or_(*[with_version(lid, v) for lid, v in top.items()]
-                                                            or [ro.id.is_(None)]))
+            stmt = select(ro.id).where(ro.kind == kind, any_of([with_version(lid, v) for lid, v in top.items()]))
         if kind == "DE":
             stmt = stmt.join(document_entry, de.id == ro.id)
             return self._documents(stmt)
@@ -175,8 +175,8 @@ class Runner:
         for param, col in (("CreationTime", de.creation_time), ("ServiceStartTime", de.service_start_time),
                            ("ServiceStopTime", de.service_stop_time)):
             stmt = _time_range(stmt, col, a.one(f"{_P}{param}From"), a.one(f"{_P}{param}To"))
-        for group in a.groups.get(_P + "ReferenceIdList", []):
-            stmt = stmt.where(_has_value("referenceIdList", group, coded=False))
+        if a.has(_P + "ReferenceIdList"):
+            stmt = stmt.where(_all_groups("referenceIdList", a.groups[_P + "ReferenceIdList"], coded=False))
         return Result(documents=self._documents(stmt))
 
     _finddocumentsbyreferenceid = _finddocuments
@@ -205,8 +205,8 @@ class Runner:
             stmt = stmt.where(ro.patient_key.in_(a.values["$XDSFolderPatientId"]))
         stmt = _time_range(stmt, f.last_update_time, a.one("$XDSFolderLastUpdateTimeFrom"),
                            a.one("$XDSFolderLastUpdateTimeTo"))
-        for group in a.groups.get("$XDSFolderCodeList", []):
-            stmt = stmt.where(_has_value("codeList", group, coded=True))
+        if a.has("$XDSFolderCodeList"):
+            stmt = stmt.where(_all_groups("codeList", a.groups["$XDSFolderCodeList"], coded=True))
         return Result(folders=self._ids(stmt.order_by(f.last_update_time, ro.id)))
 
     # --- Get* -------------------------------------------------------------------------------------
@@ -318,13 +318,19 @@ class Runner:
 def _codes_match(code_col: ColumnElement[str | None], scheme_col: ColumnElement[str | None], values: list[str]
                  ) -> ColumnElement[bool]:
     pairs = [v.split("^^", 1) for v in values]
-    return or_(*[and_(code_col == c, scheme_col == s) for c, s in pairs])
+    return any_of([and_(code_col == c, scheme_col == s) for c, s in pairs])
+
+
+def _all_groups(attribute: str, groups: list[list[str]], *, coded: bool) -> ColumnElement[bool]:
+    """AND of OR-groups (XDS.md §5.1); identical groups are one condition."""
+    unique = {tuple(sorted(set(g))): g for g in groups}
+    return all_of([_has_value(attribute, g, coded=coded) for g in unique.values()])
 
 
 def _has_value(attribute: str, values: list[str], *, coded: bool) -> ColumnElement[bool]:
     if coded:
         pairs = [v.split("^^", 1) for v in values]
-        match = or_(*[and_(ov.value == c, ov.scheme == s) for c, s in pairs])
+        match = any_of([and_(ov.value == c, ov.scheme == s) for c, s in pairs])
     else:
         match = ov.value.in_(values)
     return exists(select(ov.object_id).where(ov.object_id == ro.id, ov.attribute == attribute, match))
@@ -334,7 +340,7 @@ def _has_like(attribute: str, patterns: list[str]) -> ColumnElement[bool]:
     """authorPerson with SQL LIKE wildcards % and _, OR over the values (ITI TF-2a 3.18.4.1.2.3.7.1).
     Case-insensitive, with backslash as the escape character, so that SQLite and PostgreSQL answer alike."""
     return exists(select(ov.object_id).where(ov.object_id == ro.id, ov.attribute == attribute,
-                                             or_(*[ov.value.ilike(p, escape="\\") for p in patterns])))
+                                             any_of([ov.value.ilike(p, escape="\\") for p in patterns])))
 
 
 def _time_range(stmt: Q, col: ColumnElement[str | None], start: str | None, end: str | None

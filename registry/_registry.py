@@ -21,7 +21,7 @@ from registry._query import adhoc_query_response, stored_query
 from registry._query_run import chunks
 from registry._rim import RimSubmission, read_registry_object_list
 from registry._schema import document_entry, patient, registry_object
-from registry._store import Store
+from registry._store import Store, failure_summary
 from registry._submission import database_refusal, register
 from registry._update import update_document_set
 from registry._visibility import DocumentFacts, DocumentFilter, Origin, document_facts
@@ -168,10 +168,10 @@ class Registry:
         except SubmissionRefused as refused:
             return RegistryResponse.of(refused.errors)
         except (exc.IntegrityError, exc.DataError) as refused:
-            log.warning("registration refused by the database: %s", refused.orig, exc_info=True)
+            log.warning("registration refused by the database: %s", failure_summary(refused))
             return RegistryResponse.of([database_refusal(refused)])
-        except exc.SQLAlchemyError:
-            log.exception("registry database error")
+        except exc.SQLAlchemyError as failed:
+            log.error("registry database error: %s", failure_summary(failed))
             return RegistryResponse(ResponseStatus.FAILURE, (Problem.DATABASE_UNAVAILABLE(None),))
         return RegistryResponse.of(warnings)
 
@@ -205,8 +205,8 @@ class Registry:
             with self.store.read() as conn:
                 return stored_query(conn, request, document_filter=predicate, max_results=self.max_query_results,
                                     multi_patient=multi_patient, patient_key=patient_key)
-        except exc.SQLAlchemyError:
-            log.exception("registry database error during a stored query")
+        except exc.SQLAlchemyError as failed:
+            log.error("registry database error during a stored query: %s", failure_summary(failed))
             return adhoc_query_response(ResponseStatus.FAILURE, [Problem.DATABASE_UNAVAILABLE_FOR_QUERY(None)])
 
     # --- look-ups ---------------------------------------------------------------------------------

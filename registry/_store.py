@@ -98,3 +98,12 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def failure_summary(failed: BaseException) -> str:
+    """What the log may say about a database failure: the driver's exception class and the first line of
+    its message, never SQLAlchemy's appended statement and bound parameters (they hold patient ids and can
+    run to hundreds of KB) nor PostgreSQL's DETAIL line (it quotes key values)."""
+    orig = getattr(failed, "orig", None) or failed
+    first = (str(orig).strip().splitlines() or [""])[0]
+    return f"{type(orig).__name__}: {first[:300]}"

@@ -56,14 +56,14 @@ class FilesystemBlobStore:
     # --- writing ------------------------------------------------------------------------------------
 
     def add(self, unique_id: str, source: Path, *, mime_type: str, size: int, sha1: str) -> PendingBlob | None:
-        """Move ``source`` into the store under ``unique_id``, pending until :meth:`commit`. Returns None (and
-        leaves ``source``) when a blob with that uniqueId is already stored: the registry decides whether that
-        is the same document, and an existing blob is never replaced or removed by a later submission.
+        """Link (or copy) ``source`` into the store under ``unique_id``, pending until :meth:`commit`; ``source``
+        stays the caller's (one MIME part may be stored under several uniqueIds). Returns None when a blob with
+        that uniqueId is already stored: the registry decides whether that is the same document, and an
+        existing blob is never replaced or removed by a later submission.
 
         Each attempt has its own durable marker, so a concurrent submission of the same uniqueId that loses
         the race can never drop the winner's marker."""
         final = self._path(unique_id)
-        final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
             return None
         pending = PendingBlob(unique_id, self._pending / f"{final.name}.{uuid.uuid4().hex}")
@@ -71,27 +71,13 @@ class FilesystemBlobStore:
         try:
             _write_durably(pending.marker, unique_id.encode())
             _fsync_file(source)
-            try:
-                os.link(source, final)  # atomic create-if-absent: a concurrent twin gets FileExistsError
-            except FileExistsError:
+            if not _link_new(source, final):
                 pending.marker.unlink(missing_ok=True)
                 return None
-            except OSError:
-                # Spool on another filesystem (or no hard links): copy durably, then create-if-absent.
-                tmp = final.with_suffix(f".{uuid.uuid4().hex}.tmp")
-                try:
-                    with open(source, "rb") as src, open(tmp, "wb") as dst:
-                        shutil.copyfileobj(src, dst, CHUNK)
-                        dst.flush()
-                        os.fsync(dst.fileno())
-                    os.link(tmp, final)
-                finally:
-                    tmp.unlink(missing_ok=True)
             linked = True
             # Only the attempt that owns the blob writes its sidecar (ITI-43 needs both to serve it).
             meta = {"uniqueId": unique_id, "mimeType": mime_type, "size": size, "sha1": sha1}
             _write_durably(final.with_suffix(".meta"), json.dumps(meta).encode())
-            source.unlink(missing_ok=True)
             _fsync_dir(final.parent)
             return pending
         except BaseException:
@@ -101,6 +87,7 @@ class FilesystemBlobStore:
                 self.remove([pending])
             else:
                 pending.marker.unlink(missing_ok=True)
+                self._prune(final.parent)
             raise
 
     def commit(self, blobs: list[PendingBlob]) -> None:
@@ -109,12 +96,25 @@ class FilesystemBlobStore:
             b.marker.unlink(missing_ok=True)
 
     def remove(self, blobs: list[PendingBlob]) -> None:
-        """Undo :meth:`add` for documents whose registration failed."""
+        """Undo :meth:`add` for documents whose registration failed, shard directories included when they
+        are left empty (a refused submission leaves nothing behind)."""
         for b in blobs:
             p = self._path(b.unique_id)
             p.unlink(missing_ok=True)
             p.with_suffix(".meta").unlink(missing_ok=True)
             b.marker.unlink(missing_ok=True)
+            self._prune(p.parent)
+
+    def _prune(self, shard: Path) -> None:
+        """Remove ``shard`` and its parent if they are empty. A concurrent :meth:`add` that made one of them
+        and has not linked into it yet makes it again (:func:`_link_new`)."""
+        for d in (shard, shard.parent):
+            if d == self.root:
+                return
+            try:
+                d.rmdir()
+            except OSError:   # not empty (or already gone): it stays
+                return
 
     def _is_pending(self, unique_id: str) -> bool:
         return any(self._pending.glob(f"{self._path(unique_id).name}.*"))
@@ -138,7 +138,19 @@ class FilesystemBlobStore:
                 marker.unlink(missing_ok=True)
         for leftover in self.spool.iterdir():
             leftover.unlink(missing_ok=True)
+        self._prune_all()
         return removed
+
+    def _prune_all(self) -> None:
+        """Remove the empty shard directories (left by refused submissions before they were pruned)."""
+        for top in self.root.iterdir():
+            if len(top.name) != 2 or not top.is_dir() or top.name.startswith("."):
+                continue
+            for shard in top.iterdir():
+                if shard.is_dir():
+                    self._prune(shard)   # and top with the last one
+            with contextlib.suppress(OSError):
+                top.rmdir()              # a top directory that held no shard at all
 
     # --- reading ------------------------------------------------------------------------------------
 
@@ -151,6 +163,39 @@ class FilesystemBlobStore:
         if not p.exists() or self._is_pending(unique_id):
             return None  # not (yet) registered
         return BlobInfo(unique_id, meta["mimeType"], meta["size"], meta["sha1"], p)
+
+
+def _link_new(source: Path, final: Path) -> bool:
+    """Create ``final`` with the content of ``source`` if it does not exist (False if it does): a hard link,
+    or a durable copy where hard links are not possible. The shard directories are made as needed, again if a
+    concurrent removal pruned them in between."""
+    for _ in range(3):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, final)  # atomic create-if-absent: a concurrent twin gets FileExistsError
+            return True
+        except FileExistsError:
+            return False
+        except FileNotFoundError:
+            if not source.exists():
+                raise
+            continue  # the shard directory was pruned by a concurrent removal
+        except OSError:
+            break     # spool on another filesystem (or no hard links): copy
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_suffix(f".{uuid.uuid4().hex}.tmp")
+    try:
+        with open(source, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, CHUNK)
+            dst.flush()
+            os.fsync(dst.fileno())
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_chunks(path: Path, chunk: int = CHUNK) -> Iterator[bytes]:

@@ -138,6 +138,9 @@ class Repository:
         for doc_id in documents.keys() - stable.keys():
             errors.append(Problem.DOCUMENT_WITHOUT_ENTRY(doc_id, document=doc_id))
         seen: dict[str, str] = {}
+        # One MIME part may be referenced by several xdsb:Documents (nothing in XOP forbids it): each gets
+        # the part's content; an LF-framed part is re-read with its final LF once, for all of them.
+        adopted: dict[Path, Attachment] = {}
         for de_id, de in stable.items():
             uid = de.external_id(IdScheme.DE_UNIQUE_ID.uuid) or ""
             if uid and uid in seen:
@@ -146,7 +149,9 @@ class Repository:
             att = documents.get(de_id)
             if att is None:
                 continue
-            att = self._check_hash_size(de, uid, att, errors)
+            att = self._check_hash_size(de, uid, adopted.get(att.path, att), errors)
+            if att.lf_variant is None:
+                adopted[att.path] = att
             documents[de_id] = att
             # The repository adds its repositoryUniqueId, or replaces a sender's (ITI TF-2b 3.41.4.1.3).
             _set_slot(de, "hash", att.sha1)

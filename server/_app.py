@@ -40,6 +40,9 @@ from repository import FilesystemBlobStore, RemoteRegistry, Repository
 from repository._registry_port import RegistryPort
 from server import _dmp_endpoint as dmp_endpoint
 from server._config import Config
+from server._http import GuardedH11Protocol
+from server._intake import Limits, MemoryBudget, RequestRefused, Reservation, body_chunks
+from server._logging import install as install_log_redaction
 from server._notifications import notification_worker
 from server._refusals import refusal_answer
 from server._security import RequestContext, Security, establish_principal
@@ -53,6 +56,7 @@ from soap_wsdl import (
     OutgoingAttachment,
     SerializedElement,
     SoapFault,
+    SoapRequest,
     mtom_content_type,
     mtom_stream,
     new_boundary,
@@ -95,6 +99,10 @@ class Node:
     repository: Repository
     security: Security
     consent: XdsConsent | None = None
+    budget: MemoryBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.budget = MemoryBudget(self.config.max_buffered_bytes)
 
     @classmethod
     def build(cls, config: Config, *, recover: bool = True) -> Node:
@@ -247,6 +255,8 @@ def worker_app() -> Starlette:
 
 
 def create_app(config: Config, *, recover: bool = True) -> Starlette:
+    install_log_redaction()   # before anything logs: no identifier in any record of this process
+    GuardedH11Protocol.header_timeout_s = config.header_timeout_s
     node = Node.build(config, recover=recover)
     notifier = notification_worker(config, node.store) if node.store is not None else None
 
@@ -299,12 +309,25 @@ def _serve_description(endpoint: Endpoint, request: Request, url: str) -> Respon
 
 
 @dataclass
-class _Body:
-    """A request body as received: the MTOM decoder with its last unfed bytes, or the plain SOAP bytes."""
+class _Caller:
+    """Who sent the request and what it asks, established from the envelope before anything is stored."""
 
+    soap: SoapRequest
+    handler: Handler
+    principal: Principal | None
+
+
+@dataclass
+class _Body:
+    """A request body as received: the MTOM decoder with its last unfed bytes, or the plain SOAP bytes; the
+    caller once the envelope is known (MTOM: as soon as its root part is complete)."""
+
+    reservation: Reservation
     decoder: MtomDecoder | None = None
     tail: bytes = b""
     mime: MtomMessage | None = None
+    caller: _Caller | None = None
+    complete: bool = False     # the whole body was read (else the connection cannot carry another request)
 
 
 @dataclass
@@ -316,22 +339,29 @@ class _Outcome:
 
 
 async def _soap(node: Node, endpoint: Endpoint, request: Request) -> Response:
-    body = _Body()
+    body = _Body(node.budget.reservation())
+    tls_peer = _tls_peer(request)
     try:
-        body = await _read_body(request, node.config)
+        await _read_body(request, node, endpoint, body, tls_peer)
         # Everything from here to the answer runs in one worker-thread hop: small requests (most ITI-41/18)
         # pay for a single hand-off, and the event loop never parses or touches the database.
-        outcome = await run_in_threadpool(_process, node, endpoint, body, _tls_peer(request))
+        outcome = await run_in_threadpool(_process, node, endpoint, body, tls_peer)
+    except RequestRefused as refused:
+        _discard(body.mime)
+        log.info("request refused before it was read whole: HTTP %d: %s", refused.status, refused.fault.reason)
+        return _fault_response(refused.fault, status=refused.status, close=True)
     except SoapFault as fault:
         _discard(body.mime)
-        return _fault_response(fault)
+        return _fault_response(fault, close=not body.complete)
     except ClientDisconnect:
         _discard(body.mime)
         log.info("client went away before the request was complete; nothing was stored")
         return Response(status_code=400)
     except Exception as exc:
         _discard(body.mime)
-        return _fault_response(_internal_fault(exc, None))
+        return _fault_response(_internal_fault(exc, None), close=not body.complete)
+    finally:
+        body.reservation.release()   # the envelope was parsed and answered: attachments live in files
     if outcome.response is not None:
         return outcome.response
     assert outcome.answer is not None
@@ -341,26 +371,33 @@ async def _soap(node: Node, endpoint: Endpoint, request: Request) -> Response:
                              media_type=mtom_content_type(boundary, root_cid, outcome.answer.action))
 
 
+def _authenticate(node: Node, endpoint: Endpoint, envelope: bytes, tls_peer: str | None) -> _Caller:
+    """Parse the envelope, find the action's handler and verify the caller (SoapFault otherwise)."""
+    soap = read_envelope(envelope, max_bytes=node.config.max_soap_bytes)
+    handler = node.handlers(endpoint).get(soap.action)
+    if handler is None:
+        raise SoapFault(FaultCode.SENDER, f"action '{soap.action}' is not supported on the {endpoint} "
+                        "endpoint", FaultSubcode.ACTION_NOT_SUPPORTED, soap.message_id)
+    principal = establish_principal(RequestContext(soap, tls_peer), node.security)
+    return _Caller(soap, handler, principal)
+
+
 def _process(node: Node, endpoint: Endpoint, body: _Body, tls_peer: str | None) -> _Outcome:
     """Decode, authenticate, dispatch and answer (in a worker thread). Never raises: failures are faults."""
     relates_to: str | None = None
     try:
         if body.decoder is not None:
-            body.mime = _finish_mtom(body.decoder, body.tail)
-            envelope_bytes = body.mime.root
+            body.mime = _finish_mtom(body.decoder, body.tail)   # the caller is established on the way
         else:
-            envelope_bytes = body.tail
-        soap = read_envelope(envelope_bytes, max_bytes=node.config.max_soap_bytes)
-        relates_to = soap.message_id
-        handler = node.handlers(endpoint).get(soap.action)
-        if handler is None:
-            raise SoapFault(FaultCode.SENDER, f"action '{soap.action}' is not supported on the {endpoint} "
-                            "endpoint", FaultSubcode.ACTION_NOT_SUPPORTED, relates_to)
-        principal = establish_principal(RequestContext(soap, tls_peer), node.security)
+            body.caller = _authenticate(node, endpoint, body.tail, tls_peer)
+        caller = body.caller
+        if caller is None:   # unreachable: a decoded MTOM package has had its root part
+            raise RuntimeError("MTOM package decoded without its root part")
+        relates_to = caller.soap.message_id
         try:
-            answer = handler(soap.body, body.mime, principal)
+            answer = caller.handler(caller.soap.body, body.mime, caller.principal)
         except AccessRefused as refused:
-            answer = Answer(*refusal_answer(soap.action, refused, relates_to))
+            answer = Answer(*refusal_answer(caller.soap.action, refused, relates_to))
     except SoapFault as fault:
         if fault.relates_to is None:
             fault.relates_to = relates_to
@@ -422,20 +459,34 @@ def _discard(mime: MtomMessage | None) -> None:
         mime.discard()
 
 
-async def _read_body(request: Request, config: Config) -> _Body:
-    """Receive the body. MTOM: parts are decoded as they arrive (in the thread pool, a batch at a time);
-    the last batch is left for the worker that processes the request."""
-    media_type, _params = parse_content_type(request.headers.get("content-type", ""))
+async def _read_body(request: Request, node: Node, endpoint: Endpoint, body: _Body, tls_peer: str | None
+                     ) -> None:
+    """Receive the body into ``body`` within the limits of ``server._intake``.
+
+    MTOM: parts are decoded as they arrive (in the thread pool, a batch at a time) and the caller is verified
+    as soon as the root part is complete, before any byte of an attachment is written to disk; the last batch
+    is left for the worker that processes the request. Plain SOAP: the envelope is read into memory (at most
+    ``max_soap_bytes``) and verified by that worker."""
+    config = node.config
+    try:
+        media_type, _params = parse_content_type(request.headers.get("content-type", ""))
+    except MimeError as exc:
+        raise SoapFault(FaultCode.SENDER, str(exc)) from None
     if media_type == "multipart/related":
+        def on_root(root: bytes, _content_type: str) -> None:
+            body.caller = _authenticate(node, endpoint, root, tls_peer)
+
         try:
             decoder = MtomDecoder(request.headers["content-type"], config.blob_dir / ".spool",
-                                  max_root_bytes=config.max_soap_bytes)
+                                  max_root_bytes=config.max_soap_bytes, on_root=on_root)
         except MimeError as exc:
             raise SoapFault(FaultCode.SENDER, f"malformed MTOM/MIME package: {exc}") from None
+        limits = Limits(config.max_request_bytes, config.body_timeout_s, config.body_min_progress_bytes)
         try:
             batch = bytearray()
-            async for chunk in request.stream():
+            async for chunk in body_chunks(request, limits, "request"):
                 batch += chunk
+                body.reservation.resize(len(batch) + decoder.buffered_bytes)
                 if len(batch) >= _FEED_BATCH:
                     data, batch = batch, bytearray()
                     await run_in_threadpool(decoder.feed, bytes(data))
@@ -445,19 +496,22 @@ async def _read_body(request: Request, config: Config) -> _Body:
         except BaseException:
             decoder.discard()
             raise
-        return _Body(decoder=decoder, tail=bytes(batch))
+        body.decoder, body.tail, body.complete = decoder, bytes(batch), True
+        return
     if media_type == "text/xml":
         raise SoapFault(FaultCode.VERSION_MISMATCH, "text/xml is SOAP 1.1; send SOAP 1.2 as application/soap+xml")
     if media_type not in ("application/soap+xml", "application/xml"):
         raise SoapFault(FaultCode.SENDER, f"unsupported Content-Type {media_type!r}: send application/soap+xml "
                         "or multipart/related (MTOM)")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > config.max_soap_bytes:
-            raise SoapFault(FaultCode.SENDER, f"SOAP message larger than {config.max_soap_bytes} bytes; send large "
-                            "documents as MTOM attachments")
-    return _Body(tail=bytes(body))
+    limits = Limits(config.max_soap_bytes, config.body_timeout_s, config.body_min_progress_bytes)
+    data = bytearray()
+    async for chunk in body_chunks(request, limits, "SOAP message (send large documents as MTOM attachments)"):
+        body.reservation.resize(len(data) + len(chunk))
+        data += chunk
+    body.reservation.resize(2 * len(data))   # the copy below, briefly
+    body.tail, body.complete = bytes(data), True
+    del data
+    body.reservation.resize(len(body.tail))
 
 
 def _tls_peer(request: Request) -> str | None:
@@ -466,6 +520,9 @@ def _tls_peer(request: Request) -> str | None:
     return chain[0] if chain else None
 
 
-def _fault_response(fault: SoapFault) -> Response:
-    return Response(fault.to_envelope(), status_code=fault.http_status,
+def _fault_response(fault: SoapFault, *, status: int | None = None, close: bool = False) -> Response:
+    """The fault; ``close`` when the request body was not read whole (the connection cannot be reused, and
+    closing it stops a sender that is still uploading)."""
+    return Response(fault.to_envelope(), status_code=status or fault.http_status,
+                    headers={"Connection": "close"} if close else None,
                     media_type='application/soap+xml; charset=UTF-8; action="http://www.w3.org/2005/08/addressing/soap/fault"')

@@ -20,6 +20,13 @@ class Config:
     database_url: str
     registry_url: str | None = None          # None: the registry runs in this process
     max_soap_bytes: int = 64 * 1024 * 1024   # SOAP part (and plain SOAP body with inline documents)
+    # Receiving requests (README "Limits and timeouts"; server._intake, server._http).
+    max_request_bytes: int = 2 * 1024**3     # a whole request (MTOM with its documents): HTTP 413 beyond
+    max_buffered_bytes: int = 256 * 1024**2  # request bytes held in memory by one process, all requests: 503
+    header_timeout_s: float = 10.0           # request headers complete within this (else connection closed)
+    body_timeout_s: float = 30.0             # the body must advance by body_min_progress_bytes within this
+    body_min_progress_bytes: int = 16 * 1024 #   (else HTTP 408, connection closed)
+    keep_alive_s: float = 5.0                # idle connection between two requests
     sqlite_synchronous: str = "FULL"
     max_query_results: int = 1000            # LeafClass objects per stored query (XDSTooManyResults beyond)
     # Security (docs/vihf.md). PEM files of CA certificates: self-signed ones are trust anchors, the others
@@ -32,9 +39,6 @@ class Config:
     tls_cert: str | None = None              # server certificate chain (PEM) for `dmp serve --tls`
     tls_key: str | None = None
     tls_client_ca: str | None = None         # CA bundle the TLS client certificates must chain to
-    # Seen VIHF IDs in a file of data_dir shared by the node's processes (pki.SharedReplayStore) instead of
-    # in the process: `dmp serve --workers N` (N > 1) turns it on.
-    shared_replay: bool = False
     # Notifications to patients (docs/notifications.md). Without a channel they wait in the outbox.
     # Secrets come from the environment only: DMP_SMTP_PASSWORD (with smtp_user), DMP_SMS_API_KEY.
     smtp_host: str | None = None

@@ -7,9 +7,9 @@ chain, revocation, attributes, identity binding with the TLS client certificate,
 the handlers (and later the consent checker) receive — or raises a SoapFault whose reason names the failed
 check (docs/vihf.md §8) without stack traces or key material.
 
-Seen assertion IDs are kept in the process (:class:`~pki.ReplayCache`) or, when the node runs several
-processes (``dmp serve --workers N``, ``Config.shared_replay``), in ``replay.db`` of the data directory
-(:class:`~pki.SharedReplayStore`), so that a replay is refused whichever worker receives it.
+Seen assertion IDs are kept in ``replay.db`` of the data directory (:class:`~pki.SharedReplayStore`), in every
+mode: a replay is refused whichever worker of ``dmp serve --workers N`` receives it, and after a restart (an
+in-process cache forgot them, and a VIHF already used was accepted again for the rest of its validity).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from cryptography import x509
 
 from pki import (
     Principal,
-    ReplayCache,
     ReplayStore,
     SharedReplayStore,
     TrustStore,
@@ -85,8 +84,7 @@ class Security:
         self._seen = _file_states(self._files)
         self._next_check = time.monotonic() + config.trust_recheck_s
         self._reloading = threading.Lock()
-        self._replay: ReplayStore = (SharedReplayStore(config.path(REPLAY_FILE)) if config.shared_replay
-                                     else ReplayCache())
+        self._replay: ReplayStore = SharedReplayStore(config.path(REPLAY_FILE))
         self.verifier = VihfVerifier(trust_store(config), replay_cache=self._replay)
 
     def current_verifier(self) -> VihfVerifier | None:

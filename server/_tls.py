@@ -26,13 +26,15 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from uvicorn.config import Config as UvicornConfig
-from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from server._http import GuardedH11Protocol
 
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
 
-class MTLSH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, adding the ASGI ``tls`` extension to every scope of a TLS connection."""
+class MTLSH11Protocol(GuardedH11Protocol):
+    """uvicorn's h11 protocol (with the header deadline), adding the ASGI ``tls`` extension to every scope of
+    a TLS connection."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

@@ -116,9 +116,12 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
     import uvicorn
 
     from server._app import WORKER_CONFIG_ENV, Node, create_app
+    from server._http import GuardedH11Protocol
+    from server._logging import install as install_log_redaction
     from server._notifications import NotificationConfigError, notification_channels
     from server._tls import tls_options
 
+    install_log_redaction()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = Config.load(data_dir, registry_url=registry_url, database_url=database_url)
     if no_vihf:
@@ -132,7 +135,8 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
             "!!! --no-consent: the DMP consent rules are NOT applied: any authenticated professional reads and "
             "writes every dossier. Benchmarks only, never in production. !!!")
     common: dict[str, object] = {"host": host, "port": port, "log_level": log_level, "access_log": False,
-                                 "timeout_graceful_shutdown": 10}
+                                 "timeout_graceful_shutdown": 10, "timeout_keep_alive": cfg.keep_alive_s,
+                                 "http": GuardedH11Protocol}
     if tls:
         missing = [k for k in ("tls_cert", "tls_key", "tls_client_ca") if not getattr(cfg, k)]
         if missing:
@@ -150,8 +154,6 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
     if workers == 1:
         uvicorn.run(create_app(cfg), **common)  # type: ignore[arg-type]
         return
-    # One replay store for all the workers: an assertion used on one must be refused by the others.
-    cfg = replace(cfg, shared_replay=True)
     # Crash recovery touches every pending blob: the parent does it once, before any worker accepts requests.
     parent = Node.build(cfg, recover=True)
     if parent.store is not None:

@@ -29,7 +29,7 @@ import os
 import pathlib
 import secrets
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -411,6 +411,11 @@ class MtomDecoder:
     Any `MimeError` from `feed` or `close` deletes the temp files created so far; so does any other exception
     (I/O error) raised from them. After a successful `close` the files belong to the returned `MtomMessage`
     and `discard` on the decoder no longer touches them.
+
+    ``on_root(root_bytes, root_content_type)`` is called as soon as the root part is complete, before any byte
+    of another part is written to disk (the server verifies the caller there: an anonymous client must not be
+    able to fill the disk); whatever it raises comes out of `feed`/`close`, the package being discarded. With
+    ``on_root`` set, a part before the root part is refused (`MimeError`): nothing may be stored before it.
     """
 
     def __init__(
@@ -421,6 +426,7 @@ class MtomDecoder:
         max_root_bytes: int = 64 * 1024 * 1024,
         max_header_bytes: int = 16 * 1024,
         max_parts: int = 10_000,
+        on_root: Callable[[bytes, str], None] | None = None,
     ) -> None:
         media, params = parse_content_type(content_type)
         if media != "multipart/related":
@@ -438,6 +444,7 @@ class MtomDecoder:
         self._max_root_bytes = max_root_bytes
         self._max_header_bytes = max_header_bytes
         self._max_parts = max_parts
+        self._on_root = on_root
 
         self._state = _State.PREAMBLE
         self._buf = bytearray()
@@ -450,6 +457,13 @@ class MtomDecoder:
         self._root_content_type = ""
         self._attachments: dict[str, Attachment] = {}
         self._created: list[pathlib.Path] = []
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes this decoder holds in memory: the unparsed tail and the root part (the rest is on disk)."""
+        return len(self._buf) + (len(self._root.data) if self._root is not None else 0) + (
+            len(self._part.sink.data) if self._part is not None and isinstance(self._part.sink, _MemorySink)
+            else 0)
 
     def feed(self, data: bytes) -> None:
         """Consume the next chunk of the body. Raises `MimeError` as soon as the package is known to be bad."""
@@ -567,6 +581,9 @@ class MtomDecoder:
             raise MimeError(f"unsupported Content-Transfer-Encoding {encoding!r} in MIME part {self._part_count}")
         is_root = self._part_count == 1 if self._start is None else content_id == self._start
         sink: _MemorySink | _FileSink
+        if not is_root and self._root is None and self._on_root is not None:
+            raise MimeError(f"MIME part {self._part_count} comes before the root part"
+                            f"{f' <{self._start}>' if self._start else ''}: the SOAP envelope must come first")
         if is_root:
             sink = _MemorySink(self._max_root_bytes)
             self._root_content_type = content_type
@@ -610,6 +627,10 @@ class MtomDecoder:
         sink = part.sink
         if isinstance(sink, _MemorySink):
             self._root = sink
+            self._part = None
+            if self._on_root is not None:
+                self._on_root(bytes(sink.data), self._root_content_type)
+            return
         else:
             sink.file.close()
             lf_variant = None

@@ -25,6 +25,7 @@ from xds_client import FRESH_VIHF, ITI18, ITI42, ITI51, Reply, adhoc_query, pars
 from xds_factory import AUTHOR, INSTITUTION, OTHER_PATIENT, PATIENT, REPOSITORY_ID, Doc, document_entry, submission_set
 
 from registry import Problem, Registry, Store, _model, _rim, _rim_write
+from registry._query_args import MAX_AND_GROUPS
 from registry._query_params import QueryError, parse_values
 from registry._schema import association, registry_object
 from registry._vocabulary import AssociationType
@@ -490,6 +491,61 @@ def test_find_documents_deprecated_after_replacement(w):
                                                     ("$XDSDocumentEntryStatus", [ql(DEPRECATED)])]))
     assert d6.get("status") == DEPRECATED
     assert find_docs(w, statuses=("urn:oasis:names:tc:ebxml-regrep:StatusType:Submitted",)) == set()
+
+
+def _noise(n: int, scheme: str = "1.2.250.1.999.77") -> list[str]:
+    """``n`` coded values no document carries."""
+    return [f"X{i}^^{scheme}" for i in range(n)]
+
+
+@pytest.mark.parametrize(("param", "value", "expected"), [
+    ("ClassCode", f"11^^{CLASS_SCHEME}", ("d2",)),
+    ("TypeCode", "34133-9^^2.16.840.1.113883.6.1", ("d2",)),
+    ("EventCodeList", "E2^^1.2.250.1.999.7", ("d4",)),
+    ("ConfidentialityCode", "INVISIBLE_PATIENT^^1.2.250.1.213.1.1.4.13", ("d3",)),
+])
+def test_find_documents_thousand_values_in_one_parameter(w, param, value, expected):
+    """Defect (issue 13.1): ~1,000 values in one coded parameter exceeded SQLite's expression depth and the
+    answer was "the registry database is unavailable"."""
+    values = [*_noise(600), value, *_noise(600, "1.2.250.1.999.78")]
+    assert find_docs(w, (f"$XDSDocumentEntry{param}", [ql(*values)])) == w(*expected)
+
+
+def test_find_documents_thousand_author_patterns(w):
+    patterns = [f"%NOBODY{i}^%" for i in range(1200)] + ["%^DURAND^%"]
+    assert find_docs(w, ("$XDSDocumentEntryAuthorPerson", [ql(*patterns)])) == w("d2")
+
+
+def test_find_documents_many_and_groups(w):
+    """2,000 confidentialityCode slots: the same OR-group repeated is one condition; up to MAX_AND_GROUPS
+    different groups are answered; beyond, a parameter error (issue 13.1: never a false outage)."""
+    p = "$XDSDocumentEntryConfidentialityCode"
+    same = [(p, [ql(code(MASQUE_PS))])] * 2000
+    assert find_docs(w, *same) == w("d2", "d4")
+    groups = [(p, [ql(code(NORMAL), f"Z{i}^^1.2.250.1.999.79")]) for i in range(MAX_AND_GROUPS)]
+    assert find_docs(w, *groups) == w("d1", "d2", "d3", "d7")
+    groups = [(p, [ql(code(NORMAL), f"Z{i}^^1.2.250.1.999.79")]) for i in range(2000)]
+    reply = query(w.node, FIND_DOCUMENTS, [("$XDSDocumentEntryPatientId", [q(PATIENT)]),
+                                           ("$XDSDocumentEntryStatus", [ql(APPROVED)]), *groups])
+    error = failure(reply, "XDSStoredQueryParamNumber")
+    assert p in error["codeContext"]
+    assert str(MAX_AND_GROUPS) in error["codeContext"]
+
+
+def test_get_documents_thousand_unique_ids(w):
+    d1 = w("d1").pop()
+    uids = [f"1.2.250.1.999.5.{i}" for i in range(1500)] + [w.unique_ids["d1"]]
+    reply = query(w.node, GET_DOCUMENTS, [("$XDSDocumentEntryUniqueId", [ql(*uids)])])
+    assert found(reply) == {d1}
+
+
+def test_find_documents_past_the_value_limit_is_a_parameter_error(w):
+    reply = query(w.node, FIND_DOCUMENTS, [("$XDSDocumentEntryPatientId", [q(PATIENT)]),
+                                           ("$XDSDocumentEntryStatus", [ql(APPROVED)]),
+                                           ("$XDSDocumentEntryClassCode", [ql(*_noise(10_001))])])
+    error = failure(reply, "XDSStoredQueryParamNumber")
+    assert "$XDSDocumentEntryClassCode" in error["codeContext"]
+    assert "10000" in error["codeContext"]
 
 
 def test_find_documents_by_reference_id(w):

@@ -314,3 +314,73 @@ def test_get_documents_by_unique_id_returns_every_entry_of_a_document_sent_twice
     by_uid = _query(node, GET_DOCUMENTS, [("$XDSDocumentEntryUniqueId", [f"('{d.unique_id}')"])], return_type)
     assert len(by_uid) == 2
     assert by_uid <= found
+
+
+def test_one_attachment_referenced_by_two_documents(node):
+    """Issue 13, defect 6: the spool file was consumed by the first document and the second failed with
+    XDSRepositoryError "could not store the documents". Both are stored, each retrievable."""
+    a, b = doc(b"shared content\r\n", "Document01"), doc(b"shared content\r\n", "Document02")
+    body = provide_and_register([a, b])
+    includes = list(body.iter(f"{{{ns.XOP}}}Include"))
+    assert len(includes) == 2
+    includes[1].set("href", f"cid:{content_id(a)}")
+    reply = post(node.repository, ITI41, body, attachments=attachments([a]))
+    assert reply.status == "Success", reply.errors
+    assert retrieve(node, [a.unique_id, b.unique_id]).documents() == {a.unique_id: a.content,
+                                                                      b.unique_id: b.content}
+    assert not list((node.config.blob_dir / ".spool").iterdir())
+
+
+def _empty_dirs(node) -> set[str]:
+    return {str(p) for p in node.config.blob_dir.rglob("*") if p.is_dir() and not any(p.iterdir())
+            and p.name not in (".spool", ".pending")}
+
+
+def test_a_refused_submission_leaves_no_empty_directory(node):
+    """Issue 13, defect 7: the blob's shard directories survived the refusal."""
+    before = _empty_dirs(node)
+    docs = [doc(b"refused %d" % i, f"Document0{i}", patient_id="255069999999934^^^&1.2.250.1.213.1.4.10&ISO")
+            for i in range(1, 4)]
+    reply = provide(node, docs)
+    assert reply.status == "Failure"
+    assert "XDSUnknownPatientId" in reply.error_codes
+    assert _empty_dirs(node) == before == set()
+
+
+@pytest.mark.parametrize(("unique_id", "fragments"), [
+    ("1.2.250.1.999.1.1.8121.1.6'", ["\"'\" (U+0027) at position 27", "OID part"]),
+    ("1.2.250.1.999.1.1.8121.1.8^a\u2019b", ["'\u2019' (U+2019) at position 29", "printable ASCII"]),
+    ("1.2.250.1.999.1.1.8121.1.9^a b", ["' ' (U+0020) at position 29"]),
+])
+def test_a_unique_id_with_a_bad_character_is_refused_naming_it(node, unique_id, fragments):
+    """Issue 13, defect 7: a quote was reported as "characters outside printable ASCII"."""
+    reply = provide(node, [doc(b"q", unique_id=unique_id)])
+    assert reply.error_codes == ["XDSRegistryMetadataError"]
+    for fragment in fragments:
+        assert fragment in reply.errors[0]["codeContext"]
+
+
+def test_a_quote_in_a_unique_id_extension_is_accepted(node):
+    d = doc(b"quoted", unique_id="1.2.250.1.999.1.1.8121.1.5^a'b")
+    assert provide(node, [d]).status == "Success"
+    assert retrieve(node, [d.unique_id]).documents() == {d.unique_id: b"quoted"}
+
+
+def test_one_lf_framed_part_referenced_by_two_documents_gains_one_lf(node):
+    """LF-framed MIME (DRIMbox, XDS.md trap 7) with a part referenced twice: both documents declare the hash
+    of the content with its final LF, which is added once to the shared part (not once per reference)."""
+    from xds_client import envelope, parse_reply
+
+    a, b = doc(b"lf framed\n", "Document01"), doc(b"lf framed\n", "Document02")
+    request = provide_and_register([a, b])
+    list(request.iter(f"{{{ns.XOP}}}Include"))[1].set("href", f"cid:{content_id(a)}")
+    body = (b"--lfb\nContent-ID: <root@t>\nContent-Type: application/xop+xml; type=\"application/soap+xml\"\n\n"
+            + envelope(ITI41, request) + f"\n--lfb\nContent-ID: <{content_id(a)}>\n\n".encode()
+            + b"lf framed" + b"\n--lfb--\n")
+    import httpx
+    r = httpx.post(node.repository, content=body, timeout=60, headers={
+        "Content-Type": 'multipart/related; boundary="lfb"; type="application/xop+xml"; start="<root@t>"'})
+    reply = parse_reply(r.status_code, r.headers.get("content-type", ""), r.content)
+    assert reply.status == "Success", reply.errors or reply.fault_reason
+    assert retrieve(node, [a.unique_id, b.unique_id]).documents() == {a.unique_id: b"lf framed\n",
+                                                                      b.unique_id: b"lf framed\n"}

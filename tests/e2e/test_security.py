@@ -503,3 +503,31 @@ def test_trust_anchor_option_replaces_the_demo_pki_and_old_configs_load(tmp_path
     (data / "config.json").write_text(json.dumps(raw))
     old = Config.load(data)
     assert (old.trust_anchors, old.crls, old.require_vihf, old.tls_client_ca) == ([], [], True, None)
+
+
+def test_a_replay_is_refused_after_a_restart(tmp_path):
+    """Issue 13, defect 4: a single-process node forgot the seen assertion IDs when it restarted, so a VIHF
+    already used was accepted again for the rest of its validity."""
+    cfg = make_node(tmp_path / "node")
+    vihf = fresh_vihf()
+    node = start_node(cfg)
+    try:
+        first = post(node.registry, ITI18, find_documents_request(), mtom=False, vihf=vihf)
+        assert first.status == "Success", first.fault_reason
+    finally:
+        node.stop()
+    node = start_node(cfg)
+    try:
+        again = post(node.registry, ITI18, find_documents_request(), mtom=False, vihf=vihf)
+        assert again.fault_code == "env:Sender"
+        assert "DMPVIHFReplay" in again.fault_reason
+        fresh = post(node.registry, ITI18, find_documents_request(), mtom=False)
+        assert fresh.status == "Success", fresh.fault_reason
+    finally:
+        node.stop()
+
+
+def find_documents_request() -> etree._Element:
+    return adhoc_query(FIND_DOCUMENTS, [
+        ("$XDSDocumentEntryPatientId", [f"'{PATIENT}'"]),
+        ("$XDSDocumentEntryStatus", ["('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')"])])

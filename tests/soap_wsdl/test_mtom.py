@@ -662,3 +662,41 @@ Compte rendu de consultation du 12/03/2024 - patient fictif.
 
 --MIMEBoundary_a1b2c3--
 """.replace("\n", "\r\n").encode()  # noqa: E501
+
+
+@given(st.lists(st.integers(1, 64), min_size=1, max_size=8))
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_on_root_runs_before_any_attachment_file_exists(tmp_path: pathlib.Path, sizes: list[int]) -> None:
+    """Whatever the chunking, the root part is handed over while the spool is still empty."""
+    spool = fresh_spool(tmp_path)
+    body = multipart("b", [(["Content-ID: <r@x>"], b"<env/>"), (["Content-ID: <d@x>"], b"document " * 20)])
+    seen: list[tuple[bytes, list[str]]] = []
+    decoder = MtomDecoder(related("b", "<r@x>"), spool,
+                          on_root=lambda root, _ct: seen.append((root, sorted(p.name for p in spool.iterdir()))))
+    for piece in chunks(body, sizes):
+        decoder.feed(piece)
+    message = decoder.close()
+    assert seen == [(b"<env/>", [])]
+    assert attachment(message, "cid:d@x").path.read_bytes() == b"document " * 20
+
+
+def test_on_root_refusal_stops_the_package_and_leaves_nothing(tmp_path: pathlib.Path) -> None:
+    class Refused(Exception):
+        pass
+
+    def refuse(_root: bytes, _ct: str) -> None:
+        raise Refused
+
+    body = multipart("b", [(["Content-ID: <r@x>"], b"<env/>"), (["Content-ID: <d@x>"], b"doc")])
+    decoder = MtomDecoder(related("b", "<r@x>"), tmp_path, on_root=refuse)
+    with pytest.raises(Refused):
+        decoder.feed(body)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_with_on_root_a_part_before_the_root_is_refused(tmp_path: pathlib.Path) -> None:
+    body = multipart("b", [(["Content-ID: <a@x>"], b"doc"), (["Content-ID: <b@x>"], b"<env/>")])
+    decoder = MtomDecoder(related("b", "<b@x>"), tmp_path, on_root=lambda _r, _c: None)
+    with pytest.raises(MimeError, match="MIME part 1 comes before the root part <b@x>"):
+        decoder.feed(body)
+    assert list(tmp_path.iterdir()) == []
