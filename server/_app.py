@@ -442,7 +442,13 @@ def _finish_mtom(decoder: MtomDecoder, tail: bytes) -> MtomMessage:
         decoder.discard()
         raise
     # The root part's declared type is not checked: node-soap and some .NET stacks label a SOAP 1.2 envelope
-    # type="text/xml". The envelope's namespace decides (read_envelope: VersionMismatch outside SOAP 1.2).
+    # type="text/xml". The envelope's namespace decides (read_envelope: VersionMismatch outside SOAP 1.2). A
+    # Content-Type that does not parse is still a malformed package.
+    try:
+        parse_content_type(message.root_content_type)
+    except MimeError as exc:
+        message.discard()
+        raise SoapFault(FaultCode.SENDER, f"malformed MTOM/MIME package: root part: {exc}") from None
     return message
 
 
