@@ -1,4 +1,4 @@
-"""The CPS card middleware a physician's desktop software (LPS) embeds (DMP.md §5): card readers and card
+"""The CPS card middleware a physician's desktop software (LPS) embeds (docs/cps-card.md): card readers and card
 events (PC/SC), the card's token (PKCS#11: holder, practice situations, PIN, keys), VIHFs signed on the card,
 TLS client authentication with the card's key, and an XDS client for the node. The ``cps`` command
 (:mod:`cardreader.cli`) is a thin shell over it.

@@ -1,4 +1,4 @@
-"""Telling a CPS card by its Answer To Reset (ISO 7816-3; DMP.md §5.1, values from the pcsc-tools list)."""
+"""Telling a CPS card by its Answer To Reset (ISO 7816-3; values from the pcsc-tools list, docs/cps-card.md §1)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The desktop XDS client: ITI-18 through zeep from the node's served WSDL, ITI-41 and ITI-43 through the
 project's streaming MTOM codec (constant memory whatever the document size), each request carrying a freshly
-signed VIHF for the patient and the purpose of use (DMP.md §3.1)."""
+signed VIHF for the patient and the purpose of use (docs/vihf.md §1, §3)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Who holds the card, read from its public objects and certificates, and where they practise, read from the
-private ``CPS_ACTIVITY_xx_PS`` objects (DMP.md §5.2, §5.4). Pure functions over bytes and certificates."""
+private ``CPS_ACTIVITY_xx_PS`` objects (docs/cps-card.md §2, §4). Pure functions over bytes and certificates."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ ACTIVITY_LABEL = re.compile(r"^CPS_ACTIVITY_(\d{2})_PS$")
 class CardHolder:
     """The professional named by the card (readable without the PIN)."""
 
-    idnat_ps: str            # CN of the certificates (DMP.md §4.3)
+    idnat_ps: str            # CN of the certificates (docs/identifiers.md)
     family_name: str
     given_name: str
     profession: str          # TRE_G15 code, e.g. "10"
     profession_label: str    # the certificate's title, e.g. "Médecin"
     specialty: str | None    # TRE_R01 code, e.g. "SM26"
-    test_card: bool          # certificate policy of IGC-Santé TEST (DMP.md §5.4)
+    test_card: bool          # certificate policy of IGC-Santé TEST (docs/cps-card.md §4)
 
     @property
     def display_name(self) -> str:
@@ -93,7 +93,7 @@ def _is_test(cert: x509.Certificate) -> bool:
 
 def practice_situation(number: int, value: bytes) -> PracticeSituation:
     """Decode one ``CPS_ACTIVITY_xx_PS`` value: BER-TLV, a 0xEE container holding 0x84 raison sociale,
-    0x85 Struct_IdNat, 0x86 sector (DMP.md §5.2)."""
+    0x85 Struct_IdNat, 0x86 sector (docs/cps-card.md §2)."""
     try:
         outer = dict(_tlv(value))
         if _ACTIVITY_CONTAINER not in outer:

@@ -1,4 +1,4 @@
-"""The professional as the node sees them: a signer and the claims of a VIHF (DMP.md §3.3–§3.5). Built from
+"""The professional as the node sees them: a signer and the claims of a VIHF (docs/vihf.md §3–§5). Built from
 the logged-in card (direct mode: holder from the certificates, structure and sector from one practice
 situation of the card) or, for demos and integrators without a card, from a software credential of the test
 PKI (test only)."""

@@ -1,5 +1,5 @@
 """The card's signature key behind :class:`pki.Signer`, so ``pki.sign_assertion`` signs a VIHF on the card
-(DMP.md §3.6: ``CKM_SHA256_RSA_PKCS`` with ``CPS_PRIV_SIG``) with no private key in memory."""
+(docs/vihf.md §6: ``CKM_SHA256_RSA_PKCS`` with ``CPS_PRIV_SIG``) with no private key in memory."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """An ITI-41 submission of one document, built from the registry's typed model (IHE ITI TF-3 §4.2 and the
-DMP's CI-SIS profile, DMP.md §4.5 and §6): a SubmissionSet, one DocumentEntry and their HasMember
+DMP's CI-SIS profile, docs/conformance.md §7): a SubmissionSet, one DocumentEntry and their HasMember
 Association, authored by the professional in their practice situation."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ HAS_MEMBER: Final = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
 
 @dataclass(frozen=True)
 class DocumentDescription:
-    """What the submitter says about the document (codes from the DMP value sets, DMP.md §6)."""
+    """What the submitter says about the document (codes from the DMP value sets, docs/conformance.md §7)."""
 
     class_code: Code
     type_code: Code
@@ -125,7 +125,7 @@ def provide_and_register_request(professional: Professional, patient: PatientIns
 
 
 def _author(professional: Professional) -> Author:
-    """authorPerson (XCN) and authorInstitution (XON) as DMP.md §4.5 writes them; authorSpecialty
+    """authorPerson (XCN) and authorInstitution (XON) per CI-SIS (docs/conformance.md §7); authorSpecialty
     ``G15_<profession>/<specialty>``."""
     h, s = professional.holder, professional.situation
     person = f"{h.idnat_ps}^{h.family_name}^{h.given_name}^^^^^^&{IDNAT_PS_OID}&ISO^D^^^IDNPS"

@@ -1,4 +1,4 @@
-"""TLS client authentication with the card's ``CPS_PRIV_AUT`` (DMP.md §3.1, §5.5 step 7).
+"""TLS client authentication with the card's ``CPS_PRIV_AUT`` (docs/vihf.md §1, docs/cps-card.md §5 step 7).
 
 Python's ``ssl`` (hence httpx, requests, zeep) cannot use a non-extractable PKCS#11 key: it has no OpenSSL
 engine, provider or store hook, and the OpenSSL 3 ``pkcs11-provider`` is not packaged for Debian 12. OpenSSL's
@@ -31,7 +31,7 @@ from cardreader._errors import CardError, CardProblem
 
 STUNNEL: Final = "stunnel4"
 #: The DMP speaks TLS 1.2; PKCS#1 v1.5 signature algorithms only, because many cards cannot do RSA-PSS and
-#: OpenSSL would otherwise choose rsa_pss_rsae_* for CertificateVerify (STACK.md §6.3).
+#: OpenSSL would otherwise choose rsa_pss_rsae_* for CertificateVerify (docs/cps-card.md §5 step 7).
 _OPENSSL_CONF: Final = """openssl_conf = openssl_init
 [openssl_init]
 ssl_conf = ssl_section

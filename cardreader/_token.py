@@ -1,6 +1,6 @@
 """The CPS card through its PKCS#11 module (ANS Cryptolib CPS; SoftHSM2 in tests): find the token, read who
 holds it, log in with the PIN, reach the signature key by the CKA_ID of the signature certificate
-(DMP.md §5.2–§5.5).
+(docs/cps-card.md §2–§5).
 
 One PKCS#11 session is kept from login until the card is removed or :meth:`CpsCard.close` (homologation
 requirement EX_0.1-1010: no repeated PIN prompts); the keys are found once, so a signature is one
@@ -27,7 +27,7 @@ from cardreader._holder import ACTIVITY_LABEL, CardHolder, PracticeSituation, ca
 from cardreader._readers import CardEvent, CardEventKind, CardWatcher
 
 MODULE_ENV: Final = "CPS_PKCS11_MODULE"
-#: Where the Cryptolib CPS installs its PKCS#11 module (DMP.md §5.2).
+#: Where the Cryptolib CPS installs its PKCS#11 module (docs/cps-card.md §2).
 DEFAULT_MODULES: Final = {
     "linux": "/usr/local/galss/libcps3_pkcs11_lux.so",
     "darwin": "/usr/local/lib/libcps3_pkcs11_osx.dylib",
@@ -35,9 +35,9 @@ DEFAULT_MODULES: Final = {
 }
 SIGNATURE_CERTIFICATE: Final = "Certificat de Signature CPS"
 AUTHENTICATION_CERTIFICATE: Final = "Certificat d'Authentification CPS"
-MAX_PIN_TRIES: Final = 3   # DMP.md §5.3
+MAX_PIN_TRIES: Final = 3   # docs/cps-card.md §3
 
-#: What a pulled card looks like from PKCS#11 (DMP.md §5.3).
+#: What a pulled card looks like from PKCS#11 (docs/cps-card.md §3).
 REMOVAL_ERRORS: Final = (pkcs11.exceptions.TokenNotPresent, pkcs11.exceptions.DeviceRemoved,
                          pkcs11.exceptions.SessionHandleInvalid, pkcs11.exceptions.SessionClosed)
 
@@ -174,7 +174,7 @@ class CpsCard:
             self._session = self._token.open(user_pin=pin)
         except pkcs11.exceptions.UserAlreadyLoggedIn:
             # PKCS#11 login is per application: another part of this process logged in to the card already
-            # (CKR_USER_ALREADY_LOGGED_IN, DMP.md §5.3); a plain session shares that login.
+            # (CKR_USER_ALREADY_LOGGED_IN, docs/cps-card.md §3); a plain session shares that login.
             self._session = self._public_session()
         except pkcs11.exceptions.PinLocked:
             raise _locked() from None
@@ -260,7 +260,7 @@ class CpsCard:
 
     def card_removed(self) -> None:
         """The card left its reader: end the session and forget the keys; every later call says so
-        (DMP.md §5.5 step 9). Safe to call from a watcher thread."""
+        (docs/cps-card.md §5 step 9). Safe to call from a watcher thread."""
         with self._lock:
             self._drop()
 
@@ -320,7 +320,7 @@ def _has_key_usage(cert: x509.Certificate, bit: str) -> bool:
 
 def end_session_on_removal(card: CpsCard, reader: str) -> CardWatcher:
     """A started :class:`CardWatcher` that ends ``card``'s session as soon as its card leaves ``reader``
-    (DMP.md §5.5 step 9); stop it when the card is closed."""
+    (docs/cps-card.md §5 step 9); stop it when the card is closed."""
     def on_event(event: CardEvent) -> None:
         if event.kind is CardEventKind.REMOVED and event.reader == reader:
             card.card_removed()

@@ -31,8 +31,8 @@ from registry import Code
 
 PIN_ENV: Final = "CPS_PIN"
 SOFTWARE: Final = Software("DMP-XDS cps", os.environ.get("CPS_LPS_HOMOLOGATION", "DMP-XDS-CPS-TEST"), "0.1.0")
-CLASS_SYSTEM: Final = "1.2.250.1.213.1.1.4.1"    # TRE_A03 (DMP.md §6.3)
-TYPE_SYSTEM: Final = "2.16.840.1.113883.6.1"     # LOINC (DMP.md §6.4)
+CLASS_SYSTEM: Final = "1.2.250.1.213.1.1.4.1"    # ANS TRE_A03 (docs/conformance.md §7)
+TYPE_SYSTEM: Final = "2.16.840.1.113883.6.1"     # LOINC, JDV_J66 (docs/conformance.md §7)
 LARGE_FILE: Final = 8 * 1024 * 1024             # progress bar from this size on
 
 EXIT_CODES = "\n".join(f"  {p.exit_code:>3}  {p.label}" for p in CardProblem)

@@ -1,4 +1,4 @@
-"""The DMP consent rules: who may do what to which dossier and document (DMP.md §1–§2, docs/consent.md).
+"""The DMP consent rules: who may do what to which dossier and document (PDT-INF-526, docs/consent.md).
 
 - :func:`decide` ``(caller, action, dossier, document) -> Decision`` and :func:`visibility` are the rules, pure
   and table-driven; :class:`Action`, :class:`Reason`, :class:`Notice`, :class:`Kind` their vocabulary.

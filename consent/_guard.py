@@ -166,7 +166,7 @@ class Guard:
         raise refusal(trace.decision)
 
     def refuse_mismatch(self, caller: Caller, action: Action, patient_key: str, *, transaction: str) -> None:
-        """The request concerns another patient than the VIHF's (DMP.md §3.7 step 9): traced in the history
+        """The request concerns another patient than the VIHF's (docs/vihf.md §7 step 9): traced in the history
         of the VIHF's patient, refused."""
         self.refuse(Trace(self, caller, action, patient_key, self.dossier(patient_key),
                           Decision.deny(Reason.PATIENT_MISMATCH), transaction))

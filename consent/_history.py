@@ -1,4 +1,4 @@
-"""The patient's access history (DMP.md §7.2, R14): every decision, allowed or refused, appended in the
+"""The patient's access history (docs/consent.md, R14): every decision, allowed or refused, appended in the
 transaction of what it records, each entry chained to the previous one of the same patient by SHA-256.
 
 ``hash = SHA-256(prev_hash | patient | seq | at | entry)`` where ``entry`` is the entry's canonical JSON; the

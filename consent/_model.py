@@ -74,7 +74,7 @@ DOCUMENT_CHANGES: Final = frozenset({Action.REPLACE, Action.MASK, Action.UNMASK,
 
 
 class Reason(enum.Enum):
-    """Why: (stable code, DMP fault subcode). Refusals answer with the subcode (DMP.md §3.8, PDT-INF-527)."""
+    """Why: (stable code, DMP fault subcode). Refusals answer with the subcode (PDT-INF-527; docs/consent.md)."""
 
     ALLOWED = ("allowed", "DMPOk")
     ALLOWED_EMERGENCY = ("allowed-emergency", "DMPOk")
@@ -106,7 +106,7 @@ class Reason(enum.Enum):
 
 
 class Notice(enum.Enum):
-    """What the patient is told about (DMP.md §7.1)."""
+    """What the patient is told about (docs/notifications.md)."""
 
     DOSSIER_CREATED = "dossier-created"
     FIRST_ACCESS = "first-access"
@@ -120,7 +120,7 @@ class Notice(enum.Enum):
 class Decision:
     allowed: bool
     reason: Reason
-    trace: bool = True                       # every decision is traced (DMP.md §1.4 step 9)
+    trace: bool = True                       # every decision is traced (docs/consent.md)
     notify: frozenset[Notice] = frozenset()
     emergency: bool = False                  # bris de glace / Centre 15: flagged in the history
 
@@ -130,7 +130,7 @@ class Decision:
 
 
 class AuthorizationState(enum.Enum):
-    """States of a (professional, patient) pair (DMP.md §1.1)."""
+    """States of a (professional, patient) pair (docs/consent.md)."""
 
     NONE = "NON_EXISTE"
     VALID = "VALIDE"
@@ -139,7 +139,7 @@ class AuthorizationState(enum.Enum):
 
 
 class Kind(enum.Enum):
-    """The column of the permission matrix a caller falls in (DMP.md §1.2)."""
+    """The column of the permission matrix a caller falls in (docs/consent.md)."""
 
     PATIENT = "patient"
     REPRESENTATIVE = "representative"          # legal representative of a minor
@@ -164,7 +164,7 @@ Caller = Principal | PatientCaller
 
 
 def kind_of(caller: Caller) -> Kind:
-    """The matrix column of ``caller`` (DMP.md §1.1–§1.2)."""
+    """The matrix column of ``caller`` (docs/consent.md)."""
     if isinstance(caller, PatientCaller):
         return Kind.REPRESENTATIVE if caller.representative else Kind.PATIENT
     if caller.sector == OCCUPATIONAL_SECTOR:

@@ -1,5 +1,5 @@
 """What the patient (and their trusted person) is told, in French: pure functions from a :class:`Notice` and its
-:class:`NoticeDetails` to the messages to send (DMP.md §7.1, docs/notifications.md).
+:class:`NoticeDetails` to the messages to send (docs/notifications.md).
 
 E-mail and SMS are not confidential channels, so a message says who did what and when, and nothing of the
 patient's health: a document is named by its category (TRE_A03 classCode label), never by its title, which may
@@ -23,7 +23,7 @@ DISPLAY_ZONE: Final = ZoneInfo("Europe/Paris")
 _NAME_LIMIT: Final = 80
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
-# TRE_A03 classCode display names (DMP.md §6.3).
+# ANS TRE_A03 classCode display names (docs/conformance.md §7).
 CLASS_LABELS: Final = {
     "10": "compte rendu",
     "11": "synthèse",
@@ -88,8 +88,8 @@ class OutgoingMessage:
 
 def compose(notice: Notice, details: NoticeDetails, contacts: Contacts, *, now: datetime) -> list[OutgoingMessage]:
     """The messages ``notice`` sends: to the patient's e-mail and mobile, and to the trusted person's e-mail when
-    the patient chose so. NEW_DOCUMENT only when the patient opted in; every other notice always (DMP.md §7.1).
-    No contact details: no message (a DMP exists without them, DMP.md R28)."""
+    the patient chose so. NEW_DOCUMENT only when the patient opted in; any other always (docs/notifications.md).
+    No contact details: no message (a DMP exists without them, R28 of docs/consent.md)."""
     if notice is Notice.NEW_DOCUMENT and not contacts.notify_new_document:
         return []
     facts = _Facts.of(details, now)

@@ -1,4 +1,4 @@
-"""From a traced access to the patient's notices (DMP.md §7.1, docs/notifications.md): the facts each notice
+"""From a traced access to the patient's notices (docs/notifications.md): the facts each notice
 reports, and which documents do not make one (a document still invisible to the patient is not announced)."""
 
 from __future__ import annotations

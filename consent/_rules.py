@@ -1,7 +1,7 @@
 """The DMP rules as a pure function: :func:`decide` (may this caller do this to this dossier, this document?)
 and :func:`visibility` (which documents may this caller see at all?).
 
-Decision order (DMP.md §1.4, docs/consent.md): unknown dossier; forbidden professions (R15, R23); blocked
+Decision order (docs/consent.md "Decision order"): unknown dossier; forbidden professions (R15, R23); blocked
 professional (R17); closed dossier (R13, R29); emergency modes (R11); authorisation in normal mode (R7, R19);
 the permission matrix (PDT-INF-526 v1.8, tables below); document-level rules (masking R5/R10, invisibility R9,
 R27, own and structure documents, the patient's class 90 R4). Every decision is traced.
@@ -166,7 +166,7 @@ def decide(caller: Caller, action: Action, dossier: Dossier | None, document: Do
 
 
 def _emergency_refusal(caller: Caller, purpose: PurposeOfUse, dossier: Dossier, kind: Kind) -> Decision | None:
-    """R11 and DMP.md §3.7 step 9: CPE cards never use an emergency mode; a structure's system only Centre 15;
+    """R11 (docs/consent.md step 6): CPE cards never use an emergency mode; a structure's system only Centre 15;
     each mode is refused when the patient opposed it."""
     if kind is Kind.ADMINISTRATIVE or (kind is Kind.STRUCTURE_SYSTEM and purpose is PurposeOfUse.BREAK_GLASS):
         return Decision.deny(Reason.EMERGENCY_NOT_ALLOWED)
@@ -214,7 +214,7 @@ def _feed_refusal(caller: Caller, dossier: Dossier, document: DocumentFacts) -> 
 
 
 def visibility(caller: Caller, dossier: Dossier) -> DocumentFilter:
-    """Which of the dossier's documents ``caller`` may see at all (DMP.md §1.4 step 7; R5, R9, R10, R27):
+    """Which of the dossier's documents ``caller`` may see at all (docs/consent.md; R5, R9, R10, R27):
     masked documents only to their author, the médecin traitant and the patient (and in an emergency only if
     the patient allowed it); documents invisible to the patient hidden from the patient and representatives,
     those invisible to representatives from representatives, deleted documents from both; administrative staff
@@ -233,7 +233,7 @@ def visibility(caller: Caller, dossier: Dossier) -> DocumentFilter:
 
 
 def status_action(original: str | None, new: str | None) -> Action:
-    """The action an ITI-57 status change stands for (DMP.md §6.7): archive and un-archive (TD3.3d), delete
+    """The action an ITI-57 status change stands for (docs/conformance.md §8): archive and un-archive (TD3.3d), delete
     (TD3.3c); IHE's Approved/Deprecated changes amend the document as a new version would."""
     if new == Status.DELETED.value:
         return A.DELETE

@@ -1,5 +1,5 @@
-"""The DMP's own services that professionals' software calls around the XDS transactions (DMP.md §1.3, §3.1,
-§6.8): TD0.2 existence and authorisation test, TD0.3 declaring (or removing) one's own authorisation after the
+"""The DMP's own services that professionals' software calls around the XDS transactions (PDT-INF-526):
+TD0.2 existence and authorisation test, TD0.3 declaring (or removing) one's own authorisation after the
 patient's consent, TD0.4 the dossiers one is authorised on, TD1.6 the authorised and blocked professionals.
 
 Each is decided by the consent rules and traced in the patient's history like any access (TD0.4, which names

@@ -1,4 +1,4 @@
-"""What each XDS transaction asks of the consent checker (DMP.md §3.7 step 9, §1.4, §6.8).
+"""What each XDS transaction asks of the consent checker (docs/consent.md: "Decision order", "One patient per request").
 
 The VIHF's resource-id names the one patient of a request: the submission's patient (ITI-41/42), the query's
 patient parameters and every object a query finds by id (ITI-18), the patient of each document asked

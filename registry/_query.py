@@ -21,7 +21,7 @@ _PATIENT_PARAMS = tuple(p.name for q in QUERY_BY_UUID.values() for p in q.params
 
 
 class PatientMismatch(Exception):
-    """A stored query bound to one patient asked about another (DMP.md §3.7 step 9). Carries no identifier."""
+    """A stored query bound to one patient asked about another (docs/vihf.md §7 step 9). Carries no identifier."""
 
 
 def stored_query(conn: Connection, request: etree._Element, *, document_filter: ColumnElement[bool] | None,

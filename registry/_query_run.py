@@ -322,7 +322,7 @@ def _codes_match(code_col: ColumnElement[str | None], scheme_col: ColumnElement[
 
 
 def _all_groups(attribute: str, groups: list[list[str]], *, coded: bool) -> ColumnElement[bool]:
-    """AND of OR-groups (XDS.md §5.1); identical groups are one condition."""
+    """AND of OR-groups (ITI TF-2a 3.18.4.1.2.3, AND/OR semantics); identical groups are one condition."""
     unique = {tuple(sorted(set(g))): g for g in groups}
     return all_of([_has_value(attribute, g, coded=coded) for g in unique.values()])
 

@@ -102,7 +102,7 @@ def _has_code(codes: Iterable[str]) -> ColumnElement[bool]:
 
 
 def _authored_by(professional_id: str) -> ColumnElement[bool]:
-    # authorPerson is an XCN whose first component is the IdNat_PS (DMP.md §4.5); a bare id matches too.
+    # authorPerson is an XCN whose first component is the IdNat_PS (docs/identifiers.md); a bare id matches too.
     return exists(select(ov.object_id).where(
         ov.object_id == ro.id, ov.attribute == "authorPerson",
         or_(ov.value == professional_id, ov.value.startswith(professional_id + "^", autoescape=True))))
@@ -196,7 +196,7 @@ def submission_patient(sub: RimSubmission) -> str | None:
 
 @dataclass(frozen=True)
 class StatusChange:
-    """An ITI-57 ``UpdateAvailabilityStatus`` operation (ITI TF-3 §4.2.3.2.x; DMP.md §6.7)."""
+    """An ITI-57 ``UpdateAvailabilityStatus`` operation (ITI TF-2b §3.57; docs/conformance.md §8)."""
 
     target: str
     original: str | None

@@ -1,6 +1,6 @@
 """The ASGI application: routes, the SOAP request pipeline, and the wiring of registry and repository.
 
-Pipeline of a POST (DESIGN.md "Data flow"): read the body as a stream (MTOM parts to spool files, the
+Pipeline of a POST (docs/architecture.md, data flow): read the body as a stream (MTOM parts to spool files, the
 SOAP part to memory) -> parse the envelope with the hardened parser -> establish the principal -> dispatch
 on wsa:Action -> answer (MTOM when the request was MTOM or the answer carries documents). CPU-bound work
 runs in the thread pool so the event loop keeps accepting connections.
@@ -411,7 +411,7 @@ def _process(node: Node, endpoint: Endpoint, body: _Body, tls_peer: str | None) 
         return _Outcome(response=Response(
             envelope, media_type=f'application/soap+xml; charset=UTF-8; action="{answer.action}"'))
     if not answer.attachments:
-        # An MTOM request gets an MTOM answer (XDS.md §9); without documents it is small: build it whole.
+        # An MTOM request gets an MTOM answer (docs/mtom.md §1); without documents it is small: build it whole.
         _discard(body.mime)
         boundary, root_cid = new_boundary(), "root.message@dmp-xds"
         return _Outcome(response=Response(b"".join(mtom_stream(envelope, [], boundary, root_cid)),

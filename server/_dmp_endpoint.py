@@ -1,5 +1,5 @@
 """The DMP services endpoint (``/dmp/services``): TD0.2, TD0.3, TD0.4 and TD1.6 as SOAP 1.2 operations with
-the DMP's action URIs (DMP.md §3.1) and this node's compact bodies (``soap_wsdl/wsdl/dmp.xsd``,
+the DMP's action URIs (GIE SESAM-Vitale DMP-LPS samples) and this node's compact bodies (``soap_wsdl/wsdl/dmp.xsd``,
 docs/consent.md). The rules and the tracing are the consent checker's (``consent.DmpServices``); this module
 reads and writes the XML."""
 
@@ -39,7 +39,7 @@ def _bool(value: bool) -> str:
 
 
 def _patient(body: etree._Element, principal: Principal) -> str:
-    """The body's patientId, which must be the VIHF's resource-id (DMP.md §3.7 step 9)."""
+    """The body's patientId, which must be the VIHF's resource-id (docs/vihf.md §7 step 9)."""
     given = (body.findtext(_q("patientId")) or "").strip()
     if not given:
         raise AccessRefused(Reason.PATIENT_MISMATCH, f"{etree.QName(body).localname} has no dmp:patientId")

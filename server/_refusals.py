@@ -1,4 +1,4 @@
-"""The consent checker's refusals on the wire (DMP.md §3.8, docs/consent.md).
+"""The consent checker's refusals on the wire (PDT-INF-527; docs/consent.md "On the wire").
 
 In an XDS transaction, a patient without a DMP on this node is an XDS error in the transaction's own answer
 (``XDSUnknownPatientId``, ITI TF-3 Table 4.2.4.1-2), and so is a consent state that cannot be read or written

@@ -34,7 +34,7 @@ class Action(enum.StrEnum):
 
 
 class DmpAction(enum.StrEnum):
-    """The DMP's own services (DMP.md §3.1, §6.8) served on ``/dmp/services`` (docs/consent.md)."""
+    """The DMP's own services (GIE DMP-LPS samples) served on ``/dmp/services`` (docs/consent.md)."""
 
     TD02 = "urn:hl7-org:v3:PRPA_IN201307UV02"                                         # existence test
     TD03 = "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization"
@@ -50,7 +50,7 @@ class DmpAction(enum.StrEnum):
 def request_envelope(action: str, body: etree._Element, *, to: str | None = None,
                      message_id: str | None = None, reply_to_anonymous: bool = True,
                      assertion: etree._Element | None = None) -> bytes:
-    """A SOAP 1.2 request (DMP.md §3.1): ``wsa:Action`` (mustUnderstand), ``wsa:MessageID`` (a fresh
+    """A SOAP 1.2 request (docs/vihf.md §1): ``wsa:Action`` (mustUnderstand), ``wsa:MessageID`` (a fresh
     ``urn:uuid:`` unless given), ``wsa:ReplyTo`` anonymous, ``wsa:To`` when given, and ``wsse:Security``
     holding only ``assertion`` (the signed VIHF) when given; ``body`` becomes the single child of ``Body``.
 

@@ -52,7 +52,7 @@ class FaultSubcode(enum.Enum):
         "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd",
         "FailedAuthentication",
     )
-    # The DMP's refusals by its rights service (DMP.md §3.8); the namespace is ours (docs/consent.md).
+    # The DMP's refusals by its rights service (PDT-INF-527); the namespace is ours (docs/consent.md).
     DMP_ACCESS_DENIED_BY_RIGHTS_SERVICE = (DMP_FAULTS, "DMPAccessDeniedByRightsService")
     DMP_ACCESS_DENIED = (DMP_FAULTS, "DMPAccessDenied")
 

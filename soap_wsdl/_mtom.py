@@ -3,19 +3,19 @@
 Decoding (`MtomDecoder`) is a push parser: the server feeds body chunks as they arrive and memory stays
 constant whatever the attachment size. The root (SOAP) part is kept in memory up to a limit; every other part
 is decoded straight into a temp file while its SHA-1 and size are computed, so the repository never reads a
-document twice (XDS.md §9, trap 6). Encoding (`mtom_stream`) yields the body of an MTOM message, reading
+document twice (docs/mtom.md §2). Encoding (`mtom_stream`) yields the body of an MTOM message, reading
 attachment files in chunks.
 
 Framing rules the decoder applies, and why:
 
 - The delimiter is ``CRLF "--" boundary``: exactly one CRLF before ``--boundary`` belongs to the delimiter, no
-  other byte is ever trimmed (zeep's ``strip(b"\\r\\n")`` corrupts documents, STACK.md §7).
+  other byte is ever trimmed (zeep's ``strip(b"\\r\\n")`` corrupts documents, zeep issue #1249).
 - ``--boundary`` only delimits when followed by ``--`` (close delimiter) or by optional transport padding
   (spaces, tabs) and a line break; ``--boundaryX`` inside content is content.
 - LF-only framing (``LF "--" boundary``, ANS DRIMbox) is accepted. Such a client counts that LF as content, so
-  the attachment also carries the hash and size of that reading (`Attachment.lf_variant`, XDS.md trap 7).
+  the attachment also carries the hash and size of that reading (`Attachment.lf_variant`, docs/mtom.md §4).
 - ``cid:`` references and Content-IDs are both percent-decoded before comparing (RFC 2392; CXF and WCF send
-  encoded hrefs, XDS.md trap 8).
+  encoded hrefs, docs/mtom.md §3).
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class Attachment:
 
     ``lf_variant`` is set only when the part ended with an LF-only delimiter (``LF --boundary``, no CR before
     it): it is the (sha1, size) the content would have if that LF were counted as content, which is what ANS
-    DRIMbox clients declare (XDS.md trap 7). The caller compares the declared hash with ``sha1`` first and, on
+    DRIMbox clients declare (docs/mtom.md §4). The caller compares the declared hash with ``sha1`` first and, on
     mismatch, with ``lf_variant`` before calling `adopt_lf_variant`.
     """
 
@@ -193,7 +193,7 @@ class MtomMessage:
         """The attachment an ``xop:Include/@href`` points to, or None.
 
         ``href`` is ``cid:`` + the URL-encoded Content-ID (RFC 2392); both sides are compared percent-decoded
-        because CXF and WCF encode ``:`` and ``/`` in the href but not in the header (XDS.md §9).
+        because CXF and WCF encode ``:`` and ``/`` in the href but not in the header (docs/mtom.md §3).
         """
         scheme, colon, rest = href.strip().partition(":")
         if not colon or scheme.lower() != "cid":
@@ -663,7 +663,7 @@ def new_boundary() -> str:
 
 
 def mtom_content_type(boundary: str, root_content_id: str, action: str | None) -> str:
-    """The HTTP Content-Type of an MTOM message (SOAP 1.2 MTOM §4.3, XDS.md §9): ``multipart/related;
+    """The HTTP Content-Type of an MTOM message (SOAP 1.2 MTOM §4.3, docs/mtom.md §1): ``multipart/related;
     boundary="..."; type="application/xop+xml"; start="<root>"; start-info="application/soap+xml"[;
     action="..."]``, every value quoted."""
     params = [

@@ -1,4 +1,4 @@
-"""Pure rules: CPS ATRs and the practice-situation objects (BER-TLV in a 0xEE container, DMP.md §5.1–§5.2)."""
+"""Pure rules: CPS ATRs and the practice-situation objects (BER-TLV in a 0xEE container, docs/cps-card.md §1–§2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Readers and card events through a real pcscd with a vpcd virtual reader and a virtual card (STACK.md §3)."""
+"""Readers and card events through a real pcscd with a vpcd virtual reader and a virtual card (docs/cps-card.md §6)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The CPS token through a real PKCS#11 module (SoftHSM2) shaped like the card: holder, PIN rule, keys chosen by
-CKA_ID, the card-signed VIHF verified by the node's own verifier, removal mid-session (DMP.md §5.2–§5.5)."""
+CKA_ID, the card-signed VIHF verified by the node's own verifier, removal mid-session (docs/cps-card.md §2–§5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The DMP rules, one test per rule (DMP.md §1.2–§2 numbering; docs/consent.md). Pure: no database, no HTTP."""
+"""The DMP rules, one test per rule (numbers of docs/consent.md "Rule numbers"). Pure: no database, no HTTP."""
 
 from __future__ import annotations
 

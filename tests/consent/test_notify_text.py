@@ -1,4 +1,4 @@
-"""What each notice says and to whom (DMP.md §7.1): pure composition, no database."""
+"""What each notice says and to whom (docs/notifications.md): pure composition, no database."""
 
 from __future__ import annotations
 

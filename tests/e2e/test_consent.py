@@ -37,7 +37,7 @@ from pki import PsIdentity, PurposeOfUse
 from registry import _model
 from soap_wsdl import ns
 
-# --- the VIHF's patient is the request's (DMP.md §3.7 step 9) ---------------------------------------------
+# --- the VIHF's patient is the request's (docs/vihf.md §7 step 9) ---------------------------------------------
 
 
 def test_a_vihf_about_one_patient_is_refused_on_another_for_every_transaction(node):
@@ -296,7 +296,7 @@ def _entry_uuid(node, ps: PsIdentity, patient: str, unique_id: str) -> str:
 
 
 def _new_version(node, d: Doc, patient: str, codes: list[_model.Code], previous: str = "1"):
-    """An ITI-57 new version of ``d`` carrying ``codes`` as confidentialityCodes (DMP.md §6.7 masking)."""
+    """An ITI-57 new version of ``d`` carrying ``codes`` as confidentialityCodes (docs/consent.md, mask)."""
     from xds_factory import document_entry, submission_set
 
     from registry._vocabulary import AssociationType

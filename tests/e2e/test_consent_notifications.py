@@ -1,4 +1,4 @@
-"""The patient hears of what happens to their DMP (DMP.md §7.1): a real `dmp serve` with the consent checker
+"""The patient hears of what happens to their DMP (docs/notifications.md): a real `dmp serve` with the consent checker
 and a real SMTP server on 127.0.0.1, down at first: the transactions are not slowed or failed, the messages
 wait in the outbox and arrive, once each, when the mail server is back."""
 

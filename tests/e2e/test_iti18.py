@@ -473,8 +473,8 @@ def test_find_documents_french_patient_id_with_cx5(w):
 
 
 def test_find_documents_unknown_patient_is_unknown_patient_id(w):
-    # A patient without a DMP on the node (the VIHF names it too): XDSUnknownPatientId, no objects (DMP.md §1.4
-    # step 1; docs/consent.md). Before the consent checker this was an empty Success.
+    # A patient without a DMP on the node (the VIHF names it too): XDSUnknownPatientId, no objects (docs/consent.md
+    # decision order, step 1). Before the consent checker this was an empty Success.
     reply = query(w.node, FIND_DOCUMENTS, [("$XDSDocumentEntryPatientId", [q(UNKNOWN_PATIENT)]),
                                            ("$XDSDocumentEntryStatus", [ql(APPROVED)])])
     assert reply.status == "Failure"
@@ -859,7 +859,7 @@ def test_find_documents_for_multiple_patients(w):
 
 
 def test_multi_patient_queries_stay_within_the_vihf_patient(w):
-    # Over HTTP the VIHF names one patient (DMP.md §3.7 step 9): ITI-51 answers for that patient only, and a
+    # Over HTTP the VIHF names one patient (docs/vihf.md §7 step 9): ITI-51 answers for that patient only, and a
     # query reaching another patient (or every patient) is refused whole.
     status = ("$XDSDocumentEntryStatus", [ql(APPROVED)])
     class10 = ("$XDSDocumentEntryClassCode", [ql(f"10^^{CLASS_SCHEME}")])

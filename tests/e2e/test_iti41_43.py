@@ -367,7 +367,7 @@ def test_a_quote_in_a_unique_id_extension_is_accepted(node):
 
 
 def test_one_lf_framed_part_referenced_by_two_documents_gains_one_lf(node):
-    """LF-framed MIME (DRIMbox, XDS.md trap 7) with a part referenced twice: both documents declare the hash
+    """LF-framed MIME (DRIMbox, docs/mtom.md §4) with a part referenced twice: both documents declare the hash
     of the content with its final LF, which is added once to the shared part (not once per reference)."""
     from xds_client import envelope, parse_reply
 

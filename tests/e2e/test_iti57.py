@@ -95,7 +95,7 @@ def test_unknown_target_and_other_patient(node):
     assert "XDSMetadataUpdateError" in reply.error_codes
     other = register(node, f.Doc(b"y", "D", patient_id=f.OTHER_PATIENT)).get("id")
     # The VIHF (and the SubmissionSet) name PATIENT; the object changed is OTHER_PATIENT's: the DMP refuses the
-    # whole request before the registry sees it (DMP.md §3.7 step 9), nothing changes.
+    # whole request before the registry sees it (docs/vihf.md §7 step 9), nothing changes.
     reply = send(node, status_update(other, APPROVED, ARCHIVED))
     assert reply.http_status == 400
     assert reply.fault_subcode.endswith("DMPAccessDenied")
@@ -169,7 +169,7 @@ def test_metadata_update_errors(node, kwargs, code):
     eo = register(node, f.Doc(b"z", "D"))
     if "patient" in kwargs:
         # Another patient's new version of PATIENT's document: over HTTP the VIHF's patient is not the patient of
-        # the object changed (refused, DMP.md §3.7 step 9); the registry's own answer is the IHE code.
+        # the object changed (refused, docs/vihf.md §7 step 9); the registry's own answer is the IHE code.
         reply = send(node, metadata_update(eo, **kwargs))
         assert reply.fault_subcode.endswith("DMPAccessDenied")
         assert code in [e.code.value for e in engine_update(node, metadata_update(eo, **kwargs)).errors]

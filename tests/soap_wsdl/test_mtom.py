@@ -1,5 +1,5 @@
 """Streaming MTOM/XOP codec (soap_wsdl._mtom): RFC 2046 framing, XOP roots and cid: references, CTE handling,
-client quirks from XDS.md §9 and traps 6-8, cleanup on failure and constant memory."""
+client quirks of docs/mtom.md §2-§4, cleanup on failure and constant memory."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def test_base64_parts_decode_to_the_original_bytes(
 
 
 def test_lf_only_framing_offers_the_lf_variant(tmp_path: pathlib.Path) -> None:
-    # ANS DRIMbox: LF line ends, Content-IDs without '@', BASE64 in capitals (XDS.md §9, trap 7).
+    # ANS DRIMbox: LF line ends, Content-IDs without '@', BASE64 in capitals (docs/mtom.md §3, §4).
     signature = b"<ds:Signature>...</ds:Signature>"
     body = multipart(
         "MIMEBoundary_Bound",
@@ -532,7 +532,7 @@ def test_large_attachment_streams_in_constant_memory(tmp_path: pathlib.Path) -> 
 
 
 # ---------------------------------------------------------------------------------------------------------
-# XDS.md §11.1, verbatim (lines end with CRLF on the wire)
+# The ITI-41 example message (a made-up French patient), verbatim (lines end with CRLF on the wire)
 
 ITI41_CONTENT_TYPE = (
     'multipart/related; boundary="MIMEBoundary_a1b2c3"; type="application/xop+xml"; '

@@ -1,7 +1,7 @@
 """The WSDL/XSD documents of the two SOAP endpoints (soap_wsdl/_wsdl.py, soap_wsdl/wsdl/).
 
 (a) every schema compiles when fetched only through the rewritten ``?xsd=`` locations;
-(b) the XDS.md section 11 example bodies validate, and wrong ones do not;
+(b) example bodies (a made-up French patient, one per transaction) validate, and wrong ones do not;
 (c) zeep loads both WSDLs over real HTTP and builds the right envelopes and wsa:Action headers.
 """
 
@@ -48,7 +48,7 @@ WSDL_NS = {
 
 XDS_SCHEMAS = {"rim.xsd", "rs.xsd", "lcm.xsd", "query.xsd", "xdsb.xsd", "xml.xsd"}
 SCHEMAS = {*XDS_SCHEMAS, "dmp.xsd"}   # dmp.xsd: the node's DMP services (TD0.2, TD0.3, TD0.4, TD1.6)
-# XDS.md section 1: operation -> (request action, response action, request root, response root)
+# ITI TF-2x Appendix V: operation -> (request action, response action, request root, response root)
 OPERATIONS: dict[Endpoint, dict[str, tuple[str, str, str, str]]] = {
     "registry": {
         "DocumentRegistry_RegisterDocumentSet-b": (
@@ -95,11 +95,12 @@ SERVICES = {"registry": "DocumentRegistry_Service", "repository": "DocumentRepos
 
 OFFLINE_URL = "https://xds.example.fr/xds/registry"
 PATIENT = "123456789012345^^^&amp;1.2.250.1.213.1.4.10&amp;ISO"
-DOCUMENT = b"Compte rendu de consultation du 12/03/2024 - patient fictif.\r\n"  # XDS.md 11, 62 bytes
+DOCUMENT = b"Compte rendu de consultation du 12/03/2024 - patient fictif.\r\n"  # the examples' document, 62 bytes
 
 
 # --------------------------------------------------------------------------------------------------------
-# Examples of XDS.md section 11 (Body contents only; 11.4 shortened to three classifications)
+# Example messages for a made-up French patient: ITI-41 request and answer, ITI-18 request and answer, ITI-43,
+# ITI-57 DMP archive (Body contents only; the ITI-18 answer shortened to three classifications)
 # --------------------------------------------------------------------------------------------------------
 
 
@@ -528,7 +529,7 @@ def test_unknown_endpoint_is_refused() -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
-# WSDL facts (XDS.md section 1)
+# WSDL facts (ITI TF-2x Appendix V)
 # --------------------------------------------------------------------------------------------------------
 
 
@@ -563,7 +564,7 @@ def test_repository_binding_asks_for_mtom() -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
-# (b) XDS.md section 11 examples
+# (b) the example messages
 # --------------------------------------------------------------------------------------------------------
 
 
@@ -779,7 +780,7 @@ def test_zeep_builds_the_request(
 
     actions = [element.text for element in envelope.iter(f"{{{WSA}}}Action")]
     # zeep adds the WS-Addressing headers by itself when the WSDL input carries wsaw:Action; the plugin then
-    # adds a second set (zeep 4.3 behaviour). Either way every wsa:Action is the XDS.md one.
+    # adds a second set (zeep 4.3 behaviour). Either way every wsa:Action is the IHE one.
     if with_plugin:
         assert set(actions) == {request_action}
     else:
@@ -799,7 +800,7 @@ def test_zeep_sends_the_document_inline(clients: dict[tuple[Endpoint, bool], zee
 
 
 def test_zeep_reads_an_mtom_retrieve_response(clients: dict[tuple[Endpoint, bool], zeep.Client]) -> None:
-    """The xop:Include child of Document (XDS.md 11.5) is resolved by zeep before schema decoding."""
+    """The xop:Include child of Document (the ITI-43 example) is resolved by zeep before schema decoding."""
     client = clients["repository", False]
     # zeep strips CR/LF around a 'binary' attachment, so this document does not end with a line break.
     content = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF"

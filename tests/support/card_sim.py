@@ -1,4 +1,4 @@
-"""The CPS card's stand-ins for tests and benchmarks (DMP.md §5.6, STACK.md §1 and §3): a private pcscd with a
+"""The CPS card's stand-ins for tests and benchmarks (docs/cps-card.md §6): a private pcscd with a
 virtual reader (vsmartcard-vpcd) and a small virtual card answering with a CPS ATR, and a private SoftHSM2
 token holding CPS-like keys (generated on the token, never extractable), certificates issued by the test PKI
 and the Cryptolib data objects with their real labels.
@@ -45,7 +45,7 @@ CPS4_ATR = bytes.fromhex("3BDC18FF00001225006480000401009000")
 VITALE_LIKE_ATR = bytes.fromhex("3B6500002063CBA000")   # some other card
 PIN = "1234"
 SO_PIN = "87654321"
-SIG_ID, AUT_ID = b"\x00\x10", b"\x00\x20"   # DMP.md §5.2: last byte 0x10 signature, 0x20 authentication
+SIG_ID, AUT_ID = b"\x00\x10", b"\x00\x20"   # docs/cps-card.md §2: last byte 0x10 signature, 0x20 authentication
 T = TypeVar("T")
 
 
@@ -54,7 +54,7 @@ T = TypeVar("T")
 class Pcscd:
     """A private pcscd serving one vpcd virtual reader (two slots: ``<name> 00 00`` and ``00 01``).
 
-    vpcd listens for its card on 0.0.0.0 and has no bind-address option (STACK.md §3), so pcscd runs in its own
+    vpcd listens for its card on 0.0.0.0 and has no bind-address option (docs/cps-card.md §6), so pcscd runs in its own
     network namespace as well as its own mount namespace: only its loopback exists there, and the virtual card
     connects from inside it (:meth:`card`). Clients reach pcscd through its unix socket, a file."""
 
@@ -269,7 +269,7 @@ def _issue(pki: TestPki, profile: Profile, ps: PsIdentity, public: rsa.RSAPublic
 
 
 class CardChip:
-    """The chip's PIN rule SoftHSM2 lacks (it never locks, STACK.md §1): 3 wrong PINs in a row lock the card,
+    """The chip's PIN rule SoftHSM2 lacks (it never locks, docs/cps-card.md §6): 3 wrong PINs in a row lock the card,
     which then refuses every login, and the token flags report the counters as a card's PKCS#11 module does
     (USER_PIN_COUNT_LOW, USER_PIN_FINAL_TRY, USER_PIN_LOCKED). ``logins`` counts the C_Login attempts."""
 

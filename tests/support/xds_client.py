@@ -65,7 +65,7 @@ _PATIENT_PARAMS = ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId", "
 
 
 def request_patient(body: etree._Element) -> str | None:
-    """The patient a request is about, as desktop software names it in the VIHF's resource-id (DMP.md §3.7
+    """The patient a request is about, as desktop software names it in the VIHF's resource-id (docs/vihf.md §7
     step 9): the submission's patientId, or the stored query's patient parameter; None when the body does not
     say (ITI-43 by uniqueId, queries by id: the default patient then)."""
     for scheme in _PATIENT_SCHEMES:
