@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from consent._history import GENESIS
 from consent._model import AuthorizationState, Dossier
@@ -18,12 +19,22 @@ _CODE_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"     # no 0/O, 1/I: re
 _SCRYPT: Final = {"n": 2**14, "r": 8, "p": 1}
 
 
-def load(conn: Connection, patient_key: str) -> Dossier | None:
-    row = conn.execute(select(dossier).where(d.patient_key == patient_key)).first()
-    if row is None:
-        return None
-    auths = {r.professional_id: AuthorizationState(r.state)
-             for r in conn.execute(select(a.professional_id, a.state).where(a.patient_key == patient_key))}
+def load(conn: Connection, patient_key: str, *, only: str | None = None) -> Dossier | None:
+    """The dossier; with ``only``, its authorisations are that professional's alone (one statement: what a
+    request's decision needs), else all of them."""
+    if only is not None:
+        row = conn.execute(select(dossier, a.state.label("only_state")).select_from(dossier.outerjoin(
+            ps_authorization, (a.patient_key == d.patient_key) & (a.professional_id == only)))
+            .where(d.patient_key == patient_key)).first()
+        if row is None:
+            return None
+        auths = {only: AuthorizationState(row.only_state)} if row.only_state else {}
+    else:
+        row = conn.execute(select(dossier).where(d.patient_key == patient_key)).first()
+        if row is None:
+            return None
+        auths = {r.professional_id: AuthorizationState(r.state)
+                 for r in conn.execute(select(a.professional_id, a.state).where(a.patient_key == patient_key))}
     return Dossier(patient_key=patient_key, closed=row.closed_at is not None, minor=bool(row.minor),
                    treating_doctor=row.treating_doctor, authorizations=auths,
                    allow_break_glass=bool(row.allow_break_glass), allow_centre_15=bool(row.allow_centre_15),
@@ -100,11 +111,9 @@ def row(conn: Connection, patient_key: str) -> Any:
 
 
 def first_access(conn: Connection, patient_key: str, professional_id: str, now: str) -> bool:
-    """Record that ``professional_id`` accessed the dossier; True the first time (the patient is told, R36)."""
-    seen = conn.execute(select(pa.first_at).where(pa.patient_key == patient_key,
-                                                  pa.professional_id == professional_id)).first()
-    if seen is not None:
-        return False
-    conn.execute(insert(professional_access).values(patient_key=patient_key, professional_id=professional_id,
-                                                    first_at=now))
-    return True
+    """Record that ``professional_id`` accessed the dossier; True the first time (the patient is told, R36).
+    One statement: an insert that does nothing when the pair is already there."""
+    values = {"patient_key": patient_key, "professional_id": professional_id, "first_at": now}
+    stmt = (postgresql.insert(professional_access) if conn.dialect.name == "postgresql"
+            else sqlite.insert(professional_access)).values(**values).on_conflict_do_nothing()
+    return conn.execute(stmt).rowcount == 1

@@ -128,15 +128,17 @@ class Guard:
         self.clock = clock
         self.notices = notices if notices is not None else queue_notice
 
-    def dossier(self, patient_key: str) -> Dossier | None:
+    def dossier(self, patient_key: str, caller: Caller | None = None) -> Dossier | None:
+        """The dossier as the rules need it for ``caller`` (its own authorisation only), or whole."""
+        only = caller.professional_id if isinstance(caller, Principal) else None
         with database(), self.store.read() as conn:
-            return _dossiers.load(conn, patient_key)
+            return _dossiers.load(conn, patient_key, only=only)
 
     def admit(self, caller: Caller, action: Action, patient_key: str, documents: Sequence[DocumentFacts] = (), *,
               transaction: str, dossier: Dossier | None = None, professional: str | None = None) -> Trace:
         """Decide ``action`` (and, for each of ``documents``, the action on it); raise :class:`AccessRefused`
         (traced) or return the :class:`Trace` of the allowed access."""
-        dossier = dossier if dossier is not None else self.dossier(patient_key)
+        dossier = dossier if dossier is not None else self.dossier(patient_key, caller)
         decision = decide(caller, action, dossier, professional=professional)
         for doc in documents:
             if not decision.allowed:
@@ -168,7 +170,7 @@ class Guard:
     def refuse_mismatch(self, caller: Caller, action: Action, patient_key: str, *, transaction: str) -> None:
         """The request concerns another patient than the VIHF's (docs/vihf.md §7 step 9): traced in the history
         of the VIHF's patient, refused."""
-        self.refuse(Trace(self, caller, action, patient_key, self.dossier(patient_key),
+        self.refuse(Trace(self, caller, action, patient_key, self.dossier(patient_key, caller),
                           Decision.deny(Reason.PATIENT_MISMATCH), transaction))
 
     def visibility(self, caller: Caller, dossier: Dossier) -> DocumentFilter:

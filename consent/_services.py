@@ -45,7 +45,7 @@ class DmpServices:
     def existence_test(self, principal: Principal, patient_key: str) -> Existence:
         """TD0.2: does the patient have a DMP, is the caller authorised on it, is the caller the médecin
         traitant. Answered to a blocked professional too (it learns INTERDIT), never to forbidden professions."""
-        dossier = self.guard.dossier(patient_key)
+        dossier = self.guard.dossier(patient_key, principal)
         if dossier is None:
             if kind_of(principal) is Kind.OCCUPATIONAL:
                 raise AccessRefused(Reason.FORBIDDEN_PROFESSION, "this profession or sector never has access")
@@ -77,7 +77,7 @@ class DmpServices:
 
     def list_authorizations(self, principal: Principal, patient_key: str) -> list[AuthorizationEntry]:
         """TD1.6: the professionals authorised on or blocked from the dossier."""
-        dossier = self.guard.dossier(patient_key)
+        dossier = self.guard.dossier(patient_key, principal)
         if dossier is None:
             raise _no_dmp(patient_key)
         trace = self.guard.admit(principal, Action.LIST_AUTHORIZATIONS, patient_key, transaction="TD1.6",

@@ -63,7 +63,7 @@ class XdsConsent:
 
     def _dossier(self, principal: Principal) -> tuple[str, Dossier]:
         key = vihf_patient(principal)
-        dossier = self.guard.dossier(key)
+        dossier = self.guard.dossier(key, principal)
         if dossier is None:
             raise AccessRefused(Reason.UNKNOWN_PATIENT, f"patient {key} has no DMP on this node", patient=key)
         return key, dossier
