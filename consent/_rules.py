@@ -242,10 +242,12 @@ def status_action(original: str | None, new: str | None) -> Action:
     return A.REPLACE
 
 
-def version_actions(previous: DocumentFacts, confidentiality: frozenset[str]) -> list[Action]:
+def version_actions(previous: DocumentFacts, confidentiality: frozenset[str], *, content_changed: bool = False
+                    ) -> list[Action]:
     """The actions an ITI-57 new version of ``previous`` carrying ``confidentiality`` stands for: masking and
-    unmasking (TD3.3a), making visible to the patient or the representatives (TD3.3b); any other new version
-    amends the document (its author's, or the médecin traitant's, R26 rectification)."""
+    unmasking (TD3.3a), making visible to the patient or the representatives (TD3.3b); a new version that also
+    changes anything else (``content_changed``), or nothing of those, amends the document (its author's, or the
+    médecin traitant's, R26 rectification): a masking cannot carry another change past the author."""
     added, removed = confidentiality - previous.confidentiality, previous.confidentiality - confidentiality
     actions = []
     if MASKED_TO_PROFESSIONALS in added:
@@ -254,6 +256,6 @@ def version_actions(previous: DocumentFacts, confidentiality: frozenset[str]) ->
         actions.append(A.UNMASK)
     if removed & {INVISIBLE_TO_PATIENT, INVISIBLE_TO_REPRESENTATIVES}:
         actions.append(A.MAKE_VISIBLE)
-    if added & {INVISIBLE_TO_PATIENT, INVISIBLE_TO_REPRESENTATIVES} or not actions:
+    if added & {INVISIBLE_TO_PATIENT, INVISIBLE_TO_REPRESENTATIVES} or content_changed or not actions:
         actions.append(A.REPLACE)
     return actions

@@ -23,6 +23,7 @@ from registry import (
     Origin,
     Registry,
     RimSubmission,
+    content_changed,
     describe_update,
     patient_key,
     submission_patient,
@@ -103,10 +104,14 @@ class XdsConsent:
         for change in changes:
             target = facts.get(change.target) or next((f for f in facts.values() if f.lid == change.target), None)
             planned.append((status_action(change.original, change.new), target))
+        with database():
+            stored = self.registry.latest_entries([v.lid for v in versions]) if versions else {}
         for version in versions:
             previous = by_lid.get(version.lid)
             if previous is not None:
-                planned += [(a, previous) for a in version_actions(previous, version.confidentiality)]
+                changed = version.lid in stored and content_changed(stored[version.lid], version.entry)
+                planned += [(a, previous) for a in version_actions(previous, version.confidentiality,
+                                                                   content_changed=changed)]
         if not planned:
             planned.append((Action.REPLACE, None))
         trace: Trace | None = None

@@ -16,6 +16,7 @@ from registry import _hl7
 from registry._bulk import BulkReport, bulk_register
 from registry._catalogue import Problem
 from registry._errors import RegistryError, RegistryResponse, ResponseStatus, SubmissionRefused
+from registry._model import DocumentEntry
 from registry._profile import MetadataProfile
 from registry._query import adhoc_query_response, stored_query
 from registry._query_run import chunks
@@ -24,7 +25,7 @@ from registry._schema import document_entry, patient, registry_object
 from registry._store import Store, failure_summary
 from registry._submission import database_refusal, register
 from registry._update import update_document_set
-from registry._visibility import DocumentFacts, DocumentFilter, Origin, document_facts
+from registry._visibility import DocumentFacts, DocumentFilter, Origin, document_facts, latest_entries
 from soap_wsdl import SerializedElement, ns
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,11 @@ class Registry:
             return adhoc_query_response(ResponseStatus.FAILURE, [Problem.DATABASE_UNAVAILABLE_FOR_QUERY(None)])
 
     # --- look-ups ---------------------------------------------------------------------------------
+
+    def latest_entries(self, lids: Sequence[str]) -> dict[str, DocumentEntry]:
+        """The latest registered version of each logical DocumentEntry, typed (ITI-57: what an update changes)."""
+        with self.store.read() as conn:
+            return latest_entries(conn, lids)
 
     def document_facts(self, *, unique_ids: Sequence[str] = (), ids: Sequence[str] = ()) -> list[DocumentFacts]:
         """The latest version of each DocumentEntry named by uniqueId or entryUUID, as access rules see it."""

@@ -13,16 +13,17 @@ transaction): ebRIM has no submitter, and the DMP's "own documents" rules (PDT-I
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, exists, false, not_, or_, select, true
 from sqlalchemy.orm import aliased
 
 from registry import _hl7, _model
-from registry._rim import Kind, RimSubmission
+from registry._rim import Kind, RimSubmission, read_object
 from registry._schema import document_entry, object_value, registry_object, submission_origin, with_lid
 from registry._vocabulary import AssociationType, IdScheme, Status
+from soap_wsdl import parse_xml
 
 ro, ov, so = registry_object.c, object_value.c, submission_origin.c
 _FIRST = aliased(registry_object)
@@ -205,10 +206,41 @@ class StatusChange:
 
 @dataclass(frozen=True)
 class NewVersion:
-    """An ITI-57 new version of a DocumentEntry: its logical id and the confidentialityCodes it carries."""
+    """An ITI-57 new version of a DocumentEntry: its logical id, the confidentialityCodes it carries, and the
+    whole entry (to tell a masking from a change of the document's other metadata)."""
 
     lid: str
     confidentiality: frozenset[str]
+    entry: _model.DocumentEntry
+
+
+# What a new version may not change without being an amendment of the document: everything but its identity
+# as a version (ITI TF-3 4.1.5: a new entryUUID, the same lid), its confidentialityCodes (masking and visibility,
+# decided apart), and the attributes the registry carries over from the stored bytes (hash, size, repository).
+_NOT_CONTENT = frozenset({"entry_uuid", "logical_id", "version", "status", "home", "confidentiality_codes", "hash",
+                          "size", "repository_unique_id"})
+
+
+def content_changed(previous: _model.DocumentEntry, new: _model.DocumentEntry) -> bool:
+    """True when ``new`` changes anything of ``previous`` besides its confidentialityCodes (and version)."""
+    def content(de: _model.DocumentEntry) -> dict[str, object]:
+        out = {f.name: getattr(de, f.name) for f in fields(de) if f.name not in _NOT_CONTENT}
+        out["extra_slots"] = sorted((s.name, tuple(s.values)) for s in de.extra_slots)
+        return out
+    return content(previous) != content(new)
+
+
+def latest_entries(conn: Connection, lids: Sequence[str]) -> dict[str, _model.DocumentEntry]:
+    """The latest registered version of each logical DocumentEntry ``lids``, as typed entries (read from their
+    stored XML)."""
+    if not lids:
+        return {}
+    rows = conn.execute(select(ro.lid, ro.version, ro.xml).where(ro.kind == "DE", with_lid(sorted(set(lids)))))
+    newest: dict[str, tuple[int, str]] = {}
+    for r in rows:
+        if r.lid not in newest or r.version > newest[r.lid][0]:
+            newest[r.lid] = (r.version, r.xml)
+    return {lid: _model.document_entry(read_object(parse_xml(xml.encode()))) for lid, (_, xml) in newest.items()}
 
 
 def describe_update(sub: RimSubmission) -> tuple[list[StatusChange], list[NewVersion]]:
@@ -217,6 +249,9 @@ def describe_update(sub: RimSubmission) -> tuple[list[StatusChange], list[NewVer
                for o in sub.objects
                if o.kind is Kind.ASSOCIATION and o.target
                and o.association_type == AssociationType.UPDATE_AVAILABILITY_STATUS.value]
-    versions = [NewVersion(o.lid, frozenset(c.code for c in _model.document_entry(o).confidentiality_codes))
-                for o in sub.objects if o.kind is Kind.EXTRINSIC_OBJECT and o.lid and o.lid != o.id]
+    versions = []
+    for o in sub.objects:
+        if o.kind is Kind.EXTRINSIC_OBJECT and o.lid and o.lid != o.id:
+            entry = _model.document_entry(o)
+            versions.append(NewVersion(o.lid, frozenset(c.code for c in entry.confidentiality_codes), entry))
     return changes, versions

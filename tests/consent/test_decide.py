@@ -281,3 +281,13 @@ def test_r27_a_minor_acts_through_legal_representatives():
     assert reason(PATIENT, Action.BLOCK, minor, professional=ALICE) is Reason.NOT_PERMITTED
     assert allowed(REPRESENTATIVE, Action.READ, minor, doc())
     assert allowed(REPRESENTATIVE, Action.BLOCK, minor, professional=ALICE)
+
+
+def test_n3_a_masking_that_changes_anything_else_is_an_amendment():
+    from consent import version_actions
+
+    plain = doc(author=CAROL)
+    assert version_actions(plain, frozenset({MASKED})) == [Action.MASK]
+    assert version_actions(plain, frozenset({MASKED}), content_changed=True) == [Action.MASK, Action.REPLACE]
+    assert version_actions(doc(MASKED, author=CAROL), frozenset()) == [Action.UNMASK]
+    assert version_actions(plain, frozenset()) == [Action.REPLACE]          # a new version changing nothing known

@@ -132,6 +132,9 @@ def test_r5_n3_masking_through_iti57_and_unmasking_by_the_author_only(node):
     d = Doc(b"to be masked", "Document01", patient_id=p)
     assert feed(node, ALICE, p, d).status == "Success"
     assert unique_ids(find(node, BOB, p)) == {d.unique_id}
+    # A masking cannot carry another change past the author: BOB's masking that also retitles is refused.
+    retitled = _new_version(node, d, p, [NORMAL, MASQUE_PS], title="Titre modifié")
+    refused(post(node.registry, ITI57, retitled, mtom=False, vihf=vihf(BOB, p)), "not-own-document")
     # Any authorised professional may mask (BOB masks ALICE's document): a new version with MASQUE_PS.
     masked = post(node.registry, ITI57, _new_version(node, d, p, [NORMAL, MASQUE_PS]), mtom=False,
                   vihf=vihf(BOB, p))
@@ -147,7 +150,7 @@ def test_r5_n3_masking_through_iti57_and_unmasking_by_the_author_only(node):
     assert unique_ids(find(node, BOB, p)) == {d.unique_id}
     actions = [(e["actor_id"], e["action"], e["allowed"]) for e in history(node, p) if e["transaction"] == "ITI-57"]
     assert actions == [(ALICE.idnat_ps, "unmask", True), (BOB.idnat_ps, "unmask", False),
-                       (BOB.idnat_ps, "mask", True)]
+                       (BOB.idnat_ps, "mask", True), (BOB.idnat_ps, "replace", False)]
 
 
 # --- emergency access (R11, R37) -------------------------------------------------------------------------
@@ -295,7 +298,8 @@ def _entry_uuid(node, ps: PsIdentity, patient: str, unique_id: str) -> str:
     return ref.get("id", "")
 
 
-def _new_version(node, d: Doc, patient: str, codes: list[_model.Code], previous: str = "1"):
+def _new_version(node, d: Doc, patient: str, codes: list[_model.Code], previous: str = "1",
+                 title: str | None = None):
     """An ITI-57 new version of ``d`` carrying ``codes`` as confidentialityCodes (docs/consent.md, mask)."""
     from xds_factory import document_entry, submission_set
 
@@ -303,8 +307,10 @@ def _new_version(node, d: Doc, patient: str, codes: list[_model.Code], previous:
     reply = post(node.registry, ITI18, adhoc_query(GET_DOCS, [("$XDSDocumentEntryUniqueId", [f"('{d.unique_id}')"])]),
                  mtom=False, vihf=vihf(ALICE, patient))   # its author always sees it
     (eo,) = reply.body.iter(f"{{{ns.RIM}}}ExtrinsicObject")
-    version = Doc(d.content, "NewVersion", unique_id=d.unique_id, patient_id=patient, send_hash=False,
-                  meta={"confidentiality_codes": codes})
+    meta: dict[str, object] = {"confidentiality_codes": codes}
+    if title is not None:
+        meta["title"] = _model.Text(title, "fr-FR")
+    version = Doc(d.content, "NewVersion", unique_id=d.unique_id, patient_id=patient, send_hash=False, meta=meta)
     de = _model.document_entry_to_rim(document_entry(version))
     de.lid = eo.get("lid")
     ss = submission_set(patient)

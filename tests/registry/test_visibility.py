@@ -90,3 +90,17 @@ def test_document_facts_read_back(store):
         assert (back.confidentiality, back.authors, back.status) == (d.confidentiality, d.authors, d.status)
         if d.submitter:
             assert (back.submitter, back.submitter_structure) == (d.submitter, d.submitter_structure)
+
+
+def test_content_changed_ignores_version_identity_and_confidentiality_only():
+    from dataclasses import replace
+
+    from registry import Code, DocumentEntry, Text, content_changed
+
+    before = DocumentEntry(entry_uuid="urn:uuid:1", title=Text("CR", "fr-FR"), class_code=Code("10", "1.2.3"),
+                           confidentiality_codes=[Code("N", "2.16.840.1.113883.5.25")], hash="ab", size=3)
+    masked = replace(before, entry_uuid="urn:uuid:2", logical_id="urn:uuid:1", version="2", hash=None, size=None,
+                     confidentiality_codes=[*before.confidentiality_codes, Code("MASQUE_PS", "1.2.250.1.213.1.1.4.13")])
+    assert not content_changed(before, masked)
+    assert content_changed(before, replace(masked, title=Text("Autre titre", "fr-FR")))
+    assert content_changed(before, replace(masked, class_code=Code("11", "1.2.3")))
