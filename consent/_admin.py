@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from consent import _dossiers, _history
 from consent._dossiers import Contact
-from consent._guard import AccessRefused, Guard, Trace, refusal, utc_now
+from consent._guard import Guard, Trace, refusal, unknown_patient, utc_now
 from consent._history import Recorded
 from consent._model import Action, AuthorizationState, Decision, Notice, PatientCaller, Reason
 from consent._rules import decide
@@ -144,7 +144,7 @@ class DossierAdmin:
         with self.guard.store.read() as conn:
             row = _dossiers.row(conn, key)
             if row is None:
-                raise AccessRefused(Reason.UNKNOWN_PATIENT, f"no DMP for {key}")
+                raise unknown_patient(key)
             return DossierView(
                 key, row.created_at, row.consent_by, row.consent_channel, bool(row.minor), row.treating_doctor,
                 bool(row.allow_break_glass), bool(row.allow_centre_15), bool(row.masked_visible_in_emergency),
@@ -157,7 +157,7 @@ class DossierAdmin:
         key = self._key(ins)
         with self.guard.store.read() as conn:
             if _dossiers.row(conn, key) is None:
-                raise AccessRefused(Reason.UNKNOWN_PATIENT, f"no DMP for {key}")
+                raise unknown_patient(key)
             return _history.entries(conn, key, limit=limit)
 
     # --- the common path ------------------------------------------------------------------------------

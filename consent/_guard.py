@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -89,6 +90,12 @@ def _safe(exc: SQLAlchemyError) -> str:
     return f"{type(exc).__name__}" + (f" ({type(orig).__name__} {state})" if orig is not None else "")
 
 
+def unknown_patient(patient_key: str) -> AccessRefused:
+    """The refusal for a patient without a DMP on this node (answered as XDSUnknownPatientId, naming it)."""
+    return AccessRefused(Reason.UNKNOWN_PATIENT, f"patient {patient_key} has no DMP on this node",
+                         patient=patient_key)
+
+
 def refusal(decision: Decision) -> AccessRefused:
     return AccessRefused(decision.reason, _DETAILS.get(decision.reason, decision.reason.code))
 
@@ -105,7 +112,6 @@ class Trace:
     decision: Decision
     transaction: str
     documents: list[DocumentFacts] = field(default_factory=list)
-    document_ids: list[str] = field(default_factory=list)
     detail: str | None = None
 
     def __call__(self, conn: Connection) -> None:
@@ -120,13 +126,12 @@ class Trace:
 class Guard:
     """The consent checker bound to one database."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], str] = utc_now, notices: NoticeSink | None = None
+    def __init__(self, store: Store, *, clock: Callable[[], str] = utc_now, notices: NoticeSink = queue_notice
                  ) -> None:
         """``notices`` queues the patient's notices (default: the notification outbox, ``consent._notices``)."""
-
         self.store = store
         self.clock = clock
-        self.notices = notices if notices is not None else queue_notice
+        self.notices = notices
 
     def dossier(self, patient_key: str, caller: Caller | None = None) -> Dossier | None:
         """The dossier as the rules need it for ``caller`` (its own authorisation only), or whole."""
@@ -143,19 +148,14 @@ class Guard:
         for doc in documents:
             if not decision.allowed:
                 break
-            per_doc = decide(caller, action, dossier, doc, professional=professional)
-            if not per_doc.allowed:
-                decision = per_doc
-            elif per_doc.notify - decision.notify:
-                decision = Decision(True, decision.reason, notify=decision.notify | per_doc.notify,
-                                    emergency=decision.emergency)
+            decision = decision.joined(decide(caller, action, dossier, doc, professional=professional))
         trace = Trace(self, caller, action, patient_key, dossier, decision, transaction, list(documents),
                       detail=professional)
         if not decision.allowed:
             self.refuse(trace)
         return trace
 
-    def refuse(self, trace: Trace) -> None:
+    def refuse(self, trace: Trace) -> NoReturn:
         """Trace a refusal (when the patient has a dossier) and raise it."""
         assert not trace.decision.allowed
         try:
@@ -167,7 +167,7 @@ class Guard:
         log.info("access refused: %s (%s)", trace.decision.reason.code, trace.transaction)
         raise refusal(trace.decision)
 
-    def refuse_mismatch(self, caller: Caller, action: Action, patient_key: str, *, transaction: str) -> None:
+    def refuse_mismatch(self, caller: Caller, action: Action, patient_key: str, *, transaction: str) -> NoReturn:
         """The request concerns another patient than the VIHF's (docs/vihf.md §7 step 9): traced in the history
         of the VIHF's patient, refused."""
         self.refuse(Trace(self, caller, action, patient_key, self.dossier(patient_key, caller),
@@ -179,7 +179,7 @@ class Guard:
     def write_trace(self, conn: Connection, trace: Trace) -> None:
         at = self.clock()
         caller, decision = trace.caller, trace.decision
-        ids = tuple(trace.document_ids) or tuple(doc.unique_id or doc.entry_id for doc in trace.documents)
+        ids = tuple(doc.unique_id or doc.entry_id for doc in trace.documents)
         entry = _entry(caller, trace, ids)
         if not _history.append(conn, trace.patient_key, entry, at):
             return          # no dossier: an unknown patient has no history to write to
@@ -189,9 +189,8 @@ class Guard:
         if isinstance(caller, Principal) and _dossiers.first_access(conn, trace.patient_key,
                                                                      caller.professional_id, at):
             notices.add(Notice.FIRST_ACCESS)
-        if self.notices is not None:
-            for notice in sorted(notices, key=lambda n: n.value):
-                self.notices(conn, trace.patient_key, notice, caller, trace.documents, at)
+        for notice in sorted(notices, key=lambda n: n.value):
+            self.notices(conn, trace.patient_key, notice, caller, trace.documents, at)
 
 
 def _entry(caller: Caller, trace: Trace, ids: tuple[str, ...]) -> HistoryEntry:

@@ -14,7 +14,6 @@ from typing import Final
 from pki import AuthMode, Principal, PurposeOfUse
 
 # TRE_A07 confidentiality codes the DMP rules act on (DMP/CI-SIS, code system 1.2.250.1.213.1.1.4.13).
-CONFIDENTIALITY_SYSTEM: Final = "1.2.250.1.213.1.1.4.13"
 MASKED_TO_PROFESSIONALS: Final = "MASQUE_PS"
 INVISIBLE_TO_PATIENT: Final = "INVISIBLE_PATIENT"
 INVISIBLE_TO_REPRESENTATIVES: Final = "INVISIBLE_REPRESENTANTS_LEGAUX"
@@ -65,12 +64,6 @@ class Action(enum.Enum):
 
 _READS: Final = frozenset({Action.EXISTENCE_TEST, Action.LIST_DOSSIERS, Action.LIST_AUTHORIZATIONS, Action.SEARCH,
                            Action.SEARCH_REFERENCES, Action.READ, Action.READ_HISTORY, Action.REOPEN})
-PATIENT_ADMINISTRATION: Final = frozenset({
-    Action.AUTHORIZE, Action.REVOKE, Action.BLOCK, Action.UNBLOCK, Action.SET_TREATING_DOCTOR,
-    Action.SET_EMERGENCY_ACCESS, Action.READ_HISTORY, Action.CLOSE, Action.REOPEN,
-})
-DOCUMENT_CHANGES: Final = frozenset({Action.REPLACE, Action.MASK, Action.UNMASK, Action.MAKE_VISIBLE,
-                                     Action.ARCHIVE, Action.DELETE})
 
 
 class Reason(enum.Enum):
@@ -127,6 +120,13 @@ class Decision:
     @classmethod
     def deny(cls, reason: Reason) -> Decision:
         return cls(False, reason)
+
+    def joined(self, other: Decision) -> Decision:
+        """Both decisions at once (several actions or documents of one request): allowed when both are, with
+        every notice of either."""
+        return Decision(self.allowed and other.allowed, self.reason if not self.allowed or other.allowed
+                        else other.reason, notify=self.notify | other.notify,
+                        emergency=self.emergency or other.emergency)
 
 
 class AuthorizationState(enum.Enum):

@@ -27,8 +27,9 @@ from consent._model import (
     PatientCaller,
     Reason,
     kind_of,
+    purpose_of,
 )
-from pki import AuthMode, Principal, PurposeOfUse
+from pki import Principal, PurposeOfUse
 from registry import DocumentFacts, DocumentFilter, Status
 
 A = Action
@@ -140,7 +141,7 @@ def decide(caller: Caller, action: Action, dossier: Dossier | None, document: Do
     if isinstance(caller, PatientCaller) and dossier.minor and not caller.representative:
         return Decision.deny(Reason.NOT_PERMITTED)     # R27: a minor has no access of their own
     col = column(caller, dossier)
-    purpose = caller.purpose_of_use if isinstance(caller, Principal) else PurposeOfUse.NORMAL
+    purpose = purpose_of(caller)
     emergency = purpose is not PurposeOfUse.NORMAL
     if emergency:
         refused = _emergency_refusal(caller, purpose, dossier, kind)
@@ -169,8 +170,6 @@ def _emergency_refusal(caller: Caller, purpose: PurposeOfUse, dossier: Dossier, 
     """R11 (docs/consent.md step 6): CPE cards never use an emergency mode; a structure's system only Centre 15;
     each mode is refused when the patient opposed it."""
     if kind is Kind.ADMINISTRATIVE or (kind is Kind.STRUCTURE_SYSTEM and purpose is PurposeOfUse.BREAK_GLASS):
-        return Decision.deny(Reason.EMERGENCY_NOT_ALLOWED)
-    if isinstance(caller, Principal) and caller.auth_mode is AuthMode.INDIRECT and purpose is PurposeOfUse.BREAK_GLASS:
         return Decision.deny(Reason.EMERGENCY_NOT_ALLOWED)
     allowed = dossier.allow_break_glass if purpose is PurposeOfUse.BREAK_GLASS else dossier.allow_centre_15
     return None if allowed else Decision.deny(Reason.EMERGENCY_OPPOSED)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consent import _dossiers
-from consent._guard import AccessRefused, Guard, Trace, database
+from consent._guard import AccessRefused, Guard, Trace, database, unknown_patient
 from consent._model import Action, AuthorizationState, Decision, Kind, Reason, kind_of
 from consent._rules import decide
 from pki import Principal, PurposeOfUse
@@ -32,10 +32,6 @@ class AuthorizationEntry:
     professional_id: str
     state: AuthorizationState
     since: str
-
-
-def _no_dmp(patient_key: str) -> AccessRefused:
-    return AccessRefused(Reason.UNKNOWN_PATIENT, f"patient {patient_key} has no DMP on this node", patient=patient_key)
 
 
 class DmpServices:
@@ -71,15 +67,14 @@ class DmpServices:
                 self.guard.write_trace(conn, trace)
                 return state or AuthorizationState.NONE
         if dossier is None:
-            raise _no_dmp(patient_key)
+            raise unknown_patient(patient_key)
         self.guard.refuse(trace)
-        raise AssertionError("unreachable: refuse() raises")
 
     def list_authorizations(self, principal: Principal, patient_key: str) -> list[AuthorizationEntry]:
         """TD1.6: the professionals authorised on or blocked from the dossier."""
         dossier = self.guard.dossier(patient_key, principal)
         if dossier is None:
-            raise _no_dmp(patient_key)
+            raise unknown_patient(patient_key)
         trace = self.guard.admit(principal, Action.LIST_AUTHORIZATIONS, patient_key, transaction="TD1.6",
                                  dossier=dossier)
         with database(), self.guard.store.read() as conn:

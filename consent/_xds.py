@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
-from consent._guard import AccessRefused, Guard, Trace, database
-from consent._model import Action, Decision, Dossier, Reason
+from consent._guard import AccessRefused, Guard, Trace, database, unknown_patient
+from consent._model import Action, Dossier, Reason
 from consent._rules import decide, status_action, version_actions
 from pki import Principal
 from registry import (
@@ -66,7 +67,7 @@ class XdsConsent:
         key = vihf_patient(principal)
         dossier = self.guard.dossier(key, principal)
         if dossier is None:
-            raise AccessRefused(Reason.UNKNOWN_PATIENT, f"patient {key} has no DMP on this node", patient=key)
+            raise unknown_patient(key)
         return key, dossier
 
     # --- ITI-41 / ITI-42 ------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ class XdsConsent:
                 trace = admitted
             else:
                 trace.documents += admitted.documents
-                trace.decision = _merged(trace.decision, admitted.decision)
+                trace.decision = trace.decision.joined(admitted.decision)
         assert trace is not None
         trace.action = planned[0][0]
         return Admission(origin_of(principal), trace)
@@ -137,7 +138,7 @@ class XdsConsent:
         trace = self.guard.admit(principal, action, key, transaction=transaction, dossier=dossier)
         return key, self.guard.visibility(principal, dossier), trace
 
-    def refuse_query(self, principal: Principal, references_only: bool, transaction: str) -> None:
+    def refuse_query(self, principal: Principal, references_only: bool, transaction: str) -> NoReturn:
         action = Action.SEARCH_REFERENCES if references_only else Action.SEARCH
         self.guard.refuse_mismatch(principal, action, vihf_patient(principal), transaction=transaction)
 
@@ -155,7 +156,3 @@ class XdsConsent:
         readable = [f for f in facts if decide(principal, Action.READ, dossier, f).allowed]
         trace.documents = readable
         return {f.unique_id for f in readable if f.unique_id}, trace
-
-
-def _merged(a: Decision, b: Decision) -> Decision:
-    return Decision(a.allowed and b.allowed, a.reason, notify=a.notify | b.notify, emergency=a.emergency or b.emergency)

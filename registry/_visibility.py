@@ -129,21 +129,15 @@ def document_facts(conn: Connection, *, unique_ids: Sequence[str] = (), ids: Seq
             wanted.append(with_lid(sorted(set(lids))))
     if not wanted:
         return []
-    rows = conn.execute(select(ro.id, ro.lid, ro.version, ro.unique_id, ro.patient_key, ro.status)
-                        .where(ro.kind == "DE", or_(*wanted))).all()
-    latest: dict[str, tuple[int, Any]] = {}
-    for r in rows:
-        if r.lid not in latest or r.version > latest[r.lid][0]:
-            latest[r.lid] = (r.version, r)
-    chosen = [r for _, r in latest.values()]
+    de = document_entry.c
+    chosen = _newest(conn.execute(
+        select(ro.id, ro.lid, ro.version, ro.unique_id, ro.patient_key, ro.status, de.class_code, de.type_code)
+        .outerjoin(document_entry, de.id == ro.id).where(ro.kind == "DE", or_(*wanted))))
     entry_ids = [r.id for r in chosen]
     values: dict[str, list[tuple[str, str]]] = {}
     for v in conn.execute(select(ov.object_id, ov.attribute, ov.value).where(
             ov.object_id.in_(entry_ids), ov.attribute.in_(("confidentialityCode", "authorPerson")))):
         values.setdefault(v.object_id, []).append((v.attribute, v.value))
-    codes = {c.id: (c.class_code, c.type_code) for c in conn.execute(
-        select(document_entry.c.id, document_entry.c.class_code, document_entry.c.type_code)
-        .where(document_entry.c.id.in_(entry_ids)))}
     origins: dict[str, Any] = {o.id: o for o in conn.execute(
         select(_FIRST.c.id, so.submitter, so.structure_id, so.by_patient).join(
             submission_origin, so.submission_set_id == _FIRST.c.submission_set_id)
@@ -156,7 +150,7 @@ def document_facts(conn: Connection, *, unique_ids: Sequence[str] = (), ids: Seq
             entry_id=r.id, lid=r.lid, unique_id=r.unique_id, patient_key=r.patient_key or "",
             status=r.status,
             confidentiality=frozenset(v for a, v in vals if a == "confidentialityCode"),
-            class_code=codes.get(r.id, (None, None))[0], type_code=codes.get(r.id, (None, None))[1],
+            class_code=r.class_code, type_code=r.type_code,
             authors=frozenset(v.split("^", 1)[0] for a, v in vals if a == "authorPerson" and v.split("^", 1)[0]),
             submitter=origin.submitter if origin else None,
             submitter_structure=origin.structure_id if origin else None,
@@ -236,11 +230,16 @@ def latest_entries(conn: Connection, lids: Sequence[str]) -> dict[str, _model.Do
     if not lids:
         return {}
     rows = conn.execute(select(ro.lid, ro.version, ro.xml).where(ro.kind == "DE", with_lid(sorted(set(lids)))))
-    newest: dict[str, tuple[int, str]] = {}
+    return {r.lid: _model.document_entry(read_object(parse_xml(r.xml.encode()))) for r in _newest(rows)}
+
+
+def _newest(rows: Iterable[Any]) -> list[Any]:
+    """Of rows with ``lid`` and ``version``, the one of the highest version of each logical object."""
+    newest: dict[str, Any] = {}
     for r in rows:
-        if r.lid not in newest or r.version > newest[r.lid][0]:
-            newest[r.lid] = (r.version, r.xml)
-    return {lid: _model.document_entry(read_object(parse_xml(xml.encode()))) for lid, (_, xml) in newest.items()}
+        if r.lid not in newest or r.version > newest[r.lid].version:
+            newest[r.lid] = r
+    return list(newest.values())
 
 
 def describe_update(sub: RimSubmission) -> tuple[list[StatusChange], list[NewVersion]]:

@@ -203,7 +203,6 @@ class Node:
                                                 patient_key=key)
         except PatientMismatch:
             consent.refuse_query(principal, references_only, transaction)
-            raise
         trace.record()     # before the answer leaves: no access goes untraced
         return answer
 

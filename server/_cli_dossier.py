@@ -26,13 +26,18 @@ PS = click.option("--ps", "professional", required=True, help="The professional'
 
 
 @contextmanager
-def _admin(data_dir: Path) -> Iterator[DossierAdmin]:
-    cfg = Config.load(data_dir)
-    store = Store(cfg.database_url)
+def _store(data_dir: Path) -> Iterator[Store]:
+    store = Store(Config.load(data_dir).database_url)
     try:
-        yield DossierAdmin(Registry(store), Guard(store))
+        yield store
     finally:
         store.dispose()
+
+
+@contextmanager
+def _admin(data_dir: Path) -> Iterator[DossierAdmin]:
+    with _store(data_dir) as store:
+        yield DossierAdmin(Registry(store), Guard(store))
 
 
 def _run(data_dir: Path, work: Callable[[DossierAdmin], T]) -> T:
@@ -131,11 +136,10 @@ def patient_set_mt(data_dir: Path, ins: str, professional: str | None, remove: b
 def patient_oppose_emergency(data_dir: Path, ins: str, mode: str, withdraw: bool, masked_visible: bool | None
                              ) -> None:
     """Oppose (or allow again) emergency access: bris de glace and/or SAMU Centre 15 regulation (R11)."""
-    allow = withdraw
     _run(data_dir, lambda a: a.set_emergency_access(
-        ins, break_glass=allow if mode in ("bris_de_glace", "both") else None,
-        centre_15=allow if mode in ("centre_15", "both") else None, masked_visible=masked_visible))
-    click.echo(f"emergency access {mode} on {ins}: {'allowed' if allow else 'opposed'}")
+        ins, break_glass=withdraw if mode in ("bris_de_glace", "both") else None,
+        centre_15=withdraw if mode in ("centre_15", "both") else None, masked_visible=masked_visible))
+    click.echo(f"emergency access {mode} on {ins}: {'allowed' if withdraw else 'opposed'}")
 
 
 @patient.command("close")
@@ -188,12 +192,8 @@ def history_show(data_dir: Path, ins: str, as_json: bool, limit: int | None) -> 
 @DATA
 def history_verify(data_dir: Path) -> None:
     """Check every history's chain: names each edited, inserted or deleted entry; exit 1 if any."""
-    cfg = Config.load(data_dir)
-    store = Store(cfg.database_url)
-    try:
+    with _store(data_dir) as store:
         problems = verify_history(store)
-    finally:
-        store.dispose()
     for p in problems:
         click.echo(f"history does not verify: {p}", err=True)
     if problems:
