@@ -122,10 +122,13 @@ class Decision:
         return cls(False, reason)
 
     def joined(self, other: Decision) -> Decision:
-        """Both decisions at once (several actions or documents of one request): allowed when both are, with
-        every notice of either."""
-        return Decision(self.allowed and other.allowed, self.reason if not self.allowed or other.allowed
-                        else other.reason, notify=self.notify | other.notify,
+        """Both decisions at once (several actions or documents of one request): the first refusal as it is, or
+        allowed with every notice of either."""
+        if not self.allowed:
+            return self
+        if not other.allowed:
+            return other
+        return Decision(True, self.reason, notify=self.notify | other.notify,
                         emergency=self.emergency or other.emergency)
 
 
