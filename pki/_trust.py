@@ -6,13 +6,22 @@ validity dates (and PrivateKeyUsagePeriod on the end entity), CA constraints, un
 revocation by CRL (every certificate below the anchor, fail-closed when no current CRL is known), and the
 end entity's key usage for what it is about to do. The first failure is raised as a
 :class:`CertificateError` whose ``reason`` says which check failed.
+
+A successful validation is remembered by the store (which never changes once built: a reload builds a new one,
+with an empty memory) for the time span around the validation instant in which no certificate date, private key
+usage period, CRL thisUpdate or CRL nextUpdate of any candidate path falls: within that span every check gives
+the same answer, so the answer is reused; outside it (a notAfter or nextUpdate passed, a newer CRL became
+current) the path is validated again. Refusals are never remembered.
 """
 
 from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import Iterable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -20,11 +29,14 @@ from typing import Final
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from pki._dn import dn_string
 
 MAX_PATH_LENGTH: Final = 6
+#: Validated certificates a store remembers (the least recently used is forgotten first).
+VALIDATED_CACHE_SIZE: Final = 4096
 
 #: Critical extensions we process; any other critical extension makes the certificate unusable (RFC 5280 §4.2).
 _HANDLED_CRITICAL: Final = frozenset({
@@ -61,6 +73,22 @@ class CertificateError(Exception):
         self.detail = detail
 
 
+CertPath = tuple[x509.Certificate, ...]
+
+
+@dataclass(frozen=True)
+class _Validated:
+    """A validation that succeeded, and the open interval (``after``, ``before``) of instants at which it would
+    succeed again with the same path (``None``: unbounded on that side)."""
+
+    path: CertPath
+    after: datetime | None
+    before: datetime | None
+
+    def holds_at(self, at: datetime) -> bool:
+        return (self.after is None or self.after < at) and (self.before is None or at < self.before)
+
+
 class TrustStore:
     """Trust anchors, intermediates and CRLs; immutable once built (build a new one to reload CRLs).
 
@@ -89,10 +117,13 @@ class TrustStore:
         self._fingerprints = {c: _fingerprint(c) for c in (*self._anchors, *self._intermediates)}
         self._anchor_ids = {self._fingerprints[a] for a in self._anchors}
         self._links: dict[tuple[bytes, bytes], bool] = {}
-        self.require_crl = require_crl
+        self._require_crl = require_crl
         self._crls: dict[bytes, list[x509.CertificateRevocationList]] = {}   # by issuer fingerprint
         for crl in crls:
             self._add_crl(crl)
+        self._validated: OrderedDict[tuple[object, ...], _Validated] = OrderedDict()
+        self._keys: dict[tuple[object, ...], tuple[tuple[x509.Certificate, ...], tuple[object, ...]]] = {}
+        self._validated_lock = threading.Lock()
 
     @classmethod
     def from_pem_files(
@@ -114,6 +145,10 @@ class TrustStore:
     @property
     def anchors(self) -> tuple[x509.Certificate, ...]:
         return self._anchors
+
+    @property
+    def require_crl(self) -> bool:
+        return self._require_crl
 
     def _add_crl(self, crl: x509.CertificateRevocationList) -> None:
         for ext in crl.extensions:
@@ -142,6 +177,12 @@ class TrustStore:
         """
         if at.tzinfo is None:
             raise ValueError("validation time must be timezone-aware")
+        key = self._key(usage, (cert, *untrusted_intermediates))
+        with self._validated_lock:
+            known = self._validated.get(key)
+            if known is not None and known.holds_at(at):
+                self._validated.move_to_end(key)
+                return known.path
         paths = self._paths(cert, (*self._intermediates, *untrusted_intermediates))
         if not paths:
             raise CertificateError(CertificateRefusal.UNTRUSTED,
@@ -150,14 +191,67 @@ class TrustStore:
         for path in paths:
             try:
                 self._check_path(path, usage, at)
-                return path
             except CertificateError as exc:
                 first_error = first_error or exc
+                continue
+            self._remember(key, path, paths, at)
+            return path
         assert first_error is not None
         raise first_error
 
-    def _paths(self, cert: x509.Certificate, pool: Sequence[x509.Certificate]) -> list[tuple[x509.Certificate, ...]]:
-        found: list[tuple[x509.Certificate, ...]] = []
+    def _key(self, usage: Usage, certs: tuple[x509.Certificate, ...]) -> tuple[object, ...]:
+        """What a validation is remembered by: the usage and the DER encodings of the certificates. Encoding
+        (or hashing: the same) a certificate object costs tens of microseconds, so the key of the objects last
+        seen is kept by their identity (the entry holds the objects, so no other object can take their ids)."""
+        identity = (usage, *map(id, certs))
+        with self._validated_lock:
+            seen = self._keys.get(identity)
+        if seen is not None and all(a is b for a, b in zip(seen[0], certs, strict=True)):
+            return seen[1]
+        key = (usage, *(c.public_bytes(Encoding.DER) for c in certs))
+        with self._validated_lock:
+            self._keys[identity] = (certs, key)
+            while len(self._keys) > VALIDATED_CACHE_SIZE:
+                self._keys.pop(next(iter(self._keys)))
+        return key
+
+    def _remember(self, key: tuple[object, ...], path: CertPath, paths: Sequence[CertPath], at: datetime) -> None:
+        """Remember that ``path`` validated at ``at``, for the span around ``at`` in which no instant that a
+        check of any candidate path compares with falls: validating again anywhere in it would try the same
+        paths in the same order with the same outcome of every check."""
+        after: datetime | None = None
+        before: datetime | None = None
+        for moment in self._instants(paths):
+            if moment == at:
+                return   # a check changes its answer right here: nothing to reuse
+            if moment < at:
+                after = moment if after is None else max(after, moment)
+            else:
+                before = moment if before is None else min(before, moment)
+        with self._validated_lock:
+            self._validated[key] = _Validated(path, after, before)
+            self._validated.move_to_end(key)
+            while len(self._validated) > VALIDATED_CACHE_SIZE:
+                self._validated.popitem(last=False)
+
+    def _instants(self, paths: Sequence[CertPath]) -> Iterator[datetime]:
+        """Every instant at which a time-dependent check of these paths may change its answer."""
+        for path in paths:
+            for cert in path:
+                yield cert.not_valid_before_utc
+                yield cert.not_valid_after_utc
+            period = _private_key_usage_period(path[0])
+            if period is not None:
+                # cryptography gives the extension's GeneralizedTimes as naive UTC.
+                yield from (t.replace(tzinfo=UTC) for t in (period.not_before, period.not_after) if t is not None)
+            for issuer in path[1:]:
+                for crl in self._crls.get(self._fingerprint(issuer), ()):
+                    yield crl.last_update_utc
+                    if crl.next_update_utc is not None:
+                        yield crl.next_update_utc
+
+    def _paths(self, cert: x509.Certificate, pool: Sequence[x509.Certificate]) -> list[CertPath]:
+        found: list[CertPath] = []
 
         def extend(path: tuple[x509.Certificate, ...]) -> None:
             tip = path[-1]
@@ -210,7 +304,7 @@ class TrustStore:
             if crl.last_update_utc <= at and (crl.next_update_utc is None or at <= crl.next_update_utc)
         ]
         if not current:
-            if self.require_crl:
+            if self._require_crl:
                 raise CertificateError(CertificateRefusal.REVOCATION_UNKNOWN,
                                        f"no current CRL from {dn_string(issuer.subject)}")
             return
@@ -261,10 +355,16 @@ def _check_dates(cert: x509.Certificate, at: datetime) -> None:
                                f"{_who(cert)} expired on {cert.not_valid_after_utc.isoformat()}")
 
 
-def _check_private_key_usage_period(cert: x509.Certificate, at: datetime) -> None:
+def _private_key_usage_period(cert: x509.Certificate) -> x509.PrivateKeyUsagePeriod | None:
     try:
-        period = cert.extensions.get_extension_for_class(x509.PrivateKeyUsagePeriod).value
+        return cert.extensions.get_extension_for_class(x509.PrivateKeyUsagePeriod).value
     except x509.ExtensionNotFound:
+        return None
+
+
+def _check_private_key_usage_period(cert: x509.Certificate, at: datetime) -> None:
+    period = _private_key_usage_period(cert)
+    if period is None:
         return
     # cryptography gives the extension's GeneralizedTimes as naive UTC.
     naive = at.astimezone(UTC).replace(tzinfo=None)

@@ -1,7 +1,8 @@
 """Reading the *signed* assertion into typed values, checking each attribute's presence and format
-(docs/vihf.md §2–§3, §7 step 8). The caller hands over only what signxml returned as signed: the
-canonical form, without comments and without the Signature element. Only direct children are looked at,
-never ``.//``, so nothing nested elsewhere can be mistaken for a claim.
+(docs/vihf.md §2–§3, §7 step 8). The caller hands over only what was signed: the assertion's own copy, once
+its signature was verified over it and removed from it (no comments or processing instructions either: they
+are refused before). Only direct children are looked at, never ``.//``, so nothing nested elsewhere can be
+mistaken for a claim.
 """
 
 from __future__ import annotations

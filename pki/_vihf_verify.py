@@ -3,14 +3,15 @@
 Against signature wrapping (XSW), the assertion is copied out of its document before anything else, so the
 signature's Reference can only resolve inside it; its shape is checked strictly (one Issuer first, one
 Signature right after it and nowhere else, no comments, no ID value twice, the Reference naming the
-assertion's own ID); and every claim is then read from what signxml returns as signed — never from the
-input tree.
+assertion's own ID); the signature is verified over that copy (``pki._xmldsig``), which is then, without its
+Signature, exactly the signed content; and every claim is read from that copy — never from the input tree.
+
+Parsed once per distinct certificate (``pki._keyinfo``) and validated once per trust store and validity span
+(:class:`~pki.TrustStore` remembers its successes): the signer certificate that an LPS sends with every request.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import re
 from collections.abc import Callable
@@ -18,35 +19,28 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 from lxml import etree
-from signxml import SignatureConfiguration  # type: ignore[attr-defined]
-from signxml.exceptions import InvalidCertificate, SignXMLException
 
 from pki._certs import CertificateIdentity
-from pki._dn import dn_string, same_name
 from pki._errors import VihfError, VihfRefusal
+from pki._keyinfo import KeyInfoCache, KeyInfoSigner
 from pki._policy import VihfPolicy
 from pki._principal import Principal
 from pki._replay import ReplayCache, ReplayCacheFull, ReplayStore
 from pki._trust import CertificateError, CertificateRefusal, TrustStore, Usage
 from pki._vihf_model import DS, PROFESSION_SYSTEM, SAML, AuthMode
 from pki._vihf_read import SignedVihf, parse_instant, read_signed
-from pki._xmldsig import (
-    ENVELOPED,
-    EXC_C14N,
-    SHA1_DIGEST,
-    SHA1_SIGNATURE,
-    SHA2_DIGESTS,
-    SHA2_SIGNATURES,
-    HardenedVerifier,
-)
-from soap_wsdl import XmlError, ns
+from pki._xmldsig import read_signature, verify_enveloped
+from soap_wsdl import ns
 
 Clock = Callable[[], datetime]
 
 _ASSERTION = f"{{{SAML}}}Assertion"
 _ISSUER = f"{{{SAML}}}Issuer"
 _SIGNATURE = f"{{{DS}}}Signature"
-_ID_NAMES = frozenset({"ID", "Id", "id"})
+# Any attribute that some processor could take for an ID (ID, Id, id, xml:id), and comments or processing
+# instructions anywhere: found by libxml2 in one pass each (a Python walk over every attribute cost more).
+_ID_VALUES = etree.XPath("descendant-or-self::*/@*[local-name()='ID' or local-name()='Id' or local-name()='id']")
+_COMMENT_OR_PI = etree.XPath("(descendant::comment() | descendant::processing-instruction())[1]")
 _NCNAME = re.compile(r"[^\W\d][\w.\-]*")   # xs:ID is an NCName (letter or '_' first, no ':')
 # Children of a VIHF besides Issuer and Signature, in SAML 2.0 schema order (docs/vihf.md §2). Advice is refused:
 # the VIHF has no use for it, and it is where wrapped assertions hide.
@@ -95,6 +89,7 @@ class VihfVerifier:
         self._clock = clock
         self._replay: ReplayStore = replay_cache if replay_cache is not None else ReplayCache()
         self._policy = policy or VihfPolicy()
+        self._signers = KeyInfoCache()
 
     @property
     def policy(self) -> VihfPolicy:
@@ -110,22 +105,23 @@ class VihfVerifier:
         now = self._clock()
         doc = _standalone(assertion)
         assertion_id = _check_shape(doc)
-        signature = _check_signature_layout(doc, assertion_id, self._policy)
-        cert, others = _key_info_certificates(signature)
+        signature = read_signature(_the_signature(doc), assertion_id, self._policy)
+        signer = self._signers.signer(signature.element)
+        cert = signer.certificate
         try:
-            self._trust.validate(cert, Usage.SIGNATURE, now, untrusted_intermediates=others)
+            self._trust.validate(cert, Usage.SIGNATURE, now, untrusted_intermediates=signer.others)
         except CertificateError as exc:
             raise VihfError(_CERT_REFUSALS[exc.reason], exc.detail) from None
-        signed = _verified_content(doc, cert, now, self._policy)
-        claims = read_signed(signed, self._policy)
+        verify_enveloped(doc, signature, signer.public_key)   # doc is now the signed content, and only that
+        claims = read_signed(doc, self._policy)
         if claims.assertion_id != assertion_id:   # cannot happen once the shape is checked; never trust "cannot"
             raise VihfError(VihfRefusal.REFERENCE_MISMATCH, "the signed element is not the assertion")
 
-        if not same_name(claims.issuer, cert.subject):
+        if not signer.is_named(claims.issuer):
             raise VihfError(VihfRefusal.ISSUER_MISMATCH,
-                            f"saml2:Issuer '{claims.issuer}' is not the signer's subject '{dn_string(cert.subject)}'")
+                            f"saml2:Issuer '{claims.issuer}' is not the signer's subject '{signer.subject}'")
         valid_until = self._check_window(claims, cert, now)
-        identity = CertificateIdentity.of(cert)
+        identity = signer.identity
         self._check_identity(claims, identity)
         if tls_peer is not None:
             self._check_tls_peer(claims, identity, tls_peer, now)
@@ -135,7 +131,7 @@ class VihfVerifier:
             raise VihfError(VihfRefusal.REPLAY_CACHE_FULL, str(exc)) from None
         if not first_use:
             raise VihfError(VihfRefusal.REPLAY, f"assertion {claims.assertion_id} was already used")
-        return _principal(claims, cert, valid_until)
+        return _principal(claims, signer, valid_until)
 
     def _check_window(self, claims: SignedVihf, cert: x509.Certificate, now: datetime) -> datetime:
         """Freshness (docs/vihf.md §7 step 10): the end of the window during which the assertion is accepted."""
@@ -207,18 +203,14 @@ def _check_shape(doc: etree._Element) -> str:
     if _NCNAME.fullmatch(assertion_id) is None:
         raise VihfError(VihfRefusal.MALFORMED_ASSERTION, "ID is missing or not an xs:ID")
     parse_instant(doc.get("IssueInstant"), "IssueInstant")
-    for node in doc.iter(etree.Comment, etree.ProcessingInstruction):
+    for node in _COMMENT_OR_PI(doc):  # type: ignore[union-attr]
         raise VihfError(VihfRefusal.COMMENT_OR_PI,
                         f"{'comment' if isinstance(node, etree._Comment) else 'processing instruction'} "
                         "inside the assertion (not covered by the signature)")
-    # Any attribute that some processor could take for an ID (ID, Id, id, xml:id): one value, one element.
-    seen: set[str] = set()
-    for el in doc.iter():
-        for name, value in el.attrib.items():
-            if etree.QName(name).localname in _ID_NAMES:
-                if value in seen:
-                    raise VihfError(VihfRefusal.DUPLICATE_ID, f"ID value '{value!s}' appears more than once")
-                seen.add(str(value))
+    ids = [str(v) for v in _ID_VALUES(doc)]  # type: ignore[union-attr]
+    if len(set(ids)) != len(ids):
+        duplicate = next(v for i, v in enumerate(ids) if v in ids[:i])
+        raise VihfError(VihfRefusal.DUPLICATE_ID, f"ID value '{duplicate}' appears more than once")
     children = [etree.QName(c) for c in doc if c.tag != _SIGNATURE]
     if any(c.namespace != SAML for c in children):
         raise VihfError(VihfRefusal.MALFORMED_ASSERTION, "a VIHF holds SAML elements and its signature only")
@@ -239,7 +231,8 @@ def _check_shape(doc: etree._Element) -> str:
     return assertion_id
 
 
-def _check_signature_layout(doc: etree._Element, assertion_id: str, policy: VihfPolicy) -> etree._Element:
+def _the_signature(doc: etree._Element) -> etree._Element:
+    """The assertion's only ``ds:Signature``, placed where a VIHF has it (docs/vihf.md §2)."""
     signatures = list(doc.iter(_SIGNATURE))
     if not signatures:
         raise VihfError(VihfRefusal.SIGNATURE_MISSING, "the assertion is not signed")
@@ -249,78 +242,10 @@ def _check_signature_layout(doc: etree._Element, assertion_id: str, policy: Vihf
             or doc.index(sig) != 1:
         raise VihfError(VihfRefusal.SIGNATURE_MISPLACED,
                         "exactly one ds:Signature is expected, as the assertion's child right after saml2:Issuer")
-    signed_info = _one(sig, "SignedInfo")
-    for child in sig:
-        if child.tag == f"{{{DS}}}Object":
-            raise VihfError(VihfRefusal.SIGNATURE_MALFORMED, "ds:Object is not expected in a VIHF signature")
-    c14n = _one(signed_info, "CanonicalizationMethod").get("Algorithm")
-    method = _one(signed_info, "SignatureMethod").get("Algorithm")
-    sig_methods = {m.value for m in SHA2_SIGNATURES} | ({SHA1_SIGNATURE.value} if policy.accept_sha1 else set())
-    if c14n != EXC_C14N.value:
-        raise VihfError(VihfRefusal.ALGORITHM_NOT_ALLOWED, f"SignedInfo canonicalization {c14n} is not exclusive c14n")
-    if method not in sig_methods:
-        raise VihfError(VihfRefusal.ALGORITHM_NOT_ALLOWED, f"signature method {method} is not allowed")
-    references = [c for c in signed_info if c.tag == f"{{{DS}}}Reference"]
-    if len(references) != 1 or references[0].get("URI") != f"#{assertion_id}":
-        raise VihfError(VihfRefusal.REFERENCE_MISMATCH,
-                        f"the signature must have one Reference, to #{assertion_id} (the assertion itself)")
-    transforms_el = references[0].find(f"{{{DS}}}Transforms")
-    transforms = [] if transforms_el is None else [t.get("Algorithm") for t in transforms_el]
-    if transforms != [ENVELOPED, EXC_C14N.value]:
-        raise VihfError(VihfRefusal.ALGORITHM_NOT_ALLOWED,
-                        "the Reference transforms must be enveloped-signature then exclusive c14n")
-    digest = _one(references[0], "DigestMethod").get("Algorithm")
-    digests = {d.value for d in SHA2_DIGESTS} | ({SHA1_DIGEST.value} if policy.accept_sha1 else set())
-    if digest not in digests:
-        raise VihfError(VihfRefusal.ALGORITHM_NOT_ALLOWED, f"digest method {digest} is not allowed")
     return sig
 
 
-def _one(parent: etree._Element, local: str) -> etree._Element:
-    found = [c for c in parent if c.tag == f"{{{DS}}}{local}"]
-    if len(found) != 1:
-        raise VihfError(VihfRefusal.SIGNATURE_MALFORMED, f"ds:{local} must appear once")
-    return found[0]
-
-
-def _key_info_certificates(sig: etree._Element) -> tuple[x509.Certificate, list[x509.Certificate]]:
-    """The signer certificate (first ``X509Certificate``) and any others sent along (path-building help)."""
-    key_info = sig.find(f"{{{DS}}}KeyInfo")
-    data = [] if key_info is None else key_info.findall(f"{{{DS}}}X509Data")
-    texts = [c.text or "" for d in data for c in d.findall(f"{{{DS}}}X509Certificate")]
-    if not texts:
-        raise VihfError(VihfRefusal.CERTIFICATE_MISSING, "no X509Certificate in the signature's KeyInfo")
-    try:
-        certs = [x509.load_der_x509_certificate(base64.b64decode("".join(t.split()), validate=True)) for t in texts]
-    except (ValueError, binascii.Error):
-        raise VihfError(VihfRefusal.CERTIFICATE_MALFORMED, "KeyInfo holds an unreadable certificate") from None
-    return certs[0], certs[1:]
-
-
-def _verified_content(doc: etree._Element, cert: x509.Certificate, now: datetime,
-                      policy: VihfPolicy) -> etree._Element:
-    """signxml's verification with the already validated certificate; the signed assertion it returns."""
-    config = SignatureConfiguration(
-        location="./",
-        expect_references=1,
-        signature_methods=SHA2_SIGNATURES | ({SHA1_SIGNATURE} if policy.accept_sha1 else frozenset()),
-        digest_algorithms=SHA2_DIGESTS | ({SHA1_DIGEST} if policy.accept_sha1 else frozenset()),
-        verification_time=now,
-    )
-    try:
-        result = HardenedVerifier().verify(doc, x509_cert=cert, id_attribute="ID", expect_config=config)
-    except InvalidCertificate as exc:   # dates: already checked by the trust store at the same instant
-        raise VihfError(VihfRefusal.CERTIFICATE_EXPIRED, str(exc)) from None
-    except (SignXMLException, etree.DocumentInvalid, XmlError) as exc:
-        raise VihfError(VihfRefusal.SIGNATURE_INVALID, f"signature verification failed: {exc}") from None
-    assert not isinstance(result, list)   # expect_references=1
-    signed = result.signed_xml
-    if signed is None or signed.tag != _ASSERTION:
-        raise VihfError(VihfRefusal.REFERENCE_MISMATCH, "the signature does not cover the assertion")
-    return signed
-
-
-def _principal(claims: SignedVihf, cert: x509.Certificate, valid_until: datetime) -> Principal:
+def _principal(claims: SignedVihf, signer: KeyInfoSigner, valid_until: datetime) -> Principal:
     return Principal(
         assertion_id=claims.assertion_id,
         professional_id=claims.name_id,
@@ -337,7 +262,7 @@ def _principal(claims: SignedVihf, cert: x509.Certificate, valid_until: datetime
         vihf_version=claims.version,
         authn_context=claims.authn_context,
         secret_connection=claims.secret_connection,
-        signer_subject=dn_string(cert.subject),
+        signer_subject=signer.subject,
         issued_at=claims.issue_instant,
         valid_until=valid_until,
     )

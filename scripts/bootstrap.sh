@@ -32,6 +32,6 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-extras=""; [ "$profile" = test ] && extras="[test]"
+extras=""; [ "$profile" = test ] && extras="[test,bench]"   # bench: the benchmarks' own references (setup.cfg)
 .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v -e '^WARNING: Location' -e 'is ignored' || true
 .venv/bin/python -c "import server, registry, repository, soap_wsdl, cardreader" # fails loudly if the install did not work

@@ -36,6 +36,17 @@ def test_entries_expire_at_the_end_of_their_window_and_survive_a_restart(tmp_pat
     assert restarted.remember("_a", T0 + timedelta(minutes=15), T0 + timedelta(minutes=6))
 
 
+def test_an_expired_entry_is_not_a_use_even_before_it_is_deleted(tmp_path: Path) -> None:
+    """Expired entries are deleted at most once a second; until then the check itself ignores them."""
+    store = SharedReplayStore(tmp_path / "replay.db")
+    store.remember("_old", T0 + timedelta(milliseconds=100), T0)   # deletes expired entries: none yet
+    later = T0 + timedelta(milliseconds=500)                        # within the second: no deletion
+    assert len(store) == 1
+    assert store.remember("_old", T0 + timedelta(minutes=5), later)   # a new assertion reusing the ID
+    assert not store.remember("_old", T0 + timedelta(minutes=5), later + timedelta(milliseconds=1))
+    assert not SharedReplayStore(tmp_path / "replay.db").remember("_old", T0 + timedelta(minutes=5), later)
+
+
 def test_instants_compare_across_time_zones(tmp_path: Path) -> None:
     store = SharedReplayStore(tmp_path / "replay.db")
     paris = timezone(timedelta(hours=1))

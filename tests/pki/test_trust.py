@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -182,3 +182,81 @@ def test_from_pem_files(pkis: Pkis) -> None:
     assert store.validate(pkis.hospital.seal.certificate, Usage.SIGNATURE, NOW)
     assert refused(store, pkis.revoked.signature.certificate) is CertificateRefusal.REVOKED
 
+
+
+# --- what a store remembers -------------------------------------------------------------------------------------
+# A store remembers a successful validation for as long as no date that a check compares with falls between the
+# validation instant and now; these tests validate first (so the answer is remembered), then ask again later.
+
+
+def crl(pki: TestPki, *, this_update: datetime, next_update: datetime,
+        revoked: tuple[x509.Certificate, ...] = ()) -> x509.CertificateRevocationList:
+    """A CRL of the persons CA with the given dates."""
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(pki.persons_ca.subject)
+               .last_update(this_update).next_update(next_update))
+    for cert in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(this_update).build())
+    return builder.sign(ca_key(pki, "ca-personnes"), hashes.SHA256())
+
+
+def persons_store(pki: TestPki, *crls: x509.CertificateRevocationList) -> TrustStore:
+    root_crl = next(c for c in pki.crls() if c.issuer == pki.root.subject)
+    return TrustStore([pki.root], [pki.persons_ca], [root_crl, *crls])
+
+
+def test_a_validation_is_remembered_by_certificate_content(pkis: Pkis) -> None:
+    store = persons_store(pkis.pki, crl(pkis.pki, this_update=NOW - timedelta(days=1),
+                                        next_update=NOW + timedelta(days=7)))
+    cert = pkis.alice.signature.certificate
+    first = store.validate(cert, Usage.SIGNATURE, NOW)
+    assert store.validate(cert, Usage.SIGNATURE, NOW + timedelta(hours=1)) is first
+    # The same certificate decoded again (as from the next request's KeyInfo) is the same certificate.
+    again = x509.load_der_x509_certificate(cert.public_bytes(serialization.Encoding.DER))
+    assert store.validate(again, Usage.SIGNATURE, NOW + timedelta(hours=2)) is first
+    # Remembered per use: the signature certificate is still no TLS certificate.
+    assert refused(store, cert, Usage.AUTHENTICATION) is CertificateRefusal.WRONG_USAGE
+
+
+def test_a_remembered_validation_ends_at_the_certificates_not_after(pkis: Pkis) -> None:
+    leaf, _ = issue(pkis.pki.persons_ca, ca_key(pkis.pki, "ca-personnes"))   # valid until NOW + 30 days
+    store = TrustStore([pkis.pki.root], [pkis.pki.persons_ca], require_crl=False)   # no CRL date in the way
+    assert store.validate(leaf, Usage.SIGNATURE, NOW)
+    assert store.validate(leaf, Usage.SIGNATURE, leaf.not_valid_after_utc)   # the last valid instant
+    assert refused(store, leaf, at=leaf.not_valid_after_utc + timedelta(microseconds=1)) \
+        is CertificateRefusal.EXPIRED
+    assert refused(store, leaf, at=leaf.not_valid_before_utc - timedelta(microseconds=1)) \
+        is CertificateRefusal.NOT_YET_VALID   # nor before it began (a clock set back)
+
+
+def test_a_remembered_validation_ends_at_the_crls_next_update(pkis: Pkis) -> None:
+    next_update = NOW + timedelta(days=2)
+    store = persons_store(pkis.pki, crl(pkis.pki, this_update=NOW - timedelta(days=1), next_update=next_update))
+    cert = pkis.alice.signature.certificate
+    assert store.validate(cert, Usage.SIGNATURE, NOW)
+    assert store.validate(cert, Usage.SIGNATURE, next_update)
+    assert refused(store, cert, at=next_update + timedelta(microseconds=1)) is CertificateRefusal.REVOCATION_UNKNOWN
+
+
+def test_a_remembered_validation_ends_when_a_newer_crl_becomes_current(pkis: Pkis) -> None:
+    """The store holds the CA's next CRL already (published ahead, thisUpdate tomorrow), which revokes the card."""
+    cert = pkis.alice.signature.certificate
+    tomorrow = NOW + timedelta(days=1)
+    store = persons_store(pkis.pki,
+                          crl(pkis.pki, this_update=NOW - timedelta(days=1), next_update=NOW + timedelta(days=7)),
+                          crl(pkis.pki, this_update=tomorrow, next_update=NOW + timedelta(days=8), revoked=(cert,)))
+    assert store.validate(cert, Usage.SIGNATURE, NOW)
+    assert store.validate(cert, Usage.SIGNATURE, tomorrow - timedelta(microseconds=1))
+    assert refused(store, cert, at=tomorrow) is CertificateRefusal.REVOKED
+
+
+def test_a_reloaded_store_does_not_inherit_what_the_previous_one_remembered(tmp_path: Path) -> None:
+    pki = TestPki.create(tmp_path / "p", now=NOW - timedelta(days=1))
+    card = pki.issue_ps(ALICE, now=NOW - timedelta(days=1))
+    before = pki.trust_store()
+    assert before.validate(card.signature.certificate, Usage.SIGNATURE, NOW)
+    pki.revoke(card.signature.certificate, now=NOW - timedelta(hours=1))
+    after = pki.trust_store()   # what the server builds when the CRL files change
+    assert refused(after, card.signature.certificate) is CertificateRefusal.REVOKED
+    assert after.validate(pki.issue_ps(ALICE, now=NOW - timedelta(days=1)).signature.certificate,
+                          Usage.SIGNATURE, NOW)

@@ -6,9 +6,13 @@ ones are validly signed unless the test is about the signature itself.
 
 from __future__ import annotations
 
+import base64
+import copy
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 from vihf_support import (
     ALICE,
@@ -177,6 +181,28 @@ def test_nurse_with_adeli_needs_no_specialty(pkis: Pkis) -> None:
     assert p.profession.code == "60"
 
 
+def test_one_verifier_keeps_what_it_learnt_of_each_signer_apart(pkis: Pkis) -> None:
+    """A verifier remembers each KeyInfo certificate (key, identity, subject) and its validation: signers met
+    again, in any order, are still told apart, and a known certificate does not vouch for another key."""
+    v = verifier(pkis)
+    bob = alice_claims(name_id=BOB_ID, subject_name="BOB INFIRMIER", profession=CodedValue.profession("60"),
+                       specialty=None)
+    for _ in range(2):
+        assert v.verify(reparse(signed_vihf(pkis.alice.signature.signer()))).signer_subject == \
+            dn_string(pkis.alice.signature.certificate.subject)
+        p = v.verify(reparse(signed_vihf(pkis.bob.signature.signer(), bob)))
+        assert (p.professional_id, p.signer_subject) == (BOB_ID, dn_string(pkis.bob.signature.certificate.subject))
+        p = v.verify(reparse(signed_vihf(pkis.hospital.seal.signer(), hospital_claims())))
+        assert (p.auth_mode, p.structure_id) == (AuthMode.INDIRECT, HOSPITAL.struct_idnat)
+    swapped = signed_vihf(pkis.bob.signature.signer(), alice_claims())   # BOB's key, ALICE's certificate
+    key_info = swapped.find(".//{http://www.w3.org/2000/09/xmldsig#}X509Certificate")
+    assert key_info is not None
+    key_info.text = base64.b64encode(pkis.alice.signature.certificate.public_bytes(Encoding.DER)).decode()
+    assert refusal(v, swapped).reason is VihfRefusal.SIGNATURE_INVALID
+    revoked = signed_vihf(pkis.revoked.signature.signer())   # ALICE's identity, a revoked card
+    assert refusal(v, revoked).reason is VihfRefusal.CERTIFICATE_REVOKED
+
+
 def test_nameid_check_can_be_relaxed_for_legacy_samples(pkis: Pkis) -> None:
     vihf = signed_vihf(pkis.alice.signature.signer(), alice_claims(name_id="899700012340"))
     relaxed = verifier(pkis, policy=VihfPolicy(strict_nameid=False))
@@ -270,6 +296,98 @@ def test_inclusive_c14n_is_refused(pkis: Pkis) -> None:
     assert method is not None
     method.set("Algorithm", "http://www.w3.org/TR/2001/REC-xml-c14n-20010315")
     assert refusal(verifier(pkis), vihf).reason is VihfRefusal.ALGORITHM_NOT_ALLOWED
+
+
+DS = "http://www.w3.org/2000/09/xmldsig#"
+
+
+def ds(element: etree._Element, path: str) -> etree._Element:
+    found = element.find(path.replace("ds:", f"{{{DS}}}"))
+    assert found is not None, path
+    return found
+
+
+def _append_object(sig: etree._Element) -> None:
+    etree.SubElement(sig, f"{{{DS}}}Object").text = "x"
+
+
+def _second_reference(sig: etree._Element) -> None:
+    ds(sig, "ds:SignedInfo").append(copy.deepcopy(ds(sig, "ds:SignedInfo/ds:Reference")))
+
+
+def _no_transforms(sig: etree._Element) -> None:
+    reference = ds(sig, "ds:SignedInfo/ds:Reference")
+    reference.remove(ds(reference, "ds:Transforms"))
+
+
+def _transforms_swapped(sig: etree._Element) -> None:
+    transforms = ds(sig, ".//ds:Transforms")
+    transforms.append(transforms[0])
+
+
+def _xpath_transform_added(sig: etree._Element) -> None:
+    etree.SubElement(ds(sig, ".//ds:Transforms"), f"{{{DS}}}Transform",
+                     Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116")
+
+
+def _algorithm(path: str, uri: str) -> Callable[[etree._Element], None]:
+    return lambda sig: ds(sig, path).set("Algorithm", uri)
+
+
+def _signature_value(text: str) -> Callable[[etree._Element], None]:
+    def edit(sig: etree._Element) -> None:
+        ds(sig, "ds:SignatureValue").text = text
+    return edit
+
+
+def _no_signature_value(sig: etree._Element) -> None:
+    sig.remove(ds(sig, "ds:SignatureValue"))
+
+
+def _signed_info_reordered(sig: etree._Element) -> None:
+    signed_info = ds(sig, "ds:SignedInfo")
+    signed_info.insert(0, ds(signed_info, "ds:SignatureMethod"))
+
+
+def _key_info_first(sig: etree._Element) -> None:
+    sig.insert(1, ds(sig, "ds:KeyInfo"))
+
+
+def _parameter_in_enveloped_transform(sig: etree._Element) -> None:
+    etree.SubElement(ds(sig, ".//ds:Transforms")[0], "{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces",
+                     PrefixList="ds")
+
+
+@pytest.mark.parametrize(("edit", "reason"), [
+    (_append_object, VihfRefusal.SIGNATURE_MALFORMED),
+    (_second_reference, VihfRefusal.REFERENCE_MISMATCH),
+    (_no_transforms, VihfRefusal.ALGORITHM_NOT_ALLOWED),
+    (_transforms_swapped, VihfRefusal.ALGORITHM_NOT_ALLOWED),
+    (_xpath_transform_added, VihfRefusal.ALGORITHM_NOT_ALLOWED),
+    (_parameter_in_enveloped_transform, VihfRefusal.ALGORITHM_NOT_ALLOWED),
+    (_algorithm("ds:SignedInfo/ds:SignatureMethod", "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256"),
+     VihfRefusal.ALGORITHM_NOT_ALLOWED),
+    (_algorithm(".//ds:DigestMethod", "http://www.w3.org/2000/09/xmldsig#sha1"), VihfRefusal.ALGORITHM_NOT_ALLOWED),
+    (_algorithm(".//ds:DigestMethod", "http://www.w3.org/2001/04/xmldsig-more#md5"),
+     VihfRefusal.ALGORITHM_NOT_ALLOWED),
+    (_signature_value("not base64!"), VihfRefusal.SIGNATURE_MALFORMED),
+    (_signature_value(""), VihfRefusal.SIGNATURE_INVALID),
+    (_no_signature_value, VihfRefusal.SIGNATURE_MALFORMED),
+    (_signed_info_reordered, VihfRefusal.SIGNATURE_MALFORMED),
+    (_key_info_first, VihfRefusal.SIGNATURE_MALFORMED),
+], ids=lambda v: v.code if isinstance(v, VihfRefusal) else getattr(v, "__name__", None))
+def test_signature_of_another_shape(pkis: Pkis, edit: Callable[[etree._Element], None], reason: VihfRefusal) -> None:
+    """docs/vihf.md §6: one shape of XML-DSig only, checked before any cryptography."""
+    vihf = signed_vihf(pkis.alice.signature.signer())
+    edit(ds(vihf, "ds:Signature"))
+    assert refusal(verifier(pkis), vihf).reason is reason
+
+
+def test_line_breaks_around_the_signature_are_signed(pkis: Pkis) -> None:
+    """The enveloped-signature transform removes the Signature element, not the text after it."""
+    vihf = signed_vihf(pkis.alice.signature.signer())
+    vihf[1].tail = "\n  "   # whitespace the signer did not sign
+    assert refusal(verifier(pkis), vihf).reason is VihfRefusal.SIGNATURE_INVALID
 
 
 # --- refused: the signer certificate ----------------------------------------------------------------------------

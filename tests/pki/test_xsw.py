@@ -12,7 +12,7 @@ import copy
 
 import pytest
 from lxml import etree
-from signxml import SignatureConfiguration, XMLSigner
+from signxml import SignatureConfiguration, XMLSigner, XMLVerifier
 from vihf_support import (
     NOW,
     Pkis,
@@ -26,7 +26,6 @@ from vihf_support import (
 )
 
 from pki import PurposeOfUse, VihfError, VihfRefusal, find_assertion
-from pki._xmldsig import HardenedVerifier
 
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -42,7 +41,7 @@ def s(local: str) -> str:
 def naive_accepts(doc: etree._Element, pkis: Pkis) -> bool:
     """signxml finds a valid signature (anywhere in the document) made by ALICE's certificate."""
     try:
-        HardenedVerifier().verify(copy.deepcopy(doc), x509_cert=pkis.alice.signature.certificate, id_attribute="ID",
+        XMLVerifier().verify(copy.deepcopy(doc), x509_cert=pkis.alice.signature.certificate, id_attribute="ID",
                                   expect_config=SignatureConfiguration(location=".//", verification_time=NOW))
     except Exception:
         return False
@@ -208,7 +207,7 @@ def test_comment_injected_in_nameid(pkis: Pkis) -> None:
     name_id.append(etree.Comment("x"))
     name_id[0].tail = "/INT0042"
     wire = reparse(vihf)
-    assert HardenedVerifier().verify(copy.deepcopy(wire), x509_cert=pkis.hospital.seal.certificate,
+    assert XMLVerifier().verify(copy.deepcopy(wire), x509_cert=pkis.hospital.seal.certificate,
                                      id_attribute="ID",
                                      expect_config=SignatureConfiguration(verification_time=NOW))
     assert wire.find(f"{s('Subject')}/{s('NameID')}").text == "1750712184"  # type: ignore[union-attr]
