@@ -50,6 +50,12 @@ def register(conn: Connection, sub: RimSubmission, *, require_repository_attribu
     """Validate and store ``sub`` (and who filed it, when known). Returns the warnings; raises
     :class:`SubmissionRefused` with every error."""
     p = prepare(sub, require_repository_attributes=require_repository_attributes, now=now, profile=profile)
+    return register_prepared(conn, p, now=now, origin=origin)
+
+
+def register_prepared(conn: Connection, p: Prepared, *, now: str, origin: Origin | None = None
+                      ) -> list[RegistryError]:
+    """:func:`register` of a submission made ready by :func:`prepare` (with the same ``now``)."""
     findings = p.findings + (check(p.claims, Known.load(conn, [p.claims])) if p.claims else [])
     if refuses(findings) or p.rows is None:
         raise SubmissionRefused(findings)
