@@ -67,7 +67,10 @@ class Store:
 
         @event.listens_for(self.engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+            # Straight to the driver: exec_driver_sql would run SQLAlchemy's whole execution path (context,
+            # events, result) for a statement with no parameters and no rows, twice per request.
+            sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN"
+            conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
 
     def _postgresql_setup(self) -> None:
         @event.listens_for(self.engine, "connect")
