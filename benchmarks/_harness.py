@@ -23,15 +23,17 @@ for _p in (ROOT / "tests" / "support", ROOT):
 
 from nodes import RunningNode, make_node, start_node  # noqa: E402
 
-__all__ = ["RunningNode", "clear_peak_rss", "cpu_seconds", "machine", "node_in", "peak_rss_mb", "rss_mb"]
+__all__ = ["RunningNode", "clear_peak_rss", "cpu_seconds", "durable_postgres", "machine", "node_in", "peak_rss_mb",
+           "process_tree", "rss_mb", "tree_cpu_seconds", "tree_rss_mb"]
 
 
 @contextlib.contextmanager
-def node_in(data_dir: Path, *serve_args: str, **config: object) -> Iterator[RunningNode]:
-    """A fresh node (SQLite file + filesystem blobs in ``data_dir``) served by `dmp serve`; the server process
-    is ended by its PID when the block ends, whatever happened inside it. ``config`` overrides fields of the
-    node's `Config` (e.g. ``sqlite_synchronous="NORMAL"``)."""
-    cfg = make_node(data_dir)
+def node_in(data_dir: Path, *serve_args: str, empty_database_url: str | None = None, **config: object
+            ) -> Iterator[RunningNode]:
+    """A fresh node (SQLite file, or the empty PostgreSQL database ``empty_database_url``, + filesystem blobs in
+    ``data_dir``) served by `dmp serve`; the server process is ended by its PID when the block ends, whatever
+    happened inside it. ``config`` overrides fields of the node's `Config` (e.g. ``sqlite_synchronous="NORMAL"``)."""
+    cfg = make_node(data_dir, database_url=empty_database_url)
     if config:
         cfg = dataclasses.replace(cfg, **config)  # type: ignore[arg-type]
         cfg.save()
@@ -46,6 +48,22 @@ def node_in(data_dir: Path, *serve_args: str, **config: object) -> Iterator[Runn
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def durable_postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (``tests/support/pg.py``) with durable settings (fsync, synchronous_commit
+    and full_page_writes on, unlike the tests' cluster), removed at the end; yields its SQLAlchemy URL."""
+    import pg
+
+    server = pg.PostgresServer()
+    try:
+        server._run("pg_ctl", "-D", str(server.data), "-l", str(server.log), "-w", "-t", "60", "start",
+                    "-o", f"-c listen_addresses='' -k {server.root} -c fsync=on -c synchronous_commit=on "
+                    "-c full_page_writes=on -c shared_buffers=256MB")
+        yield server.url
+    finally:
+        server.remove()
 
 
 def _interrupt(signum: int, _frame: object) -> None:
@@ -87,11 +105,48 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the worker processes of `dmp serve --workers N`)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid`` and its live descendants."""
+    total = 0.0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(p)
+    return total
+
+
+def tree_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """Sum over ``pid`` and its descendants of ``field`` (VmHWM: peak since start or `clear_peak_rss`)."""
+    total = 0.0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError, RuntimeError):
+            total += _status_kb(p, field) / 1024
+    return total
+
+
 def clear_peak_rss(pid: int) -> bool:
     """Reset VmHWM to the current RSS (``echo 5 > /proc/PID/clear_refs``, Linux >= 4.0), so the next reading is
-    the peak of one phase. Returns False where that is not allowed; VmHWM is then the peak since start."""
+    the peak of one phase (of ``pid`` and its descendants). Returns False where that is not allowed; VmHWM is
+    then the peak since start."""
     try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        for p in process_tree(pid):
+            Path(f"/proc/{p}/clear_refs").write_text("5")
     except OSError:
         return False
     return True

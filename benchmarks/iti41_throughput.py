@@ -10,6 +10,7 @@ Requests are encoded before the clock starts, so the figures are the server's (p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import itertools
 import shutil
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import httpx
 from _cda import consultation_report
-from _harness import RunningNode, clear_peak_rss, cpu_seconds, machine, node_in, peak_rss_mb
+from _harness import RunningNode, clear_peak_rss, durable_postgres, machine, node_in, tree_cpu_seconds, tree_rss_mb
 from xds_client import ITI41, envelope, parse_reply
 from xds_factory import PATIENT, Doc, content_id, provide_and_register
 
@@ -108,7 +109,7 @@ def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: f
 
     threads = [threading.Thread(target=client, name=f"client-{i}", daemon=True) for i in range(clients)]
     pid = node.process.pid
-    t0, server0, client0 = time.perf_counter(), cpu_seconds(pid), time.process_time()
+    t0, server0, client0 = time.perf_counter(), tree_cpu_seconds(pid), time.process_time()
     try:
         for t in threads:
             t.start()
@@ -118,14 +119,16 @@ def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: f
         stop.set()
         raise
     result.elapsed = time.perf_counter() - t0
-    result.server_cpu, result.client_cpu = cpu_seconds(pid) - server0, time.process_time() - client0
+    result.server_cpu, result.client_cpu = tree_cpu_seconds(pid) - server0, time.process_time() - client0
     return result
 
 
 def profiled(py_spy: str, out: Path, pid: int, measure: Callable[[], RunResult]) -> RunResult:
-    """Run ``measure`` while py-spy samples the server's GIL-holding thread (on-CPU Python time)."""
-    spy = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--gil", "--format", "raw", "--rate", "250",
-                            "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """Run ``measure`` while py-spy samples the GIL-holding thread (on-CPU Python time) of the server and of its
+    worker processes."""
+    spy = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--subprocesses", "--gil", "--format", "raw",
+                            "--rate", "250", "--output", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1)  # let it attach
         return measure()
@@ -151,6 +154,9 @@ def main() -> None:
     ap.add_argument("--clients", default="1,8", help="comma-separated concurrency levels (default 1,8)")
     ap.add_argument("--warmup", type=int, default=100, help="requests sent before measuring (default 100)")
     ap.add_argument("--max-seconds", type=float, default=300, help="time bound of each run (default 300)")
+    ap.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite",
+                    help="the node's database: its SQLite file (default) or a throwaway PostgreSQL cluster with "
+                         "durable settings (tests/support/pg.py; fsync and synchronous_commit on)")
     ap.add_argument("--sqlite-synchronous", choices=["FULL", "NORMAL", "OFF"],
                     help="override the node's sqlite_synchronous setting (default: the node's own, FULL)")
     ap.add_argument("--py-spy", type=Path, metavar="OUT",
@@ -162,52 +168,58 @@ def main() -> None:
     requests = encode_requests(args.warmup + args.requests * len(levels))
     sizes = [len(r.body) for r in requests]
     print(f"ITI-41 throughput; {machine()}")
-    print(f"node: SQLite + filesystem blobs, `dmp serve` (1 process); requests: MTOM, one CDA document each, "
+    print(f"node: {'SQLite' if args.database == 'sqlite' else 'PostgreSQL'} + filesystem blobs, `dmp serve` "
+          f"({args.workers} worker process(es)); requests: MTOM, one CDA document each, "
           f"message {statistics.mean(sizes) / 1024:.1f} KiB on average")
     overrides = {"sqlite_synchronous": args.sqlite_synchronous} if args.sqlite_synchronous else {}
     serve_args = ("--workers", str(args.workers)) if args.workers > 1 else ()
-    if args.workers > 1:
-        print(f"server: {args.workers} worker processes (RSS and CPU columns cover the supervisor process only)")
-    with tempfile.TemporaryDirectory(prefix="dmp-bench-") as tmp, \
-            node_in(Path(tmp) / "node", *serve_args, **overrides) as node:
-        pid = node.process.pid
-        spool = Path(tmp) / "client-spool"
-        spool.mkdir()
-        warm = run(node, requests[: args.warmup], 2, args.max_seconds, spool)
-        print(f"warm-up: {warm.sent} requests, {len(warm.failures)} failures; "
-              f"server peak RSS {peak_rss_mb(pid):.1f} MB")
-        start = args.warmup
-        print(f"{'clients':>7} {'sent':>6} {'failures':>8} {'docs/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
-              f"{'p99 ms':>8} {'max ms':>8} {'peak RSS MB':>12} {'srv CPU ms/doc':>14} {'srv CPU %':>9} "
-              f"{'cli CPU %':>9}")
-        results = []
-        for n, clients in enumerate(levels):
-            batch = requests[start : start + args.requests]
-            start += args.requests
-            clear_peak_rss(pid)
-            if args.py_spy and n == len(levels) - 1:
-                res = profiled(py_spy, args.py_spy, pid,
-                               functools.partial(run, node, batch, clients, args.max_seconds, spool))
-            else:
-                res = run(node, batch, clients, args.max_seconds, spool)
-            lat = sorted(x * 1000 for x in res.latencies)
-            print(f"{clients:>7} {res.sent:>6} {len(res.failures):>8} {len(res.latencies) / res.elapsed:>8.1f} "
-                  f"{percentile(lat, 50):>8.1f} {percentile(lat, 90):>8.1f} {percentile(lat, 99):>8.1f} "
-                  f"{(lat[-1] if lat else float('nan')):>8.1f} {peak_rss_mb(pid):>12.1f} "
-                  f"{1000 * res.server_cpu / max(1, res.sent):>14.2f} {100 * res.server_cpu / res.elapsed:>9.0f} "
-                  f"{100 * res.client_cpu / res.elapsed:>9.0f}")
-            results.append(res)
-        for res in results:
-            for problem in res.failures[:5]:
-                print(f"  failure ({res.clients} clients): {problem[:300]}")
-        best = max(len(r.latencies) / r.elapsed for r in results)
-        print(f"best: {best:.1f} docs/s (target {TARGET_DOCS_PER_S} docs/s: "
-              f"{'met' if best >= TARGET_DOCS_PER_S else 'NOT met'}); failures: "
-              f"{sum(len(r.failures) for r in results)}")
-        if args.py_spy:
-            written = args.py_spy.exists() and args.py_spy.stat().st_size > 0
-            print(f"py-spy profile (GIL holder, collapsed stacks) of the {levels[-1]}-client run: {args.py_spy}"
-                  + ("" if written else " -- NOT written: is py-spy installed, and may it ptrace?"))
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(durable_postgres()) if args.database == "postgresql" else None
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dmp-bench-"))
+        node = stack.enter_context(node_in(Path(tmp) / "node", *serve_args, empty_database_url=url, **overrides))
+        measure(args, node, Path(tmp), requests, levels, py_spy)
+
+
+def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: list[Request], levels: list[int],
+            py_spy: str) -> None:
+    pid = node.process.pid
+    spool = Path(tmp) / "client-spool"
+    spool.mkdir()
+    warm = run(node, requests[: args.warmup], 2, args.max_seconds, spool)
+    print(f"warm-up: {warm.sent} requests, {len(warm.failures)} failures; "
+          f"server peak RSS {tree_rss_mb(pid):.1f} MB")
+    start = args.warmup
+    print(f"{'clients':>7} {'sent':>6} {'failures':>8} {'docs/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
+          f"{'p99 ms':>8} {'max ms':>8} {'peak RSS MB':>12} {'srv CPU ms/doc':>14} {'srv CPU %':>9} "
+          f"{'cli CPU %':>9}")
+    results = []
+    for n, clients in enumerate(levels):
+        batch = requests[start : start + args.requests]
+        start += args.requests
+        clear_peak_rss(pid)
+        if args.py_spy and n == len(levels) - 1:
+            res = profiled(py_spy, args.py_spy, pid,
+                           functools.partial(run, node, batch, clients, args.max_seconds, spool))
+        else:
+            res = run(node, batch, clients, args.max_seconds, spool)
+        lat = sorted(x * 1000 for x in res.latencies)
+        print(f"{clients:>7} {res.sent:>6} {len(res.failures):>8} {len(res.latencies) / res.elapsed:>8.1f} "
+              f"{percentile(lat, 50):>8.1f} {percentile(lat, 90):>8.1f} {percentile(lat, 99):>8.1f} "
+              f"{(lat[-1] if lat else float('nan')):>8.1f} {tree_rss_mb(pid):>12.1f} "
+              f"{1000 * res.server_cpu / max(1, res.sent):>14.2f} {100 * res.server_cpu / res.elapsed:>9.0f} "
+              f"{100 * res.client_cpu / res.elapsed:>9.0f}")
+        results.append(res)
+    for res in results:
+        for problem in res.failures[:5]:
+            print(f"  failure ({res.clients} clients): {problem[:300]}")
+    best = max(len(r.latencies) / r.elapsed for r in results)
+    print(f"best: {best:.1f} docs/s (target {TARGET_DOCS_PER_S} docs/s: "
+          f"{'met' if best >= TARGET_DOCS_PER_S else 'NOT met'}); failures: "
+          f"{sum(len(r.failures) for r in results)}")
+    if args.py_spy:
+        written = args.py_spy.exists() and args.py_spy.stat().st_size > 0
+        print(f"py-spy profile (GIL holder, collapsed stacks) of the {levels[-1]}-client run: {args.py_spy}"
+              + ("" if written else " -- NOT written: is py-spy installed, and may it ptrace?"))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consent._history import GENESIS
@@ -19,18 +19,30 @@ _CODE_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"     # no 0/O, 1/I: re
 _SCRYPT: Final = {"n": 2**14, "r": 8, "p": 1}
 
 
+# Built once (every request runs them): SQLAlchemy then neither rebuilds the statement nor recomputes its cache key.
+_DECIDING = (d.closed_at, d.minor, d.treating_doctor, d.allow_break_glass, d.allow_centre_15,
+             d.masked_visible_in_emergency, d.feeding_opposed)
+_WITH_ONE_AUTHORIZATION = (
+    select(*_DECIDING, a.state.label("only_state"))
+    .select_from(dossier.outerjoin(ps_authorization, (a.patient_key == d.patient_key)
+                                   & (a.professional_id == bindparam("only"))))
+    .where(d.patient_key == bindparam("patient_key")))
+_DOSSIER = select(*_DECIDING).where(d.patient_key == bindparam("patient_key"))
+_FIRST_ACCESS = {name: dialect.insert(professional_access).on_conflict_do_nothing()
+                 for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+
+
 def load(conn: Connection, patient_key: str, *, only: str | None = None) -> Dossier | None:
     """The dossier; with ``only``, its authorisations are that professional's alone (one statement: what a
     request's decision needs), else all of them."""
+    row: Any
     if only is not None:
-        row = conn.execute(select(dossier, a.state.label("only_state")).select_from(dossier.outerjoin(
-            ps_authorization, (a.patient_key == d.patient_key) & (a.professional_id == only)))
-            .where(d.patient_key == patient_key)).first()
+        row = conn.execute(_WITH_ONE_AUTHORIZATION, {"patient_key": patient_key, "only": only}).first()
         if row is None:
             return None
         auths = {only: AuthorizationState(row.only_state)} if row.only_state else {}
     else:
-        row = conn.execute(select(dossier).where(d.patient_key == patient_key)).first()
+        row = conn.execute(_DOSSIER, {"patient_key": patient_key}).first()
         if row is None:
             return None
         auths = {r.professional_id: AuthorizationState(r.state)
@@ -114,6 +126,4 @@ def first_access(conn: Connection, patient_key: str, professional_id: str, now: 
     """Record that ``professional_id`` accessed the dossier; True the first time (the patient is told, R36).
     One statement: an insert that does nothing when the pair is already there."""
     values = {"patient_key": patient_key, "professional_id": professional_id, "first_at": now}
-    stmt = (postgresql.insert(professional_access) if conn.dialect.name == "postgresql"
-            else sqlite.insert(professional_access)).values(**values).on_conflict_do_nothing()
-    return conn.execute(stmt).rowcount == 1
+    return conn.execute(_FIRST_ACCESS[conn.dialect.name], values).rowcount == 1

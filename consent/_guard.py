@@ -118,9 +118,10 @@ class Trace:
         self.guard.write_trace(conn, self)
 
     def record(self) -> None:
-        """Record in a transaction of its own (reads)."""
-        with database(), self.guard.store.write() as conn:
-            self(conn)
+        """Record in a write transaction of its own, or shared with other requests' (reads; the entry is
+        committed when this returns: ``Store.grouped_write``)."""
+        with database():
+            self.guard.store.grouped_write(self)
 
 
 class Guard:

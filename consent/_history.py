@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from consent._schema import access_history, dossier
 
@@ -63,17 +63,22 @@ def append(conn: Connection, patient_key: str, entry: HistoryEntry, at: str) -> 
     """Append ``entry`` to the patient's history in the caller's transaction. False when the patient has no
     dossier (nothing to append to). The dossier row is locked for the update on PostgreSQL, so concurrent
     appends to one history are serialised (SQLite writers already are)."""
-    head = conn.execute(select(d.history_seq, d.history_head).where(d.patient_key == patient_key)
-                        .with_for_update()).first()
+    head = conn.execute(_HEAD, {"key": patient_key}).first()
     if head is None:
         return False
     seq = int(head.history_seq) + 1
     text = entry.to_json()
     digest = link(head.history_head, patient_key, seq, at, text)
-    conn.execute(insert(access_history).values(patient_key=patient_key, seq=seq, at=at, entry=text,
-                                               prev_hash=head.history_head, hash=digest))
-    conn.execute(update(dossier).where(d.patient_key == patient_key).values(history_seq=seq, history_head=digest))
+    conn.execute(_INSERT, {"patient_key": patient_key, "seq": seq, "at": at, "entry": text,
+                           "prev_hash": head.history_head, "hash": digest})
+    conn.execute(_MOVE_HEAD, {"key": patient_key, "history_seq": seq, "history_head": digest})
     return True
+
+
+# Built once (every access runs them): no statement building nor cache-key computation per entry.
+_HEAD = select(d.history_seq, d.history_head).where(d.patient_key == bindparam("key")).with_for_update()
+_INSERT = insert(access_history)
+_MOVE_HEAD = update(dossier).where(d.patient_key == bindparam("key"))
 
 
 @dataclass(frozen=True)

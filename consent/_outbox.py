@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, or_, select, update
 
 from consent._model import Notice
 from consent._notice_text import ChannelKind, Contacts, NoticeDetails, compose
@@ -52,10 +52,12 @@ def enqueue_notice(conn: Connection, patient_key: str, notice: Notice, details: 
     return len(messages)
 
 
+_CONTACTS = select(dossier.c.email, dossier.c.mobile, dossier.c.trusted_email, dossier.c.notify_trusted,
+                   dossier.c.notify_new_document).where(dossier.c.patient_key == bindparam("key"))
+
+
 def _contacts(conn: Connection, patient_key: str) -> Contacts | None:
-    row = conn.execute(
-        select(dossier.c.email, dossier.c.mobile, dossier.c.trusted_email, dossier.c.notify_trusted,
-               dossier.c.notify_new_document).where(dossier.c.patient_key == patient_key)).first()
+    row = conn.execute(_CONTACTS, {"key": patient_key}).first()
     if row is None:
         return None
     return Contacts(row.email, row.mobile, row.trusted_email, bool(row.notify_trusted),

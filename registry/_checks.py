@@ -9,11 +9,12 @@ transaction gives what N single registrations in a row would give."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, String, any_, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Select, String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from registry import _hl7
@@ -112,21 +113,18 @@ class Known:
         claims = list(claims)
         k = cls()
         keys = {c.patient_key for c in claims if c.patient_is_cx and c.patient_key}
+        statements = _statements(conn.dialect.name == "postgresql")
         for chunk in _ordered_chunks(keys):
-            rows = conn.execute(select(patient.c.patient_key, patient.c.closed_at)
-                                .where(_among(conn, patient.c.patient_key, chunk)))
+            rows = conn.execute(statements.patients, {"values": chunk})
             k.patients.update({r.patient_key: r.closed_at for r in rows})
         ids = {i for c in claims for i in c.object_ids if i.startswith("urn:uuid:")}
         for chunk in _ordered_chunks(ids.union(*(c.outside_refs() for c in claims))):
             k.objects.update(_existing(conn, chunk))
-        ro, de = registry_object.c, document_entry.c
         for chunk in _ordered_chunks({u for c in claims for u, _ in c.package_unique_ids}):
-            for uid in conn.execute(select(ro.unique_id).where(_among(conn, ro.unique_id, chunk),
-                                                               ro.kind.in_(("SS", "FD")))).scalars():
+            for uid in conn.execute(statements.package_unique_ids, {"values": chunk}).scalars():
                 k.package_unique_ids[uid] = k.package_unique_ids.get(uid, 0) + 1
         for chunk in _ordered_chunks({d[0] for c in claims for d in c.document_unique_ids}):
-            for r in conn.execute(select(ro.unique_id, de.hash, de.size).join(document_entry, de.id == ro.id)
-                                  .where(_among(conn, ro.unique_id, chunk), ro.kind == "DE")):
+            for r in conn.execute(statements.document_unique_ids, {"values": chunk}):
                 k.document_unique_ids.setdefault(r.unique_id, []).append((r.hash, r.size))
         return k
 
@@ -153,19 +151,37 @@ def _existing(conn: Connection, ids: Iterable[str]) -> dict[str, Existing]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    ro = registry_object.c
-    rows = conn.execute(
-        select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id).where(_among(conn, ro.id, wanted))
-    ).all()
+    rows = conn.execute(_statements(conn.dialect.name == "postgresql").existing, {"values": wanted}).all()
     return {r.id: Existing(r.id, r.kind, r.status, r.patient_key, r.unique_id) for r in rows}
 
 
-def _among(conn: Connection, column: ColumnElement[str | None], values: list[str]) -> ColumnElement[bool]:
-    """``column IN (values)``; on PostgreSQL one array parameter (``= ANY``): building and sending a 500-item
-    IN list cost ~0.1 ms of this process's CPU per DocumentEntry in the bulk path."""
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam("values", values, type_=ARRAY(String), unique=True))
-    return column.in_(values)
+@dataclass(frozen=True)
+class _Statements:
+    """The look-ups of :meth:`Known.load`, built once per dialect (every registration runs them: building a
+    statement and its cache key cost more CPU than SQLite's execution). Each takes the parameter ``values``."""
+
+    patients: Select[Any]
+    existing: Select[Any]
+    package_unique_ids: Select[Any]
+    document_unique_ids: Select[Any]
+
+
+@functools.cache
+def _statements(postgresql: bool) -> _Statements:
+    def among(column: ColumnElement[str | None]) -> ColumnElement[bool]:
+        # On PostgreSQL one array parameter (``= ANY``): building and sending a 500-item IN list cost ~0.1 ms of
+        # this process's CPU per DocumentEntry in the bulk path. Elsewhere an IN list expanded when executed.
+        if postgresql:
+            return column == any_(bindparam("values", type_=ARRAY(String)))
+        return column.in_(bindparam("values", expanding=True))
+
+    ro, de = registry_object.c, document_entry.c
+    return _Statements(
+        patients=select(patient.c.patient_key, patient.c.closed_at).where(among(patient.c.patient_key)),
+        existing=select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id).where(among(ro.id)),
+        package_unique_ids=select(ro.unique_id).where(among(ro.unique_id), ro.kind.in_(("SS", "FD"))),
+        document_unique_ids=select(ro.unique_id, de.hash, de.size).join(document_entry, de.id == ro.id)
+        .where(among(ro.unique_id), ro.kind == "DE"))
 
 
 def _ordered_chunks(values: Iterable[str]) -> Iterable[list[str]]:

@@ -23,7 +23,7 @@ from registry._query_run import chunks
 from registry._rim import RimSubmission, read_registry_object_list
 from registry._schema import document_entry, patient, registry_object
 from registry._store import Store, failure_summary
-from registry._submission import database_refusal, register
+from registry._submission import database_refusal, prepare, register_prepared
 from registry._update import update_document_set
 from registry._visibility import DocumentFacts, DocumentFilter, Origin, document_facts, latest_entries
 from soap_wsdl import SerializedElement, ns
@@ -144,10 +144,11 @@ class Registry:
                             ) -> RegistryResponse:
         """Validate and register ``sub`` as a whole in one transaction (ITI TF-3 §4.1), with who filed it
         (``origin``) and ``record(conn)`` (the access history) in that transaction."""
-        return self._transaction(
-            lambda conn: register(conn, sub, require_repository_attributes=True, now=self._clock(),
-                                  profile=self.metadata_profile, origin=origin),
-            record)
+        now = self._clock()
+        # Validation and rows need no database: made before the transaction, so that the write lock (one writer
+        # for all the processes on SQLite) is held only for the checks against the registry and the inserts.
+        prepared = prepare(sub, require_repository_attributes=True, now=now, profile=self.metadata_profile)
+        return self._transaction(lambda conn: register_prepared(conn, prepared, now=now, origin=origin), record)
 
     def bulk_register(self, submissions: Iterable[RimSubmission], *, batch: int = 500, workers: int = 0
                       ) -> BulkReport:
@@ -160,12 +161,16 @@ class Registry:
 
     def _transaction(self, work: Callable[[Connection], list[RegistryError]], record: Recorder | None = None
                      ) -> RegistryResponse:
-        """Run ``work``, then ``record``, in one write transaction and map every outcome to a RegistryResponse."""
+        """Run ``work``, then ``record``, in one write transaction (possibly shared with other requests':
+        ``Store.grouped_write``) and map every outcome to a RegistryResponse."""
+        def both(conn: Connection) -> list[RegistryError]:
+            warnings = work(conn)
+            if record is not None:
+                record(conn)
+            return warnings
+
         try:
-            with self.store.write() as conn:
-                warnings = work(conn)
-                if record is not None:
-                    record(conn)
+            warnings = self.store.grouped_write(both)
         except SubmissionRefused as refused:
             return RegistryResponse.of(refused.errors)
         except (exc.IntegrityError, exc.DataError) as refused:

@@ -2,22 +2,36 @@
 
 SQLite runs in WAL mode with ``synchronous=FULL`` (a committed registration survives power loss, like
 the blob it points to) and write transactions start with ``BEGIN IMMEDIATE`` so two writers never
-deadlock upgrading a read lock.
+deadlock upgrading a read lock. SQLite has one writer at a time: the threads of a process queue on a lock,
+and the processes of ``dmp serve --workers N`` on an exclusive ``flock`` of ``DATABASE-writer.lock``, instead of
+in SQLite's busy handler (its sleeps of up to 100 ms would turn contention into long tail latencies).
+
+Group commit (:meth:`Store.grouped_write`): the requests' write transactions of a process that arrive while
+one commits are run together, each in a savepoint, with one commit (one WAL fsync) for the group; each caller
+gets its own result or exception only once the group is committed (acknowledged = durable), and a work that
+fails is rolled back to its savepoint without touching the others (docs/architecture.md, "Group commit").
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
+
+T = TypeVar("T")
+MAX_GROUP = 32
+"""At most this many works share one transaction: a bound on how long one commit holds the write lock."""
 
 
 class Store:
@@ -31,6 +45,10 @@ class Store:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: Engine = create_engine(url, **kwargs)
         self._write_lock: AbstractContextManager[object] = threading.Lock() if self.is_sqlite else nullcontext()
+        database = self.engine.url.database if self.is_sqlite else None
+        self._process_lock = (_ProcessLock(Path(database + "-writer.lock"))
+                              if database and database != ":memory:" and not database.startswith("file:") else None)
+        self._group = _GroupCommit(self)
         if self.is_sqlite:
             self._sqlite_setup(sqlite_synchronous)
         else:
@@ -49,7 +67,10 @@ class Store:
 
         @event.listens_for(self.engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+            # Straight to the driver: exec_driver_sql would run SQLAlchemy's whole execution path (context,
+            # events, result) for a statement with no parameters and no rows, twice per request.
+            sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN"
+            conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
 
     def _postgresql_setup(self) -> None:
         @event.listens_for(self.engine, "connect")
@@ -67,10 +88,18 @@ class Store:
     def write(self) -> Iterator[Connection]:
         """One write transaction: committed when the block ends, rolled back on any exception.
 
-        SQLite has one writer at a time; threads of this process queue on a lock instead of in SQLite's busy
-        handler, whose sleeps (up to 100 ms each) would turn contention into long tail latencies."""
-        with self._write_lock, self.engine.connect().execution_options(write=True) as conn, conn.begin():
+        SQLite has one writer at a time; threads of this process queue on a lock, processes on a file lock
+        (see the module's docstring)."""
+        with self._write_lock, self._process_lock or nullcontext(), \
+                self.engine.connect().execution_options(write=True) as conn, conn.begin():
             yield conn
+
+    def grouped_write(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` in a write transaction that may be shared with the works other threads of this process
+        submit meanwhile (group commit). Returns its result, or raises its exception, once the transaction
+        is committed (or rolled back: then the commit's exception). A work that raises has its writes undone
+        (its savepoint) and the others' kept. Like :meth:`write`, the work must not open another write."""
+        return self._group.run(work)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -107,3 +136,95 @@ def failure_summary(failed: BaseException) -> str:
     orig = getattr(failed, "orig", None) or failed
     first = (str(orig).strip().splitlines() or [""])[0]
     return f"{type(orig).__name__}: {first[:300]}"
+
+
+class _ProcessLock:
+    """An exclusive ``flock`` on a file beside the SQLite database, held by one writer of all the processes that
+    serve it. The kernel queues the waiters (no polling), and releases the lock if its holder dies. Opened per
+    process (a descriptor inherited through fork would share its lock with the parent)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd, self._pid = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600), os.getpid()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+@dataclass(eq=False)
+class _Pending(Generic[T]):
+    work: Callable[[Connection], T]
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False             # woken to commit the next group (rather than with its outcome)
+    finished: bool = False
+    result: T | None = None
+    error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Leader/follower group commit: the first caller to find no commit under way becomes the leader and commits
+    the queued works (its own first); works queued meanwhile wait, and when the leader's group is committed the
+    oldest of them leads the next group. No thread of its own: a caller's work runs in some caller's thread."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._mutex = threading.Lock()
+        self._queue: list[_Pending[Any]] = []
+        self._committing = False
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        mine: _Pending[T] = _Pending(work)
+        with self._mutex:
+            self._queue.append(mine)
+            mine.lead = not self._committing
+            self._committing = True
+        while True:
+            if mine.lead:
+                self._commit_next()
+            if mine.finished:
+                break
+            mine.done.wait()
+            mine.done.clear()
+        if mine.error is not None:
+            raise mine.error
+        return mine.result  # type: ignore[return-value]
+
+    def _commit_next(self) -> None:
+        with self._mutex:
+            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+        try:
+            self._commit(group)
+        finally:
+            with self._mutex:
+                successor = self._queue[0] if self._queue else None
+                self._committing = successor is not None
+            for p in group:
+                p.lead, p.finished = False, True
+                p.done.set()
+            if successor is not None:
+                successor.lead = True
+                successor.done.set()
+
+    def _commit(self, group: list[_Pending[Any]]) -> None:
+        try:
+            with self._store.write() as conn:
+                if len(group) == 1:
+                    group[0].result = group[0].work(conn)   # its exception rolls the transaction back
+                    return
+                for p in group:
+                    try:
+                        with conn.begin_nested():
+                            p.result = p.work(conn)
+                    except Exception as failed:
+                        p.result, p.error = None, failed
+        except BaseException as failed:   # the commit (or the only work) failed: nothing of the group is stored
+            for p in group:
+                if p.error is None:
+                    p.result, p.error = None, failed

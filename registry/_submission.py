@@ -50,6 +50,12 @@ def register(conn: Connection, sub: RimSubmission, *, require_repository_attribu
     """Validate and store ``sub`` (and who filed it, when known). Returns the warnings; raises
     :class:`SubmissionRefused` with every error."""
     p = prepare(sub, require_repository_attributes=require_repository_attributes, now=now, profile=profile)
+    return register_prepared(conn, p, now=now, origin=origin)
+
+
+def register_prepared(conn: Connection, p: Prepared, *, now: str, origin: Origin | None = None
+                      ) -> list[RegistryError]:
+    """:func:`register` of a submission made ready by :func:`prepare` (with the same ``now``)."""
     findings = p.findings + (check(p.claims, Known.load(conn, [p.claims])) if p.claims else [])
     if refuses(findings) or p.rows is None:
         raise SubmissionRefused(findings)
@@ -61,9 +67,12 @@ def register(conn: Connection, sub: RimSubmission, *, require_repository_attribu
 
 def write_origin(conn: Connection, submission_set_id: str, origin: Origin | None) -> None:
     if origin is not None:
-        conn.execute(insert(submission_origin).values(
-            submission_set_id=submission_set_id, submitter=origin.submitter[:64],
-            structure_id=origin.structure[:64] if origin.structure else None, by_patient=origin.by_patient))
+        conn.execute(_INSERT_ORIGIN, {
+            "submission_set_id": submission_set_id, "submitter": origin.submitter[:64],
+            "structure_id": origin.structure[:64] if origin.structure else None, "by_patient": origin.by_patient})
+
+
+_INSERT_ORIGIN = insert(submission_origin)
 
 
 def refuses(findings: Iterable[RegistryError]) -> bool:
@@ -219,6 +228,9 @@ _TABLES = ((registry_object, "objects"), (document_entry, "documents"), (submiss
            (folder, "folders"), (association, "associations"), (object_value, "values"))
 
 
+_INSERTS = {table.name: table.insert() for table, _ in _TABLES}   # built once: no per-call cache-key work
+
+
 def insert_rows(conn: Connection, rows: Sequence[Rows]) -> None:
     """Insert the rows of one or more submissions: one bulk write per table (COPY on PostgreSQL, a few times
     cheaper than INSERTs on both ends; executemany elsewhere)."""
@@ -229,7 +241,7 @@ def insert_rows(conn: Connection, rows: Sequence[Rows]) -> None:
         if conn.dialect.name == "postgresql":
             _copy(conn, table, batch)
         else:
-            conn.execute(table.insert(), batch)
+            conn.execute(_INSERTS[table.name], batch)
 
 
 def _copy(conn: Connection, table: Table, rows: list[Row]) -> None:

@@ -1,0 +1,193 @@
+"""Group commit (``Store.grouped_write``): works submitted while a commit is under way share the next
+transaction, each in its own savepoint; each caller gets its own result or exception only after the commit;
+a work that fails leaves the others of its group stored. SQLite and PostgreSQL (real databases)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from pg import PostgresServer
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, event, insert, select
+
+from registry import Store
+
+metadata = MetaData()
+item = Table("gc_item", metadata, Column("id", Integer, primary_key=True), Column("label", String(20)))
+
+
+class Refused(Exception):
+    pass
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'gc.db'}"
+    else:
+        import psycopg
+
+        server: PostgresServer = request.getfixturevalue("shared_postgres")
+        name = f"gc_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(f"host={server.root} user=app dbname=postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = f"postgresql+psycopg://app@/{name}?host={server.root}"
+    s = Store(url)
+    metadata.create_all(s.engine)
+    yield s
+    s.dispose()
+
+
+def _commits(store: Store) -> list[int]:
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda _conn: commits.append(1))
+    return commits
+
+
+def _stored(store: Store) -> dict[int, str]:
+    with store.read() as conn:
+        return {r.id: r.label for r in conn.execute(select(item.c.id, item.c.label))}
+
+
+def test_works_queued_during_a_commit_share_one_transaction_and_each_gets_its_own_outcome(store):
+    commits = _commits(store)
+    first_running, release = threading.Event(), threading.Event()
+
+    def first(conn: Connection) -> str:
+        conn.execute(insert(item).values(id=1, label="first"))
+        first_running.set()
+        assert release.wait(30)      # holds the commit under way while the others queue
+        return "first"
+
+    def good(n: int):
+        def work(conn: Connection) -> str:
+            conn.execute(insert(item).values(id=n, label=f"good {n}"))
+            return f"result {n}"
+        return work
+
+    def refused_after_writing(conn: Connection) -> str:
+        conn.execute(insert(item).values(id=50, label="refused"))
+        raise Refused("refused by a rule")
+
+    def duplicate_key(conn: Connection) -> str:
+        conn.execute(insert(item).values(id=60, label="ok part"))
+        conn.execute(insert(item).values(id=2, label="duplicate of good 2"))   # IntegrityError
+        return "never"
+
+    others = [good(2), refused_after_writing, good(3), duplicate_key, good(4)]
+    with ThreadPoolExecutor(len(others) + 1) as pool:
+        lead = pool.submit(store.grouped_write, first)
+        assert first_running.wait(30)
+        futures = [pool.submit(store.grouped_write, w) for w in others]
+        while len(store._group._queue) < len(others):   # every one is queued behind the commit under way
+            threading.Event().wait(0.01)
+        assert not any(f.done() for f in futures)
+        release.set()
+        assert lead.result(30) == "first"
+        outcomes = []
+        for f in futures:
+            try:
+                outcomes.append(f.result(30))
+            except Exception as failed:
+                outcomes.append(type(failed).__name__)
+    assert outcomes == ["result 2", "Refused", "result 3", "IntegrityError", "result 4"]
+    assert len(commits) == 2     # the first alone, then the five queued behind it in one transaction
+    # the refused works' writes are undone (their savepoints), the others' kept
+    assert _stored(store) == {1: "first", 2: "good 2", 3: "good 3", 4: "good 4"}
+
+
+def test_a_lone_work_that_fails_leaves_nothing(store):
+    def fails(conn: Connection) -> None:
+        conn.execute(insert(item).values(id=7, label="half"))
+        raise Refused("no")
+
+    with pytest.raises(Refused):
+        store.grouped_write(fails)
+    assert _stored(store) == {}
+    def whole(conn: Connection) -> str:
+        conn.execute(insert(item).values(id=7, label="whole"))
+        return "stored"
+
+    assert store.grouped_write(whole) == "stored"
+    assert _stored(store) == {7: "whole"}
+
+
+def test_a_failed_commit_fails_every_work_of_the_group(store):
+    first_running, release = threading.Event(), threading.Event()
+    fail_commit = threading.Event()
+
+    @event.listens_for(store.engine, "commit")
+    def _refuse(_conn: object) -> None:
+        if fail_commit.is_set():
+            raise RuntimeError("disk gone")
+
+    def first(conn: Connection) -> int:
+        conn.execute(insert(item).values(id=1, label="first"))
+        first_running.set()
+        assert release.wait(30)
+        fail_commit.set()         # the commit of the group that follows fails
+        return 1
+
+    def queued(n: int):
+        def work(conn: Connection) -> int:
+            conn.execute(insert(item).values(id=n, label="queued"))
+            return n
+        return work
+
+    with ThreadPoolExecutor(4) as pool:
+        lead = pool.submit(store.grouped_write, first)
+        assert first_running.wait(30)
+        futures = [pool.submit(store.grouped_write, queued(n)) for n in (2, 3, 4)]
+        while len(store._group._queue) < 3:
+            threading.Event().wait(0.01)
+        release.set()
+        with pytest.raises(RuntimeError):
+            lead.result(30)
+        for f in futures:
+            with pytest.raises(RuntimeError):
+                f.result(30)
+    fail_commit.clear()
+    assert _stored(store) == {}
+
+
+def test_many_threads_every_work_stored_once(store):
+    commits = _commits(store)
+
+    def send(n: int) -> int:
+        def work(conn: Connection) -> int:
+            conn.execute(insert(item).values(id=n, label=str(n)))
+            return n
+        return store.grouped_write(work)
+
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(send, range(1, 401))) == list(range(1, 401))
+    assert 1 <= len(commits) <= 400
+    assert _stored(store) == {n: str(n) for n in range(1, 401)}
+
+
+def test_sqlite_writers_of_other_processes_wait_on_the_writer_lock(tmp_path):
+    """The processes of `dmp serve --workers N` queue on an exclusive flock of DATABASE-writer.lock while one of
+    them writes (not in SQLite's busy handler): another process cannot take it during a write transaction."""
+    store = Store(f"sqlite:///{tmp_path / 'gc.db'}")
+    metadata.create_all(store.engine)
+    probe = ("import fcntl, os, sys\n"
+             "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+             "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    print('held')\n"
+             "else:\n    print('free')\n")
+    lock = str(tmp_path / "gc.db-writer.lock")
+
+    def try_lock() -> str:
+        return subprocess.run([sys.executable, "-c", probe, lock], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    with store.write() as conn:
+        conn.execute(insert(item).values(id=1, label="x"))
+        assert try_lock() == "held"
+    assert try_lock() == "free"
+    store.dispose()
