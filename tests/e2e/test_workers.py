@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -86,7 +87,11 @@ def test_a_replay_is_refused_by_every_worker(tmp_path):
     """The same VIHF sent at once on connections held by both workers (which process holds each connection is
     read from /proc): one request is served, every other is refused as a replay, including those the other
     worker receives — with a replay cache per process, each worker would serve it once."""
-    node = start_node(make_node(tmp_path / "node"), "--workers", "2")
+    # The connections are opened one by one until both workers hold three, which takes a while on a loaded
+    # machine: the node keeps idle connections long enough that none is closed before the replay is sent.
+    cfg = replace(make_node(tmp_path / "node"), keep_alive_s=300.0)
+    cfg.save()
+    node = start_node(cfg, "--workers", "2")
     port = int(node.url.rsplit(":", 1)[1])
     clients: list[tuple[httpx.Client, int, int]] = []  # (client, its local port, serving worker's pid)
     try:
