@@ -45,14 +45,12 @@ MASKED = Code("MASQUE_PS", "1.2.250.1.213.1.1.4.13", "Masqué aux professionnels
 _PATIENT_ORIGIN_ID = "patient"
 _TRE_A05 = "1.2.250.1.213.1.1.4.12"
 _EXP_PATIENT = Code("EXP_PATIENT", "1.2.250.1.213.1.1.4.6", "Expression personnelle du patient")
-# What a patient may file (DMP.md §6.4, TRE_A05 -> class 90): label shown in the portal.
+# What a patient may file (R4): the TRE_A05 types that ASS_X16 (registry/valuesets) maps to class 90 — the
+# DOCPATxx types map to professional classes there, so a patient cannot file them.
 PATIENT_TYPES: dict[str, str] = {
-    "DOCPAT01": "Synthèse",
-    "DOCPAT02": "Traitement",
-    "DOCPAT03": "Compte rendu",
-    "DOCPAT04": "Imagerie",
-    "DOCPAT05": "Compte rendu de biologie",
-    "EXPPAT_2": "Autre document",
+    "EXPPAT_2": "Autre document du patient",
+    "EXPPAT_1": "Volontés et droits du patient",
+    "EXPPAT_3": "Directives anticipées",
 }
 PATIENT_FORMATS: dict[str, Code] = {
     "application/pdf": Code("urn:ihe:iti:xds-sd:pdf:2008", "1.3.6.1.4.1.19376.1.2.3", "PDF"),
