@@ -12,6 +12,7 @@ from pathlib import Path
 from consent_client import cli
 from nodes import RunningNode, make_node, start_node
 from notify_servers import SmtpRecorder, wait_for
+from playwright.sync_api import Page, expect
 from sqlalchemy import text
 from vihf_client import ALICE, BOB
 
@@ -81,3 +82,46 @@ def start_portal_node(data_dir: Path, database_url: str | None = None) -> Portal
     except BaseException:
         smtp.stop()
         raise
+
+
+# --- the browser steps the tests share ---------------------------------------------------------------
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def activate(page: Page, portal: PortalNode, nir: str, code: str, email: str = EMAIL) -> tuple[str, str]:
+    page.goto(f"{portal.url}/activation")
+    page.get_by_label("Code de création").fill(code)
+    page.get_by_label("Numéro de sécurité sociale").fill(nir)
+    page.get_by_label("Numéro de série de la carte Vitale").fill("12345678")
+    page.get_by_label("Adresse e-mail").fill(email)
+    page.get_by_role("button", name="Activer mon espace").click()
+    expect(page.get_by_role("heading", name="Votre espace est activé")).to_be_visible()
+    return page.locator("#login-id").inner_text(), page.locator("#initial-password").inner_text()
+
+
+def log_in(page: Page, portal: PortalNode, login_id: str, password: str, email: str = EMAIL) -> None:
+    seen = len(portal.codes_sent_to(email))
+    submit_password(page, portal, login_id, password)
+    expect(page.get_by_role("heading", name="Code de connexion")).to_be_visible()
+    page.get_by_label("Code reçu").fill(portal.next_code(email, seen))
+    page.get_by_role("button", name="Se connecter").click()
+
+
+def submit_password(page: Page, portal: PortalNode, login_id: str, password: str) -> None:
+    page.goto(f"{portal.url}/connexion")
+    page.get_by_label("Identifiant").fill(login_id)
+    page.get_by_label("Mot de passe").fill(password)
+    page.get_by_role("button", name="Continuer").click()
+
+
+def first_login(page: Page, password: str) -> None:
+    expect(page.get_by_role("heading", name="Première connexion")).to_be_visible()
+    page.get_by_label("Nouveau mot de passe").fill(password)
+    page.get_by_label("Confirmez le mot de passe").fill(password)
+    page.get_by_label("Oui, j'accepte l'accès en urgence").check()
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(page.get_by_role("heading", name="Mes documents")).to_be_visible()

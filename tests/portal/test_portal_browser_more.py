@@ -10,8 +10,7 @@ import json
 
 from consent_client import cli, doc, feed, find, unique_ids
 from playwright.sync_api import Browser, Page, expect
-from portal_client import PortalNode
-from test_browser import activate, first_login, log_in, shot
+from portal_client import PortalNode, activate, first_login, log_in, shot
 from vihf_client import ALICE, BOB
 
 from registry import _model
