@@ -71,7 +71,8 @@ class Action(enum.Enum):
 
 _READS: Final = frozenset({Action.EXISTENCE_TEST, Action.LIST_DOSSIERS, Action.LIST_AUTHORIZATIONS, Action.SEARCH,
                            Action.SEARCH_REFERENCES, Action.READ, Action.READ_HISTORY, Action.REOPEN,
-                           Action.LOGIN, Action.LOGOUT, Action.EXPORT})
+                           Action.LOGIN, Action.LOGOUT, Action.EXPORT,
+                           Action.SET_CONTACTS})   # the patient's own contacts and password: not the DMP's content
 
 
 class Reason(enum.Enum):

@@ -19,7 +19,9 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from consent import AccessRefused, Reason
 from portal._accounts import Session
+from portal._documents import DocumentsError
 
 SESSION_COOKIE: Final = "dmp_portal_session"
 CSRF_COOKIE: Final = "dmp_portal_csrf"
@@ -117,7 +119,15 @@ def wrap(page: Page, sessions: Sessions, *, need: str | None = "in") -> Callable
             if not sent or not csrf or not secrets.compare_digest(sent, csrf):
                 return _finish(_error(page_request, 403, "La page a expiré. Revenez en arrière, rechargez-la et "
                                       "recommencez."), sessions, new_pre_csrf)
-        response = await run_in_threadpool(page, page_request)
+        try:
+            response = await run_in_threadpool(page, page_request)
+        except AccessRefused as refused:
+            # What a page did not expect: the database is down (UNAVAILABLE), or the dossier changed meanwhile.
+            status = 503 if refused.reason is Reason.UNAVAILABLE else 400
+            response = _error(page_request, status, "Le service est momentanément indisponible. Réessayez plus "
+                              "tard." if status == 503 else "Cette action n'est pas possible sur votre dossier.")
+        except DocumentsError as exc:
+            response = _error(page_request, 400, str(exc))
         return _finish(response, sessions, new_pre_csrf, clear_session=bool(token) and session is None)
 
     return endpoint

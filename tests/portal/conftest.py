@@ -1,17 +1,20 @@
-"""Fixtures of the portal tests: one node with its SMTP server per module, one headless Chromium per session."""
+"""Fixtures of the portal tests: one node with its SMTP server per module and database, one headless Chromium per
+session."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from nodes import database_url
 from playwright.sync_api import Browser, Page, sync_playwright
 from portal_client import CHROMIUM, CHROMIUM_ARGS, PortalNode, start_portal_node
 
 
-@pytest.fixture(scope="module")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalNode]:
-    running = start_portal_node(tmp_path_factory.mktemp("portal"))
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def portal(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalNode]:
+    """A node with its SMTP server; every module runs once on SQLite and once on PostgreSQL."""
+    running = start_portal_node(tmp_path_factory.mktemp("portal"), database_url(request.param, request))
     try:
         yield running
     finally:
