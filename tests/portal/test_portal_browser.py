@@ -85,6 +85,7 @@ def test_activation_login_with_otp_documents_masking_blocking_history_export_clo
     expect(history).to_contain_text("Refusé : professionnel bloqué")
     expect(history).to_contain_text("Masquage d'un document aux professionnels")
     expect(history).to_contain_text("Connexion à l'espace en ligne")
+    expect(history.locator("tr", has_text="Création du dossier")).to_contain_text("Opérateur, pour votre compte")
     shot(page, "07-history")
 
     # A copy of everything: a zip with an index, the documents and the history.
