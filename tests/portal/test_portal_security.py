@@ -7,45 +7,7 @@ from __future__ import annotations
 import re
 
 import httpx
-from portal_client import EMAIL, PortalNode
-
-
-class Client:
-    """An HTTP client keeping the portal's cookies itself: they are Secure, which httpx (rightly) does not send
-    over the plain HTTP of the test node, where a browser treats 127.0.0.1 as a secure context."""
-
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(base_url=base_url)
-        self.jar: dict[str, str] = {}
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.http.close()
-
-    def request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
-        cookie = "; ".join(f"{k}={v}" for k, v in self.jar.items())
-        r = self.http.request(method, path, headers={"Cookie": cookie} if cookie else {}, **kwargs)  # type: ignore[arg-type]
-        for header in r.headers.get_list("set-cookie"):
-            name, _, rest = header.partition("=")
-            if "Max-Age=0" in header or "max-age=0" in header:
-                self.jar.pop(name, None)
-            else:
-                self.jar[name] = rest.split(";")[0]
-        return r
-
-    def get(self, path: str) -> httpx.Response:
-        return self.request("GET", path)
-
-    def post(self, path: str, data: dict[str, str]) -> httpx.Response:
-        return self.request("POST", path, data=data)
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found is not None
-    return found.group(1)
+from portal_client import EMAIL, Client, PortalNode, csrf_of
 
 
 def activated(portal: PortalNode, email: str) -> tuple[str, str, str]:

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import httpx
 from consent_client import cli
 from nodes import RunningNode, make_node, start_node
 from notify_servers import SmtpRecorder, wait_for
@@ -125,3 +126,44 @@ def first_login(page: Page, password: str) -> None:
     page.get_by_label("Oui, j'accepte l'accès en urgence").check()
     page.get_by_role("button", name="Enregistrer").click()
     expect(page.get_by_role("heading", name="Mes documents")).to_be_visible()
+
+
+# --- plain HTTP ------------------------------------------------------------------------------------
+
+
+class Client:
+    """An HTTP client keeping the portal's cookies itself: they are Secure, which httpx (rightly) does not send
+    over the plain HTTP of the test node, where a browser treats 127.0.0.1 as a secure context."""
+
+    def __init__(self, base_url: str) -> None:
+        self.http = httpx.Client(base_url=base_url)
+        self.jar: dict[str, str] = {}
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    def request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        cookie = "; ".join(f"{k}={v}" for k, v in self.jar.items())
+        r = self.http.request(method, path, headers={"Cookie": cookie} if cookie else {}, **kwargs)  # type: ignore[arg-type]
+        for header in r.headers.get_list("set-cookie"):
+            name, _, rest = header.partition("=")
+            if "Max-Age=0" in header or "max-age=0" in header:
+                self.jar.pop(name, None)
+            else:
+                self.jar[name] = rest.split(";")[0]
+        return r
+
+    def get(self, path: str) -> httpx.Response:
+        return self.request("GET", path)
+
+    def post(self, path: str, data: dict[str, str]) -> httpx.Response:
+        return self.request("POST", path, data=data)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
