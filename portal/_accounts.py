@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -23,8 +24,14 @@ from registry import Store, check_nir
 
 acc, otp, ses, wis = portal_account.c, portal_otp.c, portal_session.c, portal_wishes.c
 _HASHER = PasswordHasher()                    # argon2id, the library's defaults (RFC 9106 second recommendation)
-_DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))   # verified against when there is no account: same time spent
 _TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when there is no account (or it is locked): the answer takes the same time. Made on
+    first use, not at import: each worker process starts without paying for a hash."""
+    return _HASHER.hash(secrets.token_hex(16))
 
 
 def now_utc() -> datetime:
@@ -110,11 +117,11 @@ class Accounts:
         with self.store.write() as conn:
             row = conn.execute(select(portal_account).where(acc.login_id == login_id)).first()
             if row is None:
-                _verify(_DUMMY_HASH, password)
+                _verify(_dummy_hash(), password)
                 return None, False
             locked = parse_stamp(row.locked_until) if row.locked_until else None
             if _rules.is_locked(locked, now):
-                _verify(_DUMMY_HASH, password)
+                _verify(_dummy_hash(), password)
                 return _account(row), False
             if _verify(row.password_hash, password):
                 conn.execute(update(portal_account).where(acc.patient_key == row.patient_key)
