@@ -60,7 +60,8 @@ def run(portal, documents: int, rounds: int) -> None:  # type: ignore[no-untyped
         uids.append(d.unique_id)
     c = Client(portal.url)
     token = csrf_of(c.get("/activation").text)
-    page = c.post("/activation", data={"csrf": token, "code": code, "nir": nir, "vitale": "12345678", "email": email})
+    page = c.post("/activation", data={"csrf": token, "code": code, "nir": nir, "nir2": nir, "vitale": "12345678",
+                                       "email": email})
     login_id = page.text.split('id="login-id">')[1].split("<")[0]
     password = page.text.split('id="initial-password">')[1].split("<")[0].replace("&amp;", "&")
     logins, codes = [], []

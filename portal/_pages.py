@@ -127,6 +127,9 @@ class Pages:
         problem = _contact_problem(email, mobile, required=True)
         if problem:
             return self._page(page, "activate.html", 400, error=problem, form=f)
+        if "".join(f.get("nir", "").split()) != "".join(f.get("nir2", "").split()):
+            return self._page(page, "activate.html", 400, error="Les deux saisies du NIR ne sont pas identiques.",
+                              form=f)
         serial = f.get("vitale", "").strip()
         keys = [k for k in patient_keys_for_nir(f.get("nir", "")) if self.s.admin.contacts(k) is not None]
         code = f.get("code", "").strip()

@@ -15,7 +15,7 @@ def activated(portal: PortalNode, email: str) -> tuple[str, str, str]:
     nir, _, code = portal.create_patient(email=email)
     with Client(portal.url) as c:
         token = csrf_of(c.get("/activation").text)
-        page = c.post("/activation", data={"csrf": token, "code": code, "nir": nir, "vitale": "12345678",
+        page = c.post("/activation", data={"csrf": token, "code": code, "nir": nir, "nir2": nir, "vitale": "12345678",
                                            "email": email})
         assert page.status_code == 200, page.text
         login_id = re.search(r'id="login-id">([^<]+)<', page.text)
@@ -88,18 +88,18 @@ def test_activation_refusals_do_not_tell_which_item_was_wrong(portal: PortalNode
     nir, _, code = portal.create_patient(email="enum@example.fr")
     with Client(portal.url) as c:
         token = csrf_of(c.get("/activation").text)
-        answers = [c.post("/activation", data={"csrf": token, "code": code_, "nir": nir_, "vitale": "12345678",
-                                               "email": "enum@example.fr"})
+        answers = [c.post("/activation", data={"csrf": token, "code": code_, "nir": nir_, "nir2": nir_,
+                                               "vitale": "12345678", "email": "enum@example.fr"})
                    for code_, nir_ in ((code, "284067512345600"), ("AAAA-BBBB-CCCC", nir))]
         texts = [re.search(r'role="alert"><p>([^<]+)<', a.text) for a in answers]
         assert all(a.status_code == 400 for a in answers)
         assert texts[0] is not None
         assert texts[1] is not None
         assert texts[0].group(1) == texts[1].group(1)
-        ok = c.post("/activation", data={"csrf": token, "code": code, "nir": nir, "vitale": "12345678",
+        ok = c.post("/activation", data={"csrf": token, "code": code, "nir": nir, "nir2": nir, "vitale": "12345678",
                                          "email": "enum@example.fr"})
         assert ok.status_code == 200
-        again = c.post("/activation", data={"csrf": token, "code": code, "nir": nir, "vitale": "12345678",
+        again = c.post("/activation", data={"csrf": token, "code": code, "nir": nir, "nir2": nir, "vitale": "12345678",
                                             "email": "enum@example.fr"})
         assert again.status_code == 400                   # activated once only
 

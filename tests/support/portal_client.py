@@ -96,7 +96,8 @@ def shot(page: Page, name: str) -> None:
 def activate(page: Page, portal: PortalNode, nir: str, code: str, email: str = EMAIL) -> tuple[str, str]:
     page.goto(f"{portal.url}/activation")
     page.get_by_label("Code de création").fill(code)
-    page.get_by_label("Numéro de sécurité sociale").fill(nir)
+    page.get_by_label("Numéro de sécurité sociale (NIR").fill(nir)
+    page.get_by_label("Confirmez le numéro de sécurité sociale").fill(nir)
     page.get_by_label("Numéro de série de la carte Vitale").fill("12345678")
     page.get_by_label("Adresse e-mail").fill(email)
     page.get_by_role("button", name="Activer mon espace").click()
