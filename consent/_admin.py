@@ -18,6 +18,8 @@ from consent._dossiers import Contact
 from consent._guard import Guard, Trace, refusal, unknown_patient, utc_now
 from consent._history import Recorded
 from consent._model import Action, AuthorizationState, Decision, Notice, PatientCaller, Reason
+from consent._notice_text import Contacts
+from consent._outbox import _contacts as _outbox_contacts
 from consent._rules import decide
 from registry import PatientError, Registry, patient_key
 
@@ -137,6 +139,36 @@ class DossierAdmin:
             self.registry.set_patient_closed(c, k, None)
         self._apply(ins, Action.REOPEN, caller, None, work)
 
+    def set_contacts(self, ins: str, *, email: str | None, mobile: str | None,
+                     caller: PatientCaller | None = None) -> None:
+        """Where notifications and the portal's one-time codes go (R28, R32; docs/portal.md)."""
+        self._apply(ins, Action.SET_CONTACTS, caller, None, lambda c, k, now, who: _dossiers.update_dossier(
+            c, k, email=email, mobile=mobile), "contact details")
+
+    def set_notifications(self, ins: str, *, new_document: bool, notify_trusted: bool, trusted_email: str | None,
+                          caller: PatientCaller | None = None) -> None:
+        """R6: e-mail at each new document; copies of the notices to the trusted person (docs/notifications.md)."""
+        detail = f"new_document={'yes' if new_document else 'no'}, trusted={'yes' if notify_trusted else 'no'}"
+        self._apply(ins, Action.SET_PREFERENCES, caller, None, lambda c, k, now, who: _dossiers.update_dossier(
+            c, k, notify_new_document=new_document, notify_trusted=notify_trusted, trusted_email=trusted_email),
+            detail)
+
+    def act(self, ins: str, action: Action, caller: PatientCaller, work: Callable[[Connection, str, str], object],
+            detail: str | None = None) -> None:
+        """Another administration ``action`` of the patients' space (docs/portal.md): decided, then
+        ``work(conn, key, now)`` and its history entry in one transaction; :class:`AccessRefused` when refused."""
+        self._apply(ins, action, caller, None, lambda c, k, now, who: work(c, k, now), detail)
+
+    def record(self, key: str, action: Action, caller: PatientCaller, detail: str | None = None, *,
+               refused: Reason | None = None) -> None:
+        """Record an event of the patients' space that changes nothing in the dossier (a login, a failed one,
+        a logout) in the patient's history."""
+        with self.guard.store.write() as conn:
+            dossier = _dossiers.load(conn, key)
+            decision = Decision.deny(refused) if refused is not None else Decision(True, Reason.ALLOWED)
+            self.guard.write_trace(conn, Trace(self.guard, caller, action, key, dossier, decision,
+                                               f"{caller.channel} {action.value}", detail=detail))
+
     # --- reading ------------------------------------------------------------------------------------
 
     def show(self, ins: str) -> DossierView:
@@ -151,6 +183,18 @@ class DossierAdmin:
                 bool(row.feeding_opposed), row.closed_at, row.purge_after,
                 [(p, s.value, by, at) for p, s, by, at in _dossiers.authorizations(conn, key)],
                 int(row.history_seq))
+
+    def contacts(self, key: str) -> Contacts | None:
+        """The dossier's contact details and notification choices (None: no dossier)."""
+        with self.guard.store.read() as conn:
+            return _outbox_contacts(conn, key)
+
+    def creation_code_matches(self, key: str, code: str) -> bool:
+        """The code handed over when the dossier was opened (R38), checked against its hash."""
+        with self.guard.store.read() as conn:
+            row = _dossiers.row(conn, key)
+        return row is not None and row.creation_code_hash is not None and \
+            _dossiers.code_matches(code, row.creation_code_hash)
 
     def history(self, ins: str, *, limit: int | None = None) -> list[Recorded]:
         """The patient's access history, newest first (R14)."""

@@ -55,6 +55,13 @@ class Action(enum.Enum):
     READ_HISTORY = "read-history"
     CLOSE = "close"
     REOPEN = "reopen"
+    # the patients' space (docs/portal.md): recorded in the history like every other action
+    ACTIVATE = "activate"                          # the online space is opened with the creation code
+    LOGIN = "login"                                # password and one-time code accepted (or refused)
+    LOGOUT = "logout"
+    SET_CONTACTS = "set-contacts"                  # e-mail, mobile, password
+    SET_PREFERENCES = "set-preferences"            # notifications, trusted person, wishes (R34)
+    EXPORT = "export"                              # a copy of the whole dossier (R13)
 
     @property
     def writes(self) -> bool:
@@ -63,7 +70,9 @@ class Action(enum.Enum):
 
 
 _READS: Final = frozenset({Action.EXISTENCE_TEST, Action.LIST_DOSSIERS, Action.LIST_AUTHORIZATIONS, Action.SEARCH,
-                           Action.SEARCH_REFERENCES, Action.READ, Action.READ_HISTORY, Action.REOPEN})
+                           Action.SEARCH_REFERENCES, Action.READ, Action.READ_HISTORY, Action.REOPEN,
+                           Action.LOGIN, Action.LOGOUT, Action.EXPORT,
+                           Action.SET_CONTACTS})   # the patient's own contacts and password: not the DMP's content
 
 
 class Reason(enum.Enum):

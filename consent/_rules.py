@@ -87,6 +87,12 @@ NORMAL: Final = _table({
     A.READ_HISTORY:             (Y, Y, N, N, N, N, N),
     A.CLOSE:                    (Y, Y, N, N, N, N, N),
     A.REOPEN:                   (Y, Y, N, N, N, N, N),
+    A.ACTIVATE:                 (Y, Y, N, N, N, N, N),
+    A.LOGIN:                    (Y, Y, N, N, N, N, N),
+    A.LOGOUT:                   (Y, Y, N, N, N, N, N),
+    A.SET_CONTACTS:             (Y, Y, N, N, N, N, N),
+    A.SET_PREFERENCES:          (Y, Y, N, N, N, N, N),
+    A.EXPORT:                   (Y, Y, N, N, N, N, N),
 })
 
 # Emergency access (bris de glace, Centre 15 regulation): read and feed, delete own documents; no

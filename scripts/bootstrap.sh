@@ -17,6 +17,9 @@ if [ "$profile" = test ]; then
   # xmlsec1: the independent XML-DSig implementation the VIHF interop tests sign and verify with.
   # openssl: its s_client shows the TLS alerts a refused handshake sends (tests/e2e/test_security.py).
   apt_packages+=(postgresql xmlsec1 openssl)
+  # chromium: the headless browser the patients' portal tests drive through Playwright (executable_path; no
+  # browser download).
+  apt_packages+=(chromium)
 fi
 
 missing=()

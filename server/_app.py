@@ -21,10 +21,11 @@ from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from consent import AccessRefused, Admission, DmpServices, Guard, Trace, XdsConsent
 from pki import Principal
+from portal import PortalDeps, portal_app
 from registry import (
     MetadataProfile,
     Origin,
@@ -43,7 +44,7 @@ from server._config import Config
 from server._http import GuardedH11Protocol
 from server._intake import Limits, MemoryBudget, RequestRefused, Reservation, body_chunks
 from server._logging import install as install_log_redaction
-from server._notifications import notification_worker
+from server._notifications import notification_channels, notification_worker
 from server._refusals import refusal_answer
 from server._security import RequestContext, Security, establish_principal
 from soap_wsdl import (
@@ -286,9 +287,19 @@ def create_app(config: Config, *, recover: bool = True) -> Starlette:
         Route("/xds/registry", endpoint_route("registry"), methods=["GET", "POST"]),
         Route("/xds/repository", endpoint_route("repository"), methods=["GET", "POST"]),
         Route("/dmp/services", endpoint_route("dmp"), methods=["GET", "POST"]),
+        *_portal(node),
     ], lifespan=lifespan)
     app.state.node = node
     return app
+
+
+def _portal(node: Node) -> list[Mount]:
+    """The patients' space at /portal/ (docs/portal.md), where the consent checker runs on this node's database."""
+    if node.consent is None or node.store is None or node.registry is None:
+        return []
+    return [Mount("/portal", app=portal_app(PortalDeps(
+        node.store, node.registry, node.repository, node.consent.guard, notification_channels(node.config),
+        source_id=node.config.repository_unique_id)))]
 
 
 def _serve_description(endpoint: Endpoint, request: Request, url: str) -> Response:
