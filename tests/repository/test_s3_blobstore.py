@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from seaweed import SeaweedServer
 
 from repository import BlobStoreUnavailable, S3BlobStore, S3Location
+from server.cli import main
 
 MiB = 1024 * 1024
 
@@ -164,3 +166,30 @@ def test_store_down_is_a_storage_failure_and_nothing_stays_visible(tmp_path):
         assert read(store, "1.8.1") == b"x" * 100
     finally:
         server.remove()
+
+
+def test_dmp_init_selects_the_s3_store_and_keeps_credentials_out_of_the_config(seaweed, tmp_path, monkeypatch):
+    for name, value in seaweed.environment.items():
+        monkeypatch.setenv(name, value)
+    bucket = seaweed.create_bucket()
+    runner = CliRunner()
+    r = runner.invoke(main, ["init", "--data", str(tmp_path / "n"), "--blob-store-url", f"s3://{bucket}/dmp",
+                             "--s3-endpoint-url", seaweed.endpoint_url])
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "n" / "config.json").read_text()
+    assert f'"blob_store_url": "s3://{bucket}/dmp"' in text
+    assert f'"s3_endpoint_url": "{seaweed.endpoint_url}"' in text
+    assert seaweed.environment["AWS_SECRET_ACCESS_KEY"] not in text
+    assert seaweed.environment["AWS_ACCESS_KEY_ID"] not in text
+    r = runner.invoke(main, ["init", "--data", str(tmp_path / "m"), "--blob-store-url", "s3://no-such-bucket-here",
+                             "--s3-endpoint-url", seaweed.endpoint_url])
+    assert r.exit_code == 2
+    assert "bucket 'no-such-bucket-here'" in r.output
+    r = runner.invoke(main, ["init", "--data", str(tmp_path / "o"), "--blob-store-url", "bucket/x"])
+    assert r.exit_code == 2
+    assert "s3://BUCKET[/PREFIX]" in r.output
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    r = runner.invoke(main, ["init", "--data", str(tmp_path / "p"), "--blob-store-url", f"s3://{bucket}",
+                             "--s3-endpoint-url", seaweed.endpoint_url])
+    assert r.exit_code == 2, r.output
+    assert f"bucket '{bucket}'" in r.output

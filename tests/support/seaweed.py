@@ -2,7 +2,8 @@
 
 Every listener is on 127.0.0.1 and on a free port, the extra services it starts by default (Iceberg and Lance
 catalogues) are off, and so is its telemetry: by default the master reports usage statistics to its vendor, and
-nothing a test starts may try to leave the machine. The S3 API checks signatures against an identities file
+nothing a test starts may try to leave the machine (checked with strace: it connects to 127.0.0.1 and its own
+unix sockets only). The S3 API checks signatures against an identities file
 holding one test key. Stopped by PID; its directory is removed with the test's tmp dir."""
 
 from __future__ import annotations
@@ -151,4 +152,9 @@ class SeaweedServer:
 
     def remove(self) -> None:
         self.stop()
+        # weed puts its gRPC unix sockets in /tmp whatever -dir says: ours are named by our ports
+        for kind in ("master", "volume", "filer", "s3"):
+            port = self.ports.get(f"{kind}.port.grpc")
+            if port:
+                Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock").unlink(missing_ok=True)
         shutil.rmtree(self.root, ignore_errors=True)
