@@ -193,3 +193,30 @@ def test_dmp_init_selects_the_s3_store_and_keeps_credentials_out_of_the_config(s
                              "--s3-endpoint-url", seaweed.endpoint_url])
     assert r.exit_code == 2, r.output
     assert f"bucket '{bucket}'" in r.output
+
+
+class RecordingClient:
+    """The real S3 client, recording the keys of the objects it puts (to see the marker renewed)."""
+
+    def __init__(self, client: object) -> None:
+        self._client = client
+        self.put_keys: list[str] = []
+
+    def put_object(self, **kwargs: object) -> object:
+        self.put_keys.append(str(kwargs["Key"]))
+        return self._client.put_object(**kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._client, name)
+
+
+def test_a_long_upload_renews_its_marker_so_no_recovery_takes_it(seaweed, tmp_path):
+    client = RecordingClient(seaweed.client())
+    store = S3BlobStore(S3Location(seaweed.create_bucket(), ""), tmp_path / "spool", client=client,
+                        lease_s=0.0, part_size=5 * MiB)   # lease 0: renewed after every part
+    content = os.urandom(11 * MiB)
+    source, sha1 = spooled(tmp_path, content)
+    pending = store.add("1.7.1", source, mime_type="text/plain", size=len(content), sha1=sha1)
+    markers = [k for k in client.put_keys if k.startswith("pending/")]
+    assert len(markers) == 1 + 3        # written before the upload, then once per part
+    assert set(markers) == {f"pending/{hashlib.sha256(b'1.7.1').hexdigest()}.{pending.marker}"}
