@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import BigInteger, Column, Engine, Index, MetaData, String, Table, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from pki._replay import ReplayCacheFull
@@ -120,6 +120,13 @@ class DatabaseReplayStore:
             return True
 
 
+replay_metadata = MetaData()
+seen_assertion = Table(
+    "seen_assertion", replay_metadata,   # created by the registry's migration 0006_replay
+    Column("assertion_id", String(256), primary_key=True),
+    Column("expires_us", BigInteger, nullable=False),   # microseconds since the epoch, UTC
+    Index("ix_seen_assertion_expiry", "expires_us"),
+)
 _REMEMBER = text("INSERT INTO seen_assertion (assertion_id, expires_us) VALUES (:id, :expires) "
                  "ON CONFLICT (assertion_id) DO UPDATE SET expires_us = excluded.expires_us "
                  "WHERE seen_assertion.expires_us <= :now RETURNING 1")
