@@ -76,9 +76,10 @@ class SeaweedServer:
                 self._start(timeout_s)
                 return
             except PortTaken:
-                if self.s3_port and attempt == 3:
+                if attempt == 3:
                     raise
                 if not self._started_once:
+                    self._remove_sockets()
                     self.ports = {}
                 time.sleep(0.5)
 
@@ -152,9 +153,12 @@ class SeaweedServer:
 
     def remove(self) -> None:
         self.stop()
-        # weed puts its gRPC unix sockets in /tmp whatever -dir says: ours are named by our ports
+        self._remove_sockets()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _remove_sockets(self) -> None:
+        """weed puts its gRPC unix sockets in /tmp whatever -dir says: ours are named by our ports."""
         for kind in ("master", "volume", "filer", "s3"):
             port = self.ports.get(f"{kind}.port.grpc")
             if port:
                 Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock").unlink(missing_ok=True)
-        shutil.rmtree(self.root, ignore_errors=True)
