@@ -19,7 +19,7 @@ from pki._errors import VihfError, VihfRefusal
 from pki._policy import VihfPolicy
 from pki._principal import Principal
 from pki._replay import ReplayCache, ReplayCacheFull, ReplayStore
-from pki._replay_shared import SharedReplayStore
+from pki._replay_shared import DatabaseReplayStore, SharedReplayStore, replay_metadata
 from pki._signer import Signer, SoftwareSigner
 from pki._trust import CertificateError, CertificateRefusal, TrustStore, Usage
 from pki._vihf_build import VihfClaims, build_vihf, sign_assertion, xs_datetime
@@ -37,6 +37,7 @@ __all__ = [
     "Clock",
     "CodedValue",
     "Credential",
+    "DatabaseReplayStore",
     "PatientIns",
     "Principal",
     "Profile",
@@ -63,6 +64,7 @@ __all__ = [
     "dn_string",
     "find_assertion",
     "nir_problem",
+    "replay_metadata",
     "sign_assertion",
     "struct_idnat_problem",
     "utc_now",

@@ -1,10 +1,11 @@
 """Replay protection shared by the processes of one node (``dmp serve --workers N``): the seen assertion IDs
-live in a SQLite file of the node's data directory, so a replay is refused whichever worker receives it.
+live in a SQLite file of the node's data directory, so a replay is refused whichever worker receives it; and
+by several nodes on one PostgreSQL (:class:`DatabaseReplayStore`, a table of the shared database).
 
 A file of its own rather than a table of the registry's database: every XDS request writes to it, and the
 registry's SQLite allows one writer at a time (a bulk registration would stall every request's check), and a
 repository-only node has no registry database. Several nodes behind one load balancer need a store they all
-reach: this one covers one host.
+reach: the SQLite file covers one host, :class:`DatabaseReplayStore` all the nodes of one PostgreSQL.
 
 Entries expire with their assertion: an expired entry never counts as a use (the insert takes it over), and
 expired entries are deleted at most a second after they expire (at a later check), never before. A check is
@@ -18,10 +19,15 @@ as "service unavailable", never accepted unchecked)."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from sqlalchemy import BigInteger, Column, Engine, Index, MetaData, String, Table, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from pki._replay import ReplayCacheFull
 
@@ -78,3 +84,63 @@ def _micros(t: datetime) -> int:
     """Microseconds since the epoch (UTC): integers compare exactly, whatever the datetime's zone."""
     delta = t.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class DatabaseReplayStore:
+    """A :class:`~pki.ReplayStore` in the ``seen_assertion`` table of the database several nodes share
+    (PostgreSQL, migration 0007_replay): a replay is refused whichever node receives it.
+
+    One statement decides: insert the ID, or take over its row only if that row has expired
+    (``INSERT ... ON CONFLICT DO UPDATE ... WHERE expired``). The primary key makes it atomic across nodes: of
+    two nodes presented the same assertion at the same instant, exactly one gets a row back. Expired rows are
+    purged at most once per ``purge_every_s`` per process (the expiry index keeps it cheap)."""
+
+    def __init__(self, engine: Engine, *, purge_every_s: float = 60.0) -> None:
+        self._engine = engine
+        self._purge_every_s = purge_every_s
+        self._next_purge = 0.0
+        self._lock = threading.Lock()
+
+    def remember(self, assertion_id: str, expires_at: datetime, now: datetime) -> bool:
+        try:
+            with self._engine.begin() as conn:
+                if self._purge_due():
+                    conn.execute(_PURGE, {"now": _micros(now)})
+                row = conn.execute(_REMEMBER, {"id": _key(assertion_id), "expires": _micros(expires_at),
+                                               "now": _micros(now)}).first()
+        except SQLAlchemyError as failed:
+            raise ReplayCacheFull(f"the shared replay table cannot record the assertion "
+                                  f"({type(getattr(failed, 'orig', None) or failed).__name__})") from None
+        return row is not None
+
+    def __len__(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM seen_assertion")).scalar_one())
+
+    def _purge_due(self) -> bool:
+        with self._lock:
+            if time.monotonic() < self._next_purge:
+                return False
+            self._next_purge = time.monotonic() + self._purge_every_s
+            return True
+
+
+replay_metadata = MetaData()
+seen_assertion = Table(
+    "seen_assertion", replay_metadata,   # created by the registry's migration 0007_replay
+    Column("assertion_id", String(256), primary_key=True),
+    Column("expires_us", BigInteger, nullable=False),   # microseconds since the epoch, UTC
+    Index("ix_seen_assertion_expiry", "expires_us"),
+)
+_REMEMBER = text("INSERT INTO seen_assertion (assertion_id, expires_us) VALUES (:id, :expires) "
+                 "ON CONFLICT (assertion_id) DO UPDATE SET expires_us = excluded.expires_us "
+                 "WHERE seen_assertion.expires_us <= :now RETURNING 1")
+_PURGE = text("DELETE FROM seen_assertion WHERE expires_us <= :now")
+_MAX_KEY = 256
+
+
+def _key(assertion_id: str) -> str:
+    """The ID itself, or a digest of an ID too long for the column (an xs:ID has no length limit)."""
+    if len(assertion_id) <= _MAX_KEY:
+        return assertion_id
+    return "sha256:" + hashlib.sha256(assertion_id.encode()).hexdigest()

@@ -42,7 +42,12 @@ def write_export(documents: Sequence[tuple[DocumentView, BlobInfo | None]], hist
                 listed.append((doc, None))
                 continue
             arcname = file_name(n, doc)
-            z.write(blob.path, arcname)
+            if isinstance(blob.content, Path):
+                z.write(blob.content, arcname)
+            else:   # an object store: copied chunk by chunk
+                with z.open(arcname, "w") as member:
+                    for chunk in blob.content:
+                        member.write(chunk)
             listed.append((doc, arcname))
         z.writestr("historique.csv", _history_csv(history))
         z.writestr("dossier.json", json.dumps({

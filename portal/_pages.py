@@ -7,11 +7,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
+from urllib.parse import quote
 
 from sqlalchemy import Connection
 from starlette.background import BackgroundTask
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from consent import (
     AccessRefused,
@@ -295,9 +297,16 @@ class Pages:
         except DocumentsError as exc:
             return self._page(page, "error.html", 404, message=str(exc))
         inline = page.query("voir") == "1"
-        response = FileResponse(blob.path, media_type=blob.mime_type,
-                                filename=_download_name(doc.title, blob.mime_type),
-                                content_disposition_type="inline" if inline else "attachment")
+        disposition = "inline" if inline else "attachment"
+        name = _download_name(doc.title, blob.mime_type)
+        response: Response
+        if isinstance(blob.content, Path):
+            response = FileResponse(blob.content, media_type=blob.mime_type, filename=name,
+                                    content_disposition_type=disposition)
+        else:   # an object store: streamed in chunks, never whole in memory
+            response = StreamingResponse(iter(blob.content), media_type=blob.mime_type, headers={
+                "Content-Length": str(blob.size),
+                "Content-Disposition": f"{disposition}; filename*=utf-8''{quote(name)}"})
         # A document is someone else's content: it runs nothing and embeds nothing in the portal's origin.
         response.headers["Content-Security-Policy"] = ("sandbox; default-src 'none'; img-src 'self'; "
                                                          "frame-ancestors 'none'")

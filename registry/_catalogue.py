@@ -250,6 +250,8 @@ class Problem(enum.Enum):
                                                                   "repository's ({ours})")
     RETRIEVE_UNKNOWN_DOCUMENT = (ErrorCode.DOCUMENT_UNIQUE_ID_ERROR, "document '{unique_id}' is not in this "
                                                                      "repository")
+    RETRIEVE_STORE_UNAVAILABLE = (ErrorCode.REPOSITORY_ERROR, "document '{unique_id}' cannot be read now: the "
+                                                              "repository's document store is unavailable")
 
     def __init__(self, code: ErrorCode, template: str) -> None:
         self.code = code  # plain attributes, as registry._vocabulary's enums

@@ -1,4 +1,5 @@
-"""Filesystem blob store: one file per document, written durably (temp file, fsync, rename, fsync dir).
+"""The blob store contract (:class:`BlobStore`) and the filesystem store: one file per document, written
+durably (temp file, fsync, rename, fsync dir).
 
 Keys are document uniqueIds; file names are their SHA-256 so any uniqueId is a safe path. Each blob has
 a sidecar holding what ITI-43 must answer (mimeType, size, hash), written before the blob itself becomes
@@ -17,28 +18,70 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
 class PendingBlob:
-    """A blob stored for a submission whose registration is not yet known to have committed."""
+    """A blob stored for a submission whose registration is not yet known to have committed. ``marker`` names
+    the store's pending marker of this attempt (a file path, or an S3 attempt id)."""
 
     unique_id: str
-    marker: Path
+    marker: str
 
 
 @dataclass(frozen=True)
 class BlobInfo:
+    """What ITI-43 answers for a stored document. ``content`` is the file, or the chunks of a stream that is
+    opened only when they are first read (an object store)."""
+
     unique_id: str
     mime_type: str
     size: int
     sha1: str
-    path: Path
+    content: Path | Iterable[bytes]
+
+
+class BlobStoreUnavailable(OSError):
+    """The blob store could not be reached or refused the operation (object storage down, credentials
+    refused): the repository answers XDSRepositoryError, nothing is registered."""
+
+
+class BlobStore(Protocol):
+    """Where the repository keeps documents (docs/architecture.md, repository). The all-or-nothing rule of
+    ITI-41: :meth:`add` stores a document *pending* (invisible to :meth:`get`) behind a durable marker, the
+    registry registers, then :meth:`commit` (or :meth:`remove` on failure); :meth:`recover` at start-up
+    removes what a crash left pending and the registry does not know."""
+
+    spool: Path
+    """Local directory for the temp files of requests (MTOM parts, inline documents)."""
+
+    def add(self, unique_id: str, source: Path, *, mime_type: str, size: int, sha1: str) -> PendingBlob | None:
+        """Store ``source`` (a spool file, left to the caller) pending under ``unique_id``; None when a
+        document with that uniqueId is already stored (the registry decides whether it is the same).
+        Raises OSError (:class:`BlobStoreUnavailable` for a remote store) and then leaves nothing visible."""
+        ...
+
+    def commit(self, blobs: list[PendingBlob]) -> None:
+        """The registry accepted these documents: they are no longer pending."""
+        ...
+
+    def remove(self, blobs: list[PendingBlob]) -> None:
+        """Undo :meth:`add` for documents whose registration failed."""
+        ...
+
+    def recover(self, is_registered: Callable[[str], bool | None]) -> list[str]:
+        """Finish what a crash interrupted; the uniqueIds whose orphan documents were removed."""
+        ...
+
+    def get(self, unique_id: str) -> BlobInfo | None:
+        """The stored, registered (not pending) document, or None."""
+        ...
 
 
 class FilesystemBlobStore:
@@ -66,13 +109,14 @@ class FilesystemBlobStore:
         final = self._path(unique_id)
         if final.exists():
             return None
-        pending = PendingBlob(unique_id, self._pending / f"{final.name}.{uuid.uuid4().hex}")
+        marker = self._pending / f"{final.name}.{uuid.uuid4().hex}"
+        pending = PendingBlob(unique_id, str(marker))
         linked = False
         try:
-            _write_durably(pending.marker, unique_id.encode())
+            _write_durably(marker, unique_id.encode())
             _fsync_file(source)
             if not _link_new(source, final):
-                pending.marker.unlink(missing_ok=True)
+                marker.unlink(missing_ok=True)
                 return None
             linked = True
             # Only the attempt that owns the blob writes its sidecar (ITI-43 needs both to serve it).
@@ -86,14 +130,14 @@ class FilesystemBlobStore:
             if linked:
                 self.remove([pending])
             else:
-                pending.marker.unlink(missing_ok=True)
+                marker.unlink(missing_ok=True)
                 self._prune(final.parent)
             raise
 
     def commit(self, blobs: list[PendingBlob]) -> None:
         """The registry accepted these documents: they are no longer pending."""
         for b in blobs:
-            b.marker.unlink(missing_ok=True)
+            Path(b.marker).unlink(missing_ok=True)
 
     def remove(self, blobs: list[PendingBlob]) -> None:
         """Undo :meth:`add` for documents whose registration failed, shard directories included when they
@@ -102,7 +146,7 @@ class FilesystemBlobStore:
             p = self._path(b.unique_id)
             p.unlink(missing_ok=True)
             p.with_suffix(".meta").unlink(missing_ok=True)
-            b.marker.unlink(missing_ok=True)
+            Path(b.marker).unlink(missing_ok=True)
             self._prune(p.parent)
 
     def _prune(self, shard: Path) -> None:
@@ -131,7 +175,7 @@ class FilesystemBlobStore:
             known = is_registered(uid) if uid else False
             if known is False:
                 if uid:
-                    self.remove([PendingBlob(uid, marker)])
+                    self.remove([PendingBlob(uid, str(marker))])
                 marker.unlink(missing_ok=True)  # also when it was cut short before holding the uniqueId
                 removed.append(uid)
             elif known:

@@ -33,7 +33,7 @@ from registry import (
     read_registry_object_list,
     registry_response,
 )
-from repository._blobstore import FilesystemBlobStore, PendingBlob
+from repository._blobstore import BlobInfo, BlobStore, BlobStoreUnavailable, PendingBlob
 from repository._registry_port import RegistryPort
 from soap_wsdl import Attachment, MtomMessage, OutgoingAttachment, ns
 
@@ -50,7 +50,7 @@ class RetrieveResult:
 
 
 class Repository:
-    def __init__(self, blobs: FilesystemBlobStore, registry: RegistryPort, repository_unique_id: str) -> None:
+    def __init__(self, blobs: BlobStore, registry: RegistryPort, repository_unique_id: str) -> None:
         self.blobs = blobs
         self.registry = registry
         self.repository_unique_id = repository_unique_id
@@ -237,13 +237,18 @@ class Repository:
                 errors.append(Problem.RETRIEVE_OTHER_REPOSITORY(repo or f"DocumentRequest[{n}]", repository=repo,
                                                                 ours=self.repository_unique_id))
                 continue
-            blob = self.blobs.get(uid) if allowed is None or uid in allowed else None
+            try:
+                blob: BlobInfo | None = self.blobs.get(uid) if allowed is None or uid in allowed else None
+            except BlobStoreUnavailable as exc:
+                log.error("could not read a document from the blob store: %s", exc)
+                errors.append(Problem.RETRIEVE_STORE_UNAVAILABLE(uid, unique_id=uid))
+                continue
             if blob is None:
                 errors.append(Problem.RETRIEVE_UNKNOWN_DOCUMENT(uid, unique_id=uid))
                 continue
             cid = f"doc{n}.{uuid.uuid4().hex}@dmp-xds"
             found.append((_document_response(home, repo, uid, blob.mime_type, cid),
-                          OutgoingAttachment(cid, blob.mime_type, blob.path)))
+                          OutgoingAttachment(cid, blob.mime_type, blob.content)))
         return self._retrieve_result(found, errors)
 
     @staticmethod

@@ -37,7 +37,7 @@ from registry import (
     Store,
     registry_response,
 )
-from repository import FilesystemBlobStore, RemoteRegistry, Repository
+from repository import RemoteRegistry, Repository, open_blob_store
 from repository._registry_port import RegistryPort
 from server import _dmp_endpoint as dmp_endpoint
 from server._config import Config
@@ -126,7 +126,8 @@ class Node:
             registry = port = Registry(store, max_query_results=config.max_query_results,
                                        metadata_profile=MetadataProfile(config.metadata_profile))
         security = Security(config)   # before anything else: a node without trust must not start
-        blobs = FilesystemBlobStore(config.blob_dir)
+        blobs = open_blob_store(config.blob_dir, config.blob_store_url, s3_endpoint_url=config.s3_endpoint_url,
+                                lease_s=config.blob_pending_lease_s)
         if recover:
             removed = blobs.recover(port.is_registered)
             if removed:

@@ -19,6 +19,12 @@ class Config:
     repository_unique_id: str
     database_url: str
     registry_url: str | None = None          # None: the registry runs in this process
+    # Documents (docs/deployment.md): None keeps them in DATA/blobs; "s3://BUCKET[/PREFIX]" in S3-compatible
+    # object storage at s3_endpoint_url (None: AWS), credentials from boto3's default chain (AWS_* variables,
+    # ~/.aws files, instance role), never from this file. Uploads pending longer than the lease are crashed ones.
+    blob_store_url: str | None = None
+    s3_endpoint_url: str | None = None
+    blob_pending_lease_s: float = 900.0
     max_soap_bytes: int = 64 * 1024 * 1024   # SOAP part (and plain SOAP body with inline documents)
     # Receiving requests (README "Limits and timeouts"; server._intake, server._http).
     max_request_bytes: int = 2 * 1024**3     # a whole request (MTOM with its documents): HTTP 413 beyond
@@ -59,7 +65,13 @@ class Config:
 
     @property
     def blob_dir(self) -> Path:
+        """The filesystem blob store; with S3 it holds only the spool of requests being received."""
         return self.data_dir / "blobs"
+
+    @property
+    def shared_database(self) -> bool:
+        """True when the database is a server several nodes share (PostgreSQL), not a file of this node."""
+        return not self.database_url.startswith("sqlite")
 
     def path(self, name: str) -> Path:
         """A configured file path, relative ones resolved against the data directory."""

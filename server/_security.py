@@ -7,9 +7,11 @@ chain, revocation, attributes, identity binding with the TLS client certificate,
 the handlers (and later the consent checker) receive — or raises a SoapFault whose reason names the failed
 check (docs/vihf.md §8) without stack traces or key material.
 
-Seen assertion IDs are kept in ``replay.db`` of the data directory (:class:`~pki.SharedReplayStore`), in every
-mode: a replay is refused whichever worker of ``dmp serve --workers N`` receives it, and after a restart (an
-in-process cache forgot them, and a VIHF already used was accepted again for the rest of its validity).
+Seen assertion IDs outlive a restart (an in-process cache forgot them, and a VIHF already used was accepted
+again for the rest of its validity) and are shared by every process that may receive the replay: on a
+SQLite node, ``replay.db`` of the data directory (:class:`~pki.SharedReplayStore`: the workers of
+``dmp serve --workers N``); when the database is PostgreSQL, its ``seen_assertion`` table
+(:class:`~pki.DatabaseReplayStore`: every node of the DMP, docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from sqlalchemy import create_engine
 
 from pki import (
+    DatabaseReplayStore,
     Principal,
     ReplayStore,
     SharedReplayStore,
@@ -84,7 +88,7 @@ class Security:
         self._seen = _file_states(self._files)
         self._next_check = time.monotonic() + config.trust_recheck_s
         self._reloading = threading.Lock()
-        self._replay: ReplayStore = SharedReplayStore(config.path(REPLAY_FILE))
+        self._replay: ReplayStore = replay_store(config)
         self.verifier = VihfVerifier(trust_store(config), replay_cache=self._replay)
 
     def current_verifier(self) -> VihfVerifier | None:
@@ -110,6 +114,17 @@ class Security:
             return
         self.verifier = VihfVerifier(trust, replay_cache=self._replay)   # the same seen assertion IDs
         log.warning("trust anchors and CRLs reloaded: %s", ", ".join(p.name for p in self._files))
+
+
+def replay_store(config: Config) -> ReplayStore:
+    """Where this node remembers seen assertion IDs: the shared database's table when several nodes may share
+    it (PostgreSQL), else ``replay.db`` beside the node's SQLite registry."""
+    if config.shared_database:
+        # an engine of its own, small: one short statement per request, on a connection no registry
+        # transaction holds
+        engine = create_engine(config.database_url, pool_size=4, max_overflow=8, pool_pre_ping=True)
+        return DatabaseReplayStore(engine)
+    return SharedReplayStore(config.path(REPLAY_FILE))
 
 
 def _file_states(files: list[Path]) -> list[tuple[int, int, int] | None]:

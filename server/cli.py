@@ -9,9 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pki import TEST_PKI_WARNING, PsIdentity, StructureIdentity, TestPki
 from registry import MetadataProfile, Store
+from repository import S3Location, s3_client
 from server._cli_dossier import history, patient
 from server._config import Config
 
@@ -36,12 +38,19 @@ def main() -> None:
 @click.option("--metadata-profile", type=click.Choice([p.value for p in MetadataProfile]), default=None,
               help="Codes registration accepts: 'dmp' (default) the DMP value sets, 'ihe' any code "
               "(IHE test plans with other code systems); see docs/conformance.md.")
+@click.option("--blob-store-url", help="Where documents are stored: s3://BUCKET[/PREFIX] (default: files in "
+              "DATA/blobs). Credentials come from the AWS variables and files (boto3's default chain).")
+@click.option("--s3-endpoint-url", help="URL of the S3-compatible object storage (default: AWS).")
 def init(data_dir: Path, repository_unique_id: str | None, database_url: str | None,
-         trust_anchors: tuple[Path, ...], crls: tuple[Path, ...], metadata_profile: str | None) -> None:
+         trust_anchors: tuple[Path, ...], crls: tuple[Path, ...], metadata_profile: str | None,
+         blob_store_url: str | None, s3_endpoint_url: str | None) -> None:
     """Create a node in DATA, or bring an existing node's database schema up to date.
 
     Without --trust-anchor, a node that has no trust configured gets a demo test PKI in DATA/pki (tests and
-    demos only) whose CAs and CRLs become its trust anchors, with a TLS server certificate for localhost."""
+    demos only) whose CAs and CRLs become its trust anchors, with a TLS server certificate for localhost.
+
+    Several nodes serve one DMP when they are initialised with the same --database-url (PostgreSQL),
+    --blob-store-url (S3) and --repository-unique-id (docs/deployment.md)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         cfg = Config.load(data_dir)
@@ -56,12 +65,33 @@ def init(data_dir: Path, repository_unique_id: str | None, database_url: str | N
         cfg = _demo_trust(cfg)
     if metadata_profile is not None:
         cfg = replace(cfg, metadata_profile=metadata_profile)
+    if blob_store_url is not None or s3_endpoint_url is not None:
+        cfg = replace(cfg, blob_store_url=blob_store_url or cfg.blob_store_url,
+                      s3_endpoint_url=s3_endpoint_url or cfg.s3_endpoint_url)
+    if cfg.blob_store_url is not None:
+        _check_bucket(cfg)
+    elif cfg.s3_endpoint_url is not None:
+        raise click.UsageError("--s3-endpoint-url goes with --blob-store-url s3://BUCKET[/PREFIX]")
     cfg.save()
     cfg.blob_dir.mkdir(parents=True, exist_ok=True)
     store = Store(cfg.database_url)
     store.migrate()
     store.dispose()
     click.echo(f"node ready in {cfg.data_dir} (repositoryUniqueId {cfg.repository_unique_id})")
+
+
+def _check_bucket(cfg: Config) -> None:
+    """The bucket of ``blob_store_url`` exists and these credentials may use it: said at init, not at the
+    first document."""
+    try:
+        location = S3Location.parse(cfg.blob_store_url or "")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        s3_client(cfg.s3_endpoint_url, max_connections=1).head_bucket(Bucket=location.bucket)
+    except (BotoCoreError, ClientError) as exc:
+        raise click.UsageError(f"bucket {location.bucket!r} at {cfg.s3_endpoint_url or 'AWS'} cannot be used: "
+                               f"{exc}") from None
 
 
 def _demo_trust(cfg: Config) -> Config:

@@ -650,11 +650,12 @@ class MtomDecoder:
 
 @dataclass(frozen=True)
 class OutgoingAttachment:
-    """A part to send: ``source`` is a file (read in chunks) or bytes. ``content_id`` is without ``<>``."""
+    """A part to send: ``source`` is a file (read in chunks), bytes, or an iterable of byte chunks (a stream
+    from object storage, read as the message is sent). ``content_id`` is without ``<>``."""
 
     content_id: str
     content_type: str
-    source: pathlib.Path | bytes
+    source: pathlib.Path | bytes | Iterable[bytes]
 
 
 def new_boundary() -> str:
@@ -718,6 +719,9 @@ def _stream(
         if isinstance(attachment.source, bytes):
             if attachment.source:
                 yield attachment.source
+            continue
+        if not isinstance(attachment.source, pathlib.Path):
+            yield from (chunk for chunk in attachment.source if chunk)
             continue
         with attachment.source.open("rb") as file:
             while chunk := file.read(chunk_size):

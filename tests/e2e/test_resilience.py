@@ -347,6 +347,10 @@ def test_sigkill_between_storing_and_registering(tmp_path):
 
 
 def test_postgresql_down_and_back(tmp_path, postgres: PostgresServer):
+    """The seen VIHF IDs of a PostgreSQL node are in that database (shared by every node, docs/deployment.md):
+    with the database down, the replay check cannot be made and every request is refused there, fail closed,
+    with the Receiver fault DMPServiceUnavailable; nothing is stored, and the node serves again once the
+    database is back."""
     cfg = make_node(tmp_path / "node", database_url=postgres.url)
     node = start_node(cfg)
     try:
@@ -363,22 +367,14 @@ def test_postgresql_down_and_back(tmp_path, postgres: PostgresServer):
         postgres.stop("immediate")
         before = leftovers(cfg)
         lost = doc(b"PostgreSQL is down", "Document02")
-        reply = provide(node, lost)
-        assert reply.http_status == 200
-        assert reply.status == "Failure"
-        assert reply.error_codes == ["XDSRegistryError"], reply.errors
-        # The consent checker reads the dossier first: the database being down is its XDSRegistryError.
-        assert reply.problems == [Problem.CONSENT_UNAVAILABLE]
+        for reply in (provide(node, lost), retrieve(node, first.unique_id),
+                      post(node.registry, ITI42, submit_objects_request([lost], repository_attributes=True),
+                           mtom=False)):
+            assert reply.http_status == 500
+            assert reply.fault_code == "env:Receiver"
+            assert "DMPServiceUnavailable" in reply.fault_reason
+            assert reply.documents() == {}
         assert leftovers(cfg) == before
-        direct = post(node.registry, ITI42, submit_objects_request([lost], repository_attributes=True), mtom=False)
-        assert direct.http_status == 200
-        assert direct.error_codes == ["XDSRegistryError"]
-        # Documents stored earlier are not served while the consent state cannot be read (nor the access
-        # recorded): fail closed, with the XDS error, not a fault (docs/consent.md).
-        refused = retrieve(node, first.unique_id)
-        assert refused.http_status == 200
-        assert refused.error_codes == ["XDSRegistryError"]
-        assert refused.documents() == {}
 
         postgres.start()
         back = retrieve(node, first.unique_id)
@@ -389,4 +385,39 @@ def test_postgresql_down_and_back(tmp_path, postgres: PostgresServer):
         assert registered(cfg, again.unique_id)
         assert not registered(cfg, lost.unique_id)
     finally:
+        node.stop()
+
+
+def test_consent_state_unreadable_on_postgresql_is_an_xds_error(tmp_path, postgres: PostgresServer):
+    """The consent checker reads the dossier first: when it cannot (here its table is renamed away under the
+    running node), ITI-41 and ITI-43 answer XDSRegistryError, nothing is stored or served (fail closed, with
+    the XDS error, not a fault: docs/consent.md), and they are served again once it can."""
+    cfg = make_node(tmp_path / "node", database_url=postgres.url)
+    node = start_node(cfg)
+    store = Store(cfg.database_url)
+    try:
+        first = doc(b"consent readable\r\n")
+        assert_stored_and_served(node, first)
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE dossier RENAME TO dossier_away")
+        before = leftovers(cfg)
+        lost = doc(b"consent unreadable", "Document02")
+        reply = provide(node, lost)
+        assert reply.http_status == 200
+        assert reply.status == "Failure"
+        assert reply.error_codes == ["XDSRegistryError"], reply.errors
+        assert reply.problems == [Problem.CONSENT_UNAVAILABLE]
+        assert leftovers(cfg) == before
+        refused = retrieve(node, first.unique_id)
+        assert refused.http_status == 200
+        assert refused.error_codes == ["XDSRegistryError"]
+        assert refused.documents() == {}
+
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE dossier_away RENAME TO dossier")
+        assert retrieve(node, first.unique_id).documents() == {first.unique_id: first.content}
+        assert not registered(cfg, lost.unique_id)
+        assert_stored_and_served(node, doc(b"consent readable again", "Document03"))
+    finally:
+        store.dispose()
         node.stop()

@@ -1,5 +1,5 @@
-"""The Alembic migrations produce exactly the tables the code uses, the registry's, the consent state's and the
-portal's (one database, one migration history; SQLite here; PostgreSQL in e2e)."""
+"""The Alembic migrations produce exactly the tables the code uses, the registry's, the consent state's, the
+portal's and the shared replay store's (one database, one migration history; SQLite here; PostgreSQL in e2e)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from consent._schema import metadata as consent_metadata
+from pki import replay_metadata
 from portal._schema import metadata as portal_metadata
 from registry import Registry, Store
 from registry._schema import metadata
@@ -18,7 +19,8 @@ def test_migrations_match_schema(tmp_path):
     store.migrate()
     assert store.schema_is_current()
     with store.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), [metadata, consent_metadata, portal_metadata])
+        diff = compare_metadata(MigrationContext.configure(conn),
+                                [metadata, consent_metadata, portal_metadata, replay_metadata])
     store.dispose()
     assert diff == []
 

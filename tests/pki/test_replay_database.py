@@ -1,0 +1,76 @@
+"""DatabaseReplayStore: the replay rule in the ``seen_assertion`` table of a real PostgreSQL (migration
+0007_replay), which several nodes share: one decision per assertion ID across all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pg import PostgresServer
+from sqlalchemy import Engine, create_engine
+
+from pki import DatabaseReplayStore, ReplayCacheFull
+from registry import Store
+
+T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Engine]:
+    server = PostgresServer()
+    try:
+        server.start()
+        store = Store(server.url)
+        store.migrate()
+        store.dispose()
+        engine = create_engine(server.url, pool_size=8)
+        yield engine
+        engine.dispose()
+    finally:
+        server.remove()
+
+
+def test_a_second_use_is_refused_through_another_engine_until_the_window_ends(engine):
+    second_engine = create_engine(engine.url)
+    first, other_node = DatabaseReplayStore(engine), DatabaseReplayStore(second_engine)
+    try:
+        _second_use(first, other_node)
+    finally:
+        second_engine.dispose()
+
+
+def _second_use(first: DatabaseReplayStore, other_node: DatabaseReplayStore) -> None:
+    assert first.remember("_a1", T0 + timedelta(minutes=5), T0)
+    assert not other_node.remember("_a1", T0 + timedelta(minutes=5), T0 + timedelta(minutes=4))
+    assert not first.remember("_a1", T0 + timedelta(minutes=5), T0 + timedelta(minutes=4, seconds=59))
+    # expired (not yet purged): the row is taken over by the new use, which is then remembered in turn
+    assert other_node.remember("_a1", T0 + timedelta(minutes=15), T0 + timedelta(minutes=5))
+    assert not first.remember("_a1", T0 + timedelta(minutes=15), T0 + timedelta(minutes=6))
+
+
+def test_concurrent_uses_of_one_id_are_accepted_exactly_once(engine):
+    stores = [DatabaseReplayStore(engine) for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda s: s.remember("_same", T0 + timedelta(minutes=5), T0), stores))
+    assert results.count(True) == 1
+
+
+def test_expired_rows_are_purged_and_long_ids_fit(engine):
+    store = DatabaseReplayStore(engine, purge_every_s=0)
+    long_id = "_" + "x" * 5000   # an xs:ID has no length limit
+    assert store.remember(long_id, T0 + timedelta(minutes=5), T0)
+    assert not store.remember(long_id, T0 + timedelta(minutes=5), T0 + timedelta(minutes=1))
+    before = len(store)
+    assert store.remember("_later", T0 + timedelta(days=1), T0 + timedelta(hours=1))
+    assert len(store) < before + 1   # what expired before T0 + 1 h is gone
+
+
+def test_an_unreachable_database_refuses(engine):
+    nowhere = create_engine("postgresql+psycopg://app@/none?host=/nonexistent")
+    try:
+        with pytest.raises(ReplayCacheFull, match="shared replay table"):
+            DatabaseReplayStore(nowhere).remember("_b", T0 + timedelta(minutes=5), T0)
+    finally:
+        nowhere.dispose()
