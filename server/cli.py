@@ -36,8 +36,12 @@ def main() -> None:
 @click.option("--metadata-profile", type=click.Choice([p.value for p in MetadataProfile]), default=None,
               help="Codes registration accepts: 'dmp' (default) the DMP value sets, 'ihe' any code "
               "(IHE test plans with other code systems); see docs/conformance.md.")
+@click.option("--partitions", type=click.IntRange(0, 1024), default=0, show_default=True,
+              help="PostgreSQL only, when the database is created: hash-partition the registry's objects by "
+              "patient into this many partitions (docs/registry-storage.md); 0: one table.")
 def init(data_dir: Path, repository_unique_id: str | None, database_url: str | None,
-         trust_anchors: tuple[Path, ...], crls: tuple[Path, ...], metadata_profile: str | None) -> None:
+         trust_anchors: tuple[Path, ...], crls: tuple[Path, ...], metadata_profile: str | None,
+         partitions: int) -> None:
     """Create a node in DATA, or bring an existing node's database schema up to date.
 
     Without --trust-anchor, a node that has no trust configured gets a demo test PKI in DATA/pki (tests and
@@ -59,8 +63,12 @@ def init(data_dir: Path, repository_unique_id: str | None, database_url: str | N
     cfg.save()
     cfg.blob_dir.mkdir(parents=True, exist_ok=True)
     store = Store(cfg.database_url)
-    store.migrate()
-    store.dispose()
+    try:
+        store.migrate(partitions=partitions)
+    except ValueError as refused:
+        raise click.UsageError(str(refused)) from refused
+    finally:
+        store.dispose()
     click.echo(f"node ready in {cfg.data_dir} (repositoryUniqueId {cfg.repository_unique_id})")
 
 
