@@ -32,7 +32,8 @@ autovacuum and the checkpointer would otherwise work through the load's pages du
 are ended and every file removed at the end.
 
     .venv/bin/python benchmarks/registry_scale.py [--patients 10000] [--per-patient 100] [--first 1000]
-        [--backends sqlite,postgresql,postgresql-partitioned] [--partitions 16] [--queries 500] [--batch 500] [--workers 0] [--explain] [--http]
+        [--stages 3000,6000] [--backends sqlite,postgresql,postgresql-partitioned] [--partitions 16]
+        [--queries 500] [--batch 500] [--workers 0] [--explain] [--http]
 """
 
 from __future__ import annotations
@@ -346,7 +347,9 @@ def run_backend(backend: str, args: argparse.Namespace, corpus: Corpus) -> Backe
             print(f"[{backend}] {args.patients} patients created in {time.perf_counter() - t0:.1f} s", flush=True)
             rng = random.Random(7)
             loaded = 0
-            for last in sorted({min(args.first, args.patients), args.patients}):
+            stages = {min(args.first, args.patients), args.patients}
+            stages |= {min(int(n), args.patients) for n in args.stages.split(",") if n}
+            for last in sorted(stages):
                 print(f"[{backend}] loading patients {loaded}..{last - 1} ...", flush=True)
                 done = load(registry, corpus, loaded, last, args.batch, args.workers, server_cpu)
                 loaded = last
@@ -457,6 +460,7 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=10_000)
     ap.add_argument("--per-patient", type=int, default=100)
     ap.add_argument("--first", type=int, default=1_000, help="patients loaded before the first measurement")
+    ap.add_argument("--stages", default="", help="more patient counts at which to measure (comma-separated)")
     ap.add_argument("--backends", default=f"sqlite,postgresql,{PARTITIONED}")
     ap.add_argument("--partitions", type=int, default=16, help=f"partitions of the {PARTITIONED} backend")
     ap.add_argument("--queries", type=int, default=500, help="measured queries of each kind per stage")
