@@ -18,6 +18,10 @@ A query is an ``AdhocQueryRequest`` element (as ``tests/support/xds_client.adhoc
 ``Registry.stored_query``, and its answer serialized to bytes; the HTTP overhead is measured apart, on a smaller
 set, with ``--http``.
 
+``postgresql-partitioned`` is PostgreSQL with ``registry_object`` hash-partitioned by patient into
+``--partitions`` partitions (migration 0008_scale, ``dmp init --partitions N``). On PostgreSQL each stage also
+prints the bytes per million entries of every table (rows with TOAST, indexes, and the stored XML's share).
+
 SQLite runs as a node does (WAL, synchronous=FULL). PostgreSQL is a throwaway server (Debian's binaries, see
 ``tests/support/pg.py``) started with durable settings (fsync, synchronous_commit, full_page_writes on) and
 shared_buffers=6GB (``--pg-shared-buffers``: a quarter of this machine's RAM, the usual sizing; this VM hands
@@ -28,7 +32,8 @@ autovacuum and the checkpointer would otherwise work through the load's pages du
 are ended and every file removed at the end.
 
     .venv/bin/python benchmarks/registry_scale.py [--patients 10000] [--per-patient 100] [--first 1000]
-        [--backends sqlite,postgresql] [--queries 500] [--batch 500] [--workers 0] [--explain] [--http]
+        [--stages 3000,6000] [--backends sqlite,postgresql,postgresql-partitioned] [--partitions 16]
+        [--queries 500] [--batch 500] [--workers 0] [--explain] [--http]
 """
 
 from __future__ import annotations
@@ -58,8 +63,11 @@ from xds_client import ITI18, adhoc_query, envelope
 from registry import Registry, RimSubmission, Store
 from soap_wsdl import ns, parse_xml
 
+PARTITIONED = "postgresql-partitioned"  # PostgreSQL, registry_object hash-partitioned by patient (--partitions)
 TARGET_LOAD = 5000  # DocumentEntries/s
-TARGET_FIND_P99_MS = 25  # FindDocuments, one patient, 100 documents, LeafClass, PostgreSQL
+TARGET_FIND_P99_MS = 10  # FindDocuments, one patient, 100 documents, LeafClass, PostgreSQL, at 1M entries
+TARGET_FIND_P50_GROWTH = 0.20  # from the first stage (100k) to the last (1M)
+TARGET_GIB_PER_MILLION = 3.5
 FIND = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
 GET = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
 APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
@@ -106,6 +114,7 @@ class Stage:
     entries: int  # in the registry
     load: Load
     size_bytes: int
+    tables: list[tuple[str, int, int, int]] = field(default_factory=list)  # (table, heap+TOAST, indexes, xml)
     latencies: dict[str, list[float]] = field(default_factory=dict)  # query kind -> seconds
     plans: dict[str, str] = field(default_factory=dict)
 
@@ -297,6 +306,8 @@ def database(backend: str, workdir: Path) -> Iterator[tuple[str, Callable[[], in
 
         yield f"sqlite:///{path}", size, lambda: 0.0, lambda store: None
         return
+    if backend not in ("postgresql", PARTITIONED):
+        raise ValueError(f"unknown backend {backend!r}: sqlite, postgresql or {PARTITIONED}")
     server = DurablePostgres()
     try:
         server.start()
@@ -327,14 +338,18 @@ def run_backend(backend: str, args: argparse.Namespace, corpus: Corpus) -> Backe
     try:
         with database(backend, workdir) as (url, size, server_cpu, after_load):
             store = Store(url)
-            store.migrate()
+            store.migrate(partitions=args.partitions if backend == PARTITIONED else 0)
+            if backend == PARTITIONED:
+                print(f"[{backend}] registry_object in {store.partitions()} hash partitions by patient", flush=True)
             registry = Registry(store)
             t0 = time.perf_counter()
             registry.create_patients(patient_id(p) for p in range(args.patients))
             print(f"[{backend}] {args.patients} patients created in {time.perf_counter() - t0:.1f} s", flush=True)
             rng = random.Random(7)
             loaded = 0
-            for last in sorted({min(args.first, args.patients), args.patients}):
+            stages = {min(args.first, args.patients), args.patients}
+            stages |= {min(int(n), args.patients) for n in args.stages.split(",") if n}
+            for last in sorted(stages):
                 print(f"[{backend}] loading patients {loaded}..{last - 1} ...", flush=True)
                 done = load(registry, corpus, loaded, last, args.batch, args.workers, server_cpu)
                 loaded = last
@@ -342,6 +357,9 @@ def run_backend(backend: str, args: argparse.Namespace, corpus: Corpus) -> Backe
                 stage = Stage(loaded * corpus.per_patient, done, size())
                 print(f"[{backend}] {stage.entries:,} entries: {done.entries / done.seconds:,.0f} entries/s, "
                       f"{stage.size_bytes / 2**30:.2f} GiB", flush=True)
+                if not store.is_sqlite:
+                    stage.tables = table_sizes(store)
+                    print_table_sizes(backend, stage)
                 kinds = query_kinds(corpus, loaded, rng)
                 print(f"[{backend}] measuring, load average {os.getloadavg()[0]:.2f}", flush=True)
                 stage.latencies = measure(registry, kinds, args.queries)
@@ -364,6 +382,31 @@ def run_backend(backend: str, args: argparse.Namespace, corpus: Corpus) -> Backe
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def table_sizes(store: Store) -> list[tuple[str, int, int, int]]:
+    """(table, bytes of its rows with TOAST, bytes of its indexes, bytes of its stored XML as stored) of every
+    registry table; a partitioned table adds up its partitions."""
+    tables = ("registry_object", "document_entry", "submission_set", "folder", "association", "object_value",
+              "patient", "dossier", "submission_origin")
+    out = []
+    with store.engine.connect() as conn:
+        for table in tables:
+            row = conn.exec_driver_sql(
+                "SELECT coalesce(sum(pg_table_size(r)), 0), coalesce(sum(pg_indexes_size(r)), 0) FROM "
+                "(SELECT %(t)s::regclass AS r UNION ALL SELECT inhrelid::regclass FROM pg_inherits "
+                "WHERE inhparent = %(t)s::regclass) AS parts", {"t": table}).one()
+            xml = conn.exec_driver_sql("SELECT coalesce(sum(pg_column_size(xml)), 0) FROM registry_object"
+                                       ).scalar() if table == "registry_object" else 0
+            out.append((table, int(row[0]), int(row[1]), int(xml or 0)))
+    return out
+
+
+def print_table_sizes(backend: str, stage: Stage) -> None:
+    per = 1e6 / stage.entries / 2**30
+    for table, rows, indexes, xml in stage.tables:
+        print(f"[{backend}]   {table:18} rows {rows * per:6.3f} GiB/M  indexes {indexes * per:6.3f} GiB/M"
+              + (f"  (stored XML {xml * per:.3f} GiB/M)" if xml else ""), flush=True)
 
 
 def pct(seconds: list[float], p: float) -> float:
@@ -401,9 +444,13 @@ def report(results: list[Backend], args: argparse.Namespace) -> None:
     for b in results:
         find = [st.latencies["FindDocuments (100 docs)"] for st in b.stages]
         rates = [st.load.entries / st.load.seconds for st in b.stages]
+        growth = pct(find[-1], 50) / pct(find[0], 50) - 1 if len(find) > 1 else 0.0
+        size = b.stages[-1].size_bytes / b.stages[-1].entries * 1e6 / 2**30
         print(f"{b.name}: FindDocuments p99 {' -> '.join(f'{pct(x, 99):.2f}' for x in find)} ms "
-              f"(target < {TARGET_FIND_P99_MS} ms on PostgreSQL); load {' / '.join(f'{r:,.0f}' for r in rates)} "
-              "entries/s per stage")
+              f"(target < {TARGET_FIND_P99_MS} ms at 1M on PostgreSQL), p50 "
+              f"{' -> '.join(f'{pct(x, 50):.2f}' for x in find)} ms ({growth:+.0%}, target <= "
+              f"+{TARGET_FIND_P50_GROWTH:.0%}); {size:.2f} GiB per 1M entries (target <= {TARGET_GIB_PER_MILLION} "
+              f"on PostgreSQL); load {' / '.join(f'{r:,.0f}' for r in rates)} entries/s per stage")
 
 
 def main() -> None:
@@ -413,7 +460,9 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=10_000)
     ap.add_argument("--per-patient", type=int, default=100)
     ap.add_argument("--first", type=int, default=1_000, help="patients loaded before the first measurement")
-    ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--stages", default="", help="more patient counts at which to measure (comma-separated)")
+    ap.add_argument("--backends", default=f"sqlite,postgresql,{PARTITIONED}")
+    ap.add_argument("--partitions", type=int, default=16, help=f"partitions of the {PARTITIONED} backend")
     ap.add_argument("--queries", type=int, default=500, help="measured queries of each kind per stage")
     ap.add_argument("--batch", type=int, default=500, help="submissions per transaction")
     ap.add_argument("--workers", type=int, default=0, help="processes preparing submissions (0: this one)")

@@ -1,8 +1,9 @@
 """Tables of the registry store (SQLAlchemy Core). The schema is owned by Alembic migrations in
 ``registry/migrations``; these definitions must match the latest revision (a test checks it).
 
-Layout: ``registry_object`` holds what every object has plus its ebRIM XML (with registry UUIDs) so a
-LeafClass answer is a read of stored XML, not a reassembly from rows; the per-kind tables and
+Layout: ``registry_object`` holds what every object has plus its ebRIM XML (with registry UUIDs, in a compact
+form: ``StoredXml``) so a LeafClass answer is a read of stored XML, not a reassembly from rows; on PostgreSQL it
+may be hash-partitioned by patient (migration 0008_scale, docs/registry-storage.md); the per-kind tables and
 ``object_value`` hold the indexed attributes that stored queries filter on. Their rows are keyed by the
 object's id without a foreign key (migration 0003 says why): they are written with their object, in its
 transaction, and never deleted.
@@ -17,18 +18,38 @@ from sqlalchemy import (
     Boolean,
     Column,
     ColumnElement,
+    Dialect,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
-    Text,
+    TypeDecorator,
     and_,
     or_,
     text,
 )
 
+from registry._stored_form import decode, encode
+
 metadata = MetaData()
+
+
+class StoredXml(TypeDecorator[str]):
+    """An object's ebRIM XML text, kept in its compact stored form (``registry._stored_form``, migration
+    0008_scale): the text is what is bound and read. A value that is already the stored form (bytes: the rows
+    ``_submission.rows_of`` makes, written as they are by COPY) is bound unchanged."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: str | bytes | None, dialect: Dialect) -> bytes | None:
+        return encode(value) if isinstance(value, str) else value
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> str | None:
+        return None if value is None else decode(value)
+
 
 patient = Table(
     "patient",
@@ -49,7 +70,7 @@ registry_object = Table(
     Column("patient_key", String(256), nullable=True),
     Column("unique_id", String(128), nullable=True),
     Column("submission_set_id", String(64), nullable=False),  # the SubmissionSet that created it
-    Column("xml", Text, nullable=False),
+    Column("xml", StoredXml, nullable=False),
     Index("ix_object_patient_kind_status", "patient_key", "kind", "status"),
     # Partial (migration 0004): Associations have no uniqueId; a first version is found by its id (lid = id).
     Index("ix_object_unique_id", "unique_id", postgresql_where=text("unique_id IS NOT NULL"),

@@ -113,12 +113,31 @@ class Store:
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         return cfg
 
-    def migrate(self) -> None:
-        """Bring the schema to the latest Alembic revision."""
+    def migrate(self, *, partitions: int = 0) -> None:
+        """Bring the schema to the latest Alembic revision.
+
+        ``partitions`` > 0 (PostgreSQL only) hash-partitions ``registry_object`` by patient into that many
+        partitions when migration 0008_scale runs (docs/registry-storage.md). That revision runs once: asking
+        for partitions on a registry past it that has a different number raises ValueError, nothing changed."""
+        if partitions < 0:
+            raise ValueError("partitions must be 0 (none) or more")
+        if partitions and self.is_sqlite:
+            raise ValueError("registry partitioning needs PostgreSQL (SQLite has no partitioned tables)")
         cfg = self._alembic_config()
+        cfg.attributes[PARTITIONS_ATTRIBUTE] = partitions
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+            if partitions and (found := _partitions(conn)) != partitions:
+                raise ValueError(f"the registry's schema was created with {found} partitions, not {partitions}: "
+                                 "partitioning is chosen when the database is created (docs/registry-storage.md)")
+
+    def partitions(self) -> int:
+        """Number of partitions of ``registry_object`` (0: not partitioned)."""
+        if self.is_sqlite:
+            return 0
+        with self.engine.connect() as conn:
+            return _partitions(conn)
 
     def schema_is_current(self) -> bool:
         head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
@@ -127,6 +146,14 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+PARTITIONS_ATTRIBUTE = "registry_partitions"  # read by migration 0008_scale
+
+
+def _partitions(conn: Connection) -> int:
+    return int(conn.exec_driver_sql(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'registry_object'::regclass").scalar() or 0)
 
 
 def failure_summary(failed: BaseException) -> str:

@@ -37,6 +37,7 @@ from registry._schema import (
     submission_origin,
     submission_set,
 )
+from registry._stored_form import encode
 from registry._validate import Classified, Validator
 from registry._visibility import Origin
 from registry._vocabulary import NODE_FOLDER, NODE_SUBMISSION_SET, REPLACEMENTS, AssociationType, IdScheme, Status
@@ -194,7 +195,7 @@ def rows_of(c: Classified, now: str, versions: dict[int, tuple[str, int]] | None
             "id": o.id, "lid": lid, "version": version, "kind": kind, "status": Status.APPROVED.value,
             "patient_key": key if kind != "AS" else None,
             "unique_id": o.external_id(unique.uuid) if unique else None,
-            "submission_set_id": ss.id, "xml": object_xml(o),
+            "submission_set_id": ss.id, "xml": encode(object_xml(o)),
         })
         if kind == "DE":
             de = _model.document_entry(o)

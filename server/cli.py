@@ -41,9 +41,12 @@ def main() -> None:
 @click.option("--blob-store-url", help="Where documents are stored: s3://BUCKET[/PREFIX] (default: files in "
               "DATA/blobs). Credentials come from the AWS variables and files (boto3's default chain).")
 @click.option("--s3-endpoint-url", help="URL of the S3-compatible object storage (default: AWS).")
+@click.option("--partitions", type=click.IntRange(0, 1024), default=0, show_default=True,
+              help="PostgreSQL only, when the database is created: hash-partition the registry's objects by "
+              "patient into this many partitions (docs/registry-storage.md); 0: one table.")
 def init(data_dir: Path, repository_unique_id: str | None, database_url: str | None,
          trust_anchors: tuple[Path, ...], crls: tuple[Path, ...], metadata_profile: str | None,
-         blob_store_url: str | None, s3_endpoint_url: str | None) -> None:
+         blob_store_url: str | None, s3_endpoint_url: str | None, partitions: int) -> None:
     """Create a node in DATA, or bring an existing node's database schema up to date.
 
     Without --trust-anchor, a node that has no trust configured gets a demo test PKI in DATA/pki (tests and
@@ -75,8 +78,12 @@ def init(data_dir: Path, repository_unique_id: str | None, database_url: str | N
     cfg.save()
     cfg.blob_dir.mkdir(parents=True, exist_ok=True)
     store = Store(cfg.database_url)
-    store.migrate()
-    store.dispose()
+    try:
+        store.migrate(partitions=partitions)
+    except ValueError as refused:
+        raise click.UsageError(str(refused)) from refused
+    finally:
+        store.dispose()
     click.echo(f"node ready in {cfg.data_dir} (repositoryUniqueId {cfg.repository_unique_id})")
 
 

@@ -28,10 +28,12 @@ def shared_postgres() -> Iterator[PostgresServer]:
         server.remove()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "postgresql-partitioned"])
 def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
-    """A running node; every module that uses it runs once on SQLite and once on PostgreSQL."""
-    cfg = make_node(tmp_path_factory.mktemp("node"), database_url=database_url(request.param, request))
+    """A running node; every module that uses it runs on SQLite, on PostgreSQL, and on PostgreSQL with the
+    registry's objects hash-partitioned by patient (4 partitions; docs/registry-storage.md)."""
+    cfg = make_node(tmp_path_factory.mktemp("node"), database_url=database_url(request.param, request),
+                    partitions=4 if request.param == "postgresql-partitioned" else 0)
     running = start_node(cfg)
     yield running
     running.stop()

@@ -128,8 +128,9 @@ def lifecycle_scenario() -> Scenario:
     return s
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql-partitioned"])
 def backend(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL with and without registry_object hash-partitioned by patient (migration 0008_scale)."""
     return str(request.param)
 
 
@@ -148,7 +149,7 @@ def new_registry(backend, tmp_path, request) -> Callable[[], Registry]:
                 conn.execute(f'CREATE DATABASE "{name}"')
             url = f"postgresql+psycopg://app@/{name}?host={server.root}"
         store = Store(url, sqlite_synchronous="OFF")
-        store.migrate()
+        store.migrate(partitions=4 if backend == "postgresql-partitioned" else 0)
         made.append(store)
         registry = Registry(store, clock=lambda: NOW)
         registry.create_patients([f.PATIENT, f.OTHER_PATIENT])
@@ -157,6 +158,10 @@ def new_registry(backend, tmp_path, request) -> Callable[[], Registry]:
     yield make
     for store in made:
         store.dispose()
+
+
+def dialect(backend: str) -> str:
+    return backend.removesuffix("-partitioned")
 
 
 def content(registry: Registry, input_ids: set[str]) -> dict[str, list[tuple[object, ...]]]:
@@ -304,13 +309,13 @@ def test_database_refusal_replays_the_batch_one_by_one(new_registry, backend):
     one, many = new_registry(), new_registry()
     for registry in (one, many):  # the database itself refuses the third document (as it could a too wide value)
         with registry.store.write() as conn:
-            for sql in REFUSING_TRIGGER[backend]:
+            for sql in REFUSING_TRIGGER[dialect(backend)]:
                 conn.exec_driver_sql(sql)
     expected = outcomes_by_position(s.copy(), one)
     assert [bool(e) for e in expected.values()] == [False, False, True, False, False]
     (refusal,) = expected[2]
     assert refusal.problem is {"sqlite": Problem.REGISTERED_CONCURRENTLY,
-                               "postgresql": Problem.VALUE_DOES_NOT_FIT_STORAGE}[backend]
+                               "postgresql": Problem.VALUE_DOES_NOT_FIT_STORAGE}[dialect(backend)]
 
     report = many.bulk_register(s.copy(), batch=5)
 

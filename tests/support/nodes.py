@@ -40,9 +40,10 @@ def free_port() -> int:
 
 def make_node(data_dir: Path, *, patients: tuple[str, ...] = (PATIENT, OTHER_PATIENT),
               database_url: str | None = None, metadata_profile: str = "dmp",
-              authorized: tuple[PsIdentity, ...] = (ALICE, BOB)) -> Config:
+              authorized: tuple[PsIdentity, ...] = (ALICE, BOB), partitions: int = 0) -> Config:
     """A node whose trust is the session-wide test PKI (VIHF required; TLS files set for ``--tls``), with a
-    DMP for each of ``patients`` on which the ``authorized`` professionals are authorised."""
+    DMP for each of ``patients`` on which the ``authorized`` professionals are authorised. ``partitions``:
+    PostgreSQL's registry_object hash-partitioned by patient (``dmp init --partitions``)."""
     ids = identities()
     cfg = replace(Config.new(data_dir, repository_unique_id=REPOSITORY_ID, database_url=database_url),
                   trust_anchors=ids.trust_anchors, crls=ids.crls, tls_cert=str(ids.server_chain),
@@ -52,7 +53,7 @@ def make_node(data_dir: Path, *, patients: tuple[str, ...] = (PATIENT, OTHER_PAT
     cfg.save()
     cfg.blob_dir.mkdir(parents=True, exist_ok=True)
     store = Store(cfg.database_url)
-    store.migrate()
+    store.migrate(partitions=partitions)
     admin = DossierAdmin(Registry(store), Guard(store))
     for p in patients:
         admin.create(p)
@@ -133,7 +134,8 @@ def tls_client_context(cert: Credential | None = None) -> ssl.SSLContext:
 
 
 def database_url(backend: str, request: pytest.FixtureRequest) -> str | None:
-    """None (the node's default SQLite file) or a fresh, empty PostgreSQL database."""
+    """None (the node's default SQLite file) or a fresh, empty PostgreSQL database (``postgresql`` or
+    ``postgresql-partitioned``: the schema is the caller's to make)."""
     if backend == "sqlite":
         return None
     server: PostgresServer = request.getfixturevalue("shared_postgres")
