@@ -274,9 +274,8 @@ def create_app(config: Config, *, recover: bool = True) -> Starlette:
 
     def endpoint_route(endpoint: Endpoint) -> Callable[[Request], object]:
         async def handle(request: Request) -> Response:
-            url = str(request.url.replace(query=""))
-            if request.method == "GET":
-                return _serve_description(endpoint, request, url)
+            if request.method == "GET":   # the URL (Starlette rebuilds it per call) only for descriptions
+                return _serve_description(endpoint, request, str(request.url.replace(query="")))
             return await _soap(node, endpoint, request)
         return handle
 
