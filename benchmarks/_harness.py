@@ -24,7 +24,7 @@ for _p in (ROOT / "tests" / "support", ROOT):
 from nodes import RunningNode, make_node, start_node  # noqa: E402
 
 __all__ = ["RunningNode", "clear_peak_rss", "cpu_seconds", "durable_postgres", "machine", "node_in", "peak_rss_mb",
-           "process_tree", "rss_mb", "tree_cpu_seconds", "tree_rss_mb"]
+           "process_tree", "rss_mb", "tree_cpu_seconds", "tree_pss_mb", "tree_rss_mb"]
 
 
 @contextlib.contextmanager
@@ -137,6 +137,19 @@ def tree_rss_mb(pid: int, field: str = "VmHWM") -> float:
     for p in process_tree(pid):
         with contextlib.suppress(OSError, RuntimeError):
             total += _status_kb(p, field) / 1024
+    return total
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Sum over ``pid`` and its descendants of their current proportional set size (``Pss`` of
+    /proc/PID/smaps_rollup: a page shared by k processes, e.g. the code of a shared library, counts 1/k in
+    each), i.e. the memory the whole server really holds, in MB."""
+    total = 0.0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
     return total
 
 

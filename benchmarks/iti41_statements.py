@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--list", action="store_true", help="print each distinct statement (150 characters) per document")
     args = ap.parse_args()
     print(f"ITI-41 statements; {machine()}")
     requests = encode_requests(args.warmup + args.requests)
@@ -45,12 +46,14 @@ def main() -> None:
         app = create_app(cfg)
         store = app.state.node.store
         statements: Counter[str] = Counter()
+        texts: Counter[str] = Counter()
         counting = [False]
 
         @event.listens_for(store.engine, "before_cursor_execute")
         def _count(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
             if counting[0]:
                 statements[statement.split(None, 1)[0].upper()] += 1
+                texts[" ".join(statement.split())[:150]] += 1
 
         @event.listens_for(store.engine, "commit")
         def _commit(_conn: Any) -> None:
@@ -74,6 +77,9 @@ def main() -> None:
         print(f"database: {args.database}; {args.requests} ITI-41 requests one at a time, {failures} failures")
         print("per document: " + ", ".join(f"{k} {v:.2f}" for k, v in per.items())
               + f"; total statements {sum(v for k, v in per.items() if k != '(commit)'):.2f}")
+        if args.list:
+            for text, count in sorted(texts.items(), key=lambda kv: -kv[1]):
+                print(f"  {count / args.requests:5.2f}  {text}")
         print(f"CPU of this process (client + server) {1000 * cpu / args.requests:.2f} ms/doc, "
               f"{1000 * wall / args.requests:.2f} ms/doc wall")
 

@@ -1,7 +1,8 @@
 """ITI-41 throughput: Provide and Register requests, one ~10 KB CDA document each as an MTOM attachment,
 sent by 1 and by N concurrent clients to a fresh node (SQLite + filesystem blobs) served by `dmp serve`.
 
-Prints documents/s, latency percentiles, failures (every answer must be Success) and the server's peak RSS.
+Prints documents/s, latency percentiles, failures (every answer must be Success), the server's peak RSS (VmHWM
+summed over its processes), its PSS (shared pages counted once) and the RSS of each of its processes.
 Requests are encoded before the clock starts, so the figures are the server's (plus HTTP), not the encoder's.
 
     .venv/bin/python benchmarks/iti41_throughput.py [--requests 2000] [--clients 1,8] [--py-spy OUT.txt]
@@ -27,7 +28,18 @@ from pathlib import Path
 
 import httpx
 from _cda import consultation_report
-from _harness import RunningNode, clear_peak_rss, durable_postgres, machine, node_in, tree_cpu_seconds, tree_rss_mb
+from _harness import (
+    RunningNode,
+    clear_peak_rss,
+    durable_postgres,
+    machine,
+    node_in,
+    process_tree,
+    rss_mb,
+    tree_cpu_seconds,
+    tree_pss_mb,
+    tree_rss_mb,
+)
 from xds_client import ITI41, envelope, parse_reply
 from xds_factory import PATIENT, Doc, content_id, provide_and_register
 
@@ -191,7 +203,7 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
     start = args.warmup
     print(f"{'clients':>7} {'sent':>6} {'failures':>8} {'docs/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
           f"{'p99 ms':>8} {'max ms':>8} {'peak RSS MB':>12} {'srv CPU ms/doc':>14} {'srv CPU %':>9} "
-          f"{'cli CPU %':>9}")
+          f"{'cli CPU %':>9} {'PSS MB':>7}")
     results = []
     for n, clients in enumerate(levels):
         batch = requests[start : start + args.requests]
@@ -207,8 +219,9 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
               f"{percentile(lat, 50):>8.1f} {percentile(lat, 90):>8.1f} {percentile(lat, 99):>8.1f} "
               f"{(lat[-1] if lat else float('nan')):>8.1f} {tree_rss_mb(pid):>12.1f} "
               f"{1000 * res.server_cpu / max(1, res.sent):>14.2f} {100 * res.server_cpu / res.elapsed:>9.0f} "
-              f"{100 * res.client_cpu / res.elapsed:>9.0f}")
+              f"{100 * res.client_cpu / res.elapsed:>9.0f} {tree_pss_mb(pid):>7.1f}")
         results.append(res)
+    print("server processes, RSS now (MB): " + ", ".join(f"{p} {rss_mb(p):.1f}" for p in sorted(process_tree(pid))))
     for res in results:
         for problem in res.failures[:5]:
             print(f"  failure ({res.clients} clients): {problem[:300]}")

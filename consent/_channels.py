@@ -12,8 +12,6 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Protocol
 
-import httpx
-
 
 class DeliveryError(Exception):
     """The message was not handed over; it will be tried again. ``str()`` carries no address or content."""
@@ -106,6 +104,8 @@ class SmsGatewayChannel:
         return f"SmsGatewayChannel({self.url})"
 
     def send(self, recipient: str, subject: str, body: str) -> None:
+        import httpx  # here: a node without an SMS gateway never loads it (~3 MB per process)
+
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         try:
             with httpx.Client(timeout=self.timeout_s) as client:

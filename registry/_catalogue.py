@@ -236,6 +236,8 @@ class Problem(enum.Enum):
                                           "document's size {actual}")
     REPOSITORY_OUT_OF_SPACE = (ErrorCode.REPOSITORY_OUT_OF_RESOURCES, "the repository has no space left to store "
                                                                       "the documents; nothing was registered")
+    UNIQUE_ID_BEING_STORED = (ErrorCode.REPOSITORY_BUSY, "document uniqueId '{unique_id}' is being stored by another "
+                                                         "submission at this moment; nothing was registered")
     REPOSITORY_STORAGE_FAILED = (ErrorCode.REPOSITORY_ERROR, "the repository could not store the documents; nothing "
                                                              "was registered")
     REGISTRY_UNREACHABLE = (ErrorCode.REGISTRY_NOT_AVAILABLE, "the registry at {url} could not be reached or "

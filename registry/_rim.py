@@ -186,8 +186,13 @@ def read_object(el: etree._Element) -> RimObject:
     return obj
 
 
+_VALUE_LIST, _VALUE = _q("ValueList"), _q("Value")
+
+
 def _read_slot(el: etree._Element) -> Slot:
-    values = [(v.text or "") for v in el.iterfind(f"{_q('ValueList')}/{_q('Value')}")]
+    # iterchildren filters by tag in libxml2; iterfind's path goes through lxml's Python ElementPath, and
+    # slots are the most numerous elements of a submission (issue 13 profile).
+    values = [(v.text or "") for vl in el.iterchildren(_VALUE_LIST) for v in vl.iterchildren(_VALUE)]
     return Slot(el.get("name", ""), values)
 
 

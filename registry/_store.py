@@ -10,6 +10,12 @@ Group commit (:meth:`Store.grouped_write`): the requests' write transactions of 
 one commits are run together, each in a savepoint, with one commit (one WAL fsync) for the group; each caller
 gets its own result or exception only once the group is committed (acknowledged = durable), and a work that
 fails is rolled back to its savepoint without touching the others (docs/architecture.md, "Group commit").
+
+PostgreSQL connections are pinged before use only after they sat idle in the pool for ``PING_AFTER_IDLE_S``
+(SQLAlchemy's ``pool_pre_ping`` pings at every checkout: a round trip more per checkout, several per request).
+A server restarted while the node is idle is noticed by the ping and the connection replaced; one restarted
+while requests flow is noticed by the request that uses a dead connection: it fails (XDSRegistryError, nothing
+written), SQLAlchemy recognises the disconnect and replaces every connection of the pool opened before it.
 """
 
 from __future__ import annotations
@@ -17,21 +23,26 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 T = TypeVar("T")
 MAX_GROUP = 32
 """At most this many works share one transaction: a bound on how long one commit holds the write lock."""
+
+
+#: A pooled PostgreSQL connection idle for longer than this is pinged before use (see the module's docstring).
+PING_AFTER_IDLE_S = 1.0
 
 
 class Store:
@@ -42,7 +53,7 @@ class Store:
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            kwargs.update(pool_size=10, max_overflow=10)
         self.engine: Engine = create_engine(url, **kwargs)
         self._write_lock: AbstractContextManager[object] = threading.Lock() if self.is_sqlite else nullcontext()
         database = self.engine.url.database if self.is_sqlite else None
@@ -73,6 +84,24 @@ class Store:
             conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
 
     def _postgresql_setup(self) -> None:
+        dialect = self.engine.dialect
+
+        @event.listens_for(self.engine, "checkin")
+        def _checkin(_dbapi_conn: Any, record: Any) -> None:
+            record.info["idle_since"] = time.monotonic()
+
+        @event.listens_for(self.engine, "checkout")
+        def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            idle_since = record.info.get("idle_since")
+            if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+                return
+            try:
+                dialect.do_ping(dbapi_conn)
+            except dialect.loaded_dbapi.Error as exc:
+                if dialect.is_disconnect(exc, dbapi_conn, None):
+                    raise DisconnectionError("idle connection lost") from exc  # the pool connects anew
+                raise
+
         @event.listens_for(self.engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
             # psycopg prepares a statement run 5 times on a connection, and after 5 more executions PostgreSQL
@@ -108,8 +137,12 @@ class Store:
 
     # --- schema ---------------------------------------------------------------------------------
 
-    def _alembic_config(self) -> Config:
-        cfg = Config()
+    # Alembic is imported here, not at module level: a serving process never migrates, and importing it
+    # costs each process about 7 MB of memory.
+    def _alembic_config(self) -> AlembicConfig:
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         return cfg
 
@@ -123,6 +156,8 @@ class Store:
             raise ValueError("partitions must be 0 (none) or more")
         if partitions and self.is_sqlite:
             raise ValueError("registry partitioning needs PostgreSQL (SQLite has no partitioned tables)")
+        from alembic import command
+
         cfg = self._alembic_config()
         cfg.attributes[PARTITIONS_ATTRIBUTE] = partitions
         with self.engine.begin() as conn:
@@ -140,6 +175,9 @@ class Store:
             return _partitions(conn)
 
     def schema_is_current(self) -> bool:
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
         head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision() == head

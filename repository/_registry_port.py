@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-import httpx
-
 from registry import (
     Origin,
     Problem,
@@ -41,6 +39,8 @@ class RemoteRegistry:
     """A Document Registry reached over ITI-42 at ``url`` (e.g. ``http://host:8080/xds/registry``)."""
 
     def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+        import httpx  # here, not at module level: a node with its registry in-process never loads it (~3 MB)
+
         self.url = url
         self._client = httpx.Client(timeout=timeout)
 
@@ -50,6 +50,8 @@ class RemoteRegistry:
             # The consent state lives with the registry's database; a repository in front of a remote registry
             # has none, and runs without the consent checker (see docs/consent.md).
             raise ValueError("a remote registry cannot record the origin or the access history of a submission")
+        import httpx
+
         envelope = request_envelope(ITI42_ACTION, submit_objects_request(sub), to=self.url)
         try:
             r = self._client.post(self.url, content=envelope, headers={

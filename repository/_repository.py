@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import errno
 import hashlib
 import logging
@@ -39,6 +40,10 @@ from soap_wsdl import Attachment, MtomMessage, OutgoingAttachment, ns
 
 log = logging.getLogger(__name__)
 _B64_CHUNK = 4 * 1024 * 1024
+
+
+class _Busy(enum.Enum):
+    BEING_STORED = "being stored"   # another submission holds the uniqueId's blob, not yet registered
 Admit = Callable[[RimSubmission], tuple[Origin | None, Recorder | None]]
 """The consent checker's admission of an ITI-41 submission (see :meth:`Repository.provide_and_register`)."""
 
@@ -182,6 +187,21 @@ class Repository:
                                                          actual=att.size))
         return att
 
+    def _add(self, uid: str, att: Attachment, mime_type: str | None) -> PendingBlob | _Busy | None:
+        """The blob of one document: its :class:`PendingBlob` (this submission stores it), None (a blob is stored
+        under ``uid`` for a registered document: the registry compares it with this one), or ``BEING_STORED``.
+
+        A blob another submission has added and not yet registered is not this submission's to rely on: that
+        submission removes it if its registration fails, and this one's document, registered meanwhile, would
+        have no blob (or the other's bytes). Such a document is refused (XDSRepositoryBusy, the client may retry);
+        a blob whose submission gave up between the two steps is added again."""
+        for _ in range(2):
+            pending = self.blobs.add(uid, att.path, mime_type=mime_type or "application/octet-stream",
+                                     size=att.size, sha1=att.sha1)
+            if pending is not None or self.blobs.get(uid) is not None:
+                return pending
+        return _Busy.BEING_STORED
+
     def _store_and_register(self, sub: RimSubmission, entries: list[RimObject], documents: dict[str, Attachment],
                             origin: Origin | None, record: Recorder | None) -> RegistryResponse:
         added: list[PendingBlob] = []
@@ -191,8 +211,10 @@ class Repository:
                 if att is None:
                     continue
                 uid = de.external_id(IdScheme.DE_UNIQUE_ID.uuid) or ""
-                pending = self.blobs.add(uid, att.path, mime_type=de.mime_type or "application/octet-stream",
-                                         size=att.size, sha1=att.sha1)
+                pending = self._add(uid, att, de.mime_type)
+                if pending is _Busy.BEING_STORED:
+                    self.blobs.remove(added)
+                    return RegistryResponse.of([Problem.UNIQUE_ID_BEING_STORED(de.id, unique_id=uid)])
                 if pending is not None:
                     added.append(pending)
         except OSError as exc:

@@ -41,12 +41,13 @@ from repository import RemoteRegistry, Repository, open_blob_store
 from repository._registry_port import RegistryPort
 from server import _dmp_endpoint as dmp_endpoint
 from server._config import Config
-from server._http import GuardedH11Protocol
+from server._http import GuardedHttpToolsProtocol
 from server._intake import Limits, MemoryBudget, RequestRefused, Reservation, body_chunks
 from server._logging import install as install_log_redaction
 from server._notifications import notification_channels, notification_worker
 from server._refusals import refusal_answer
 from server._security import RequestContext, Security, establish_principal
+from server._supervisor import WORKER_CONFIG_ENV
 from soap_wsdl import (
     Action,
     FaultCode,
@@ -107,8 +108,9 @@ class Node:
 
     @classmethod
     def build(cls, config: Config, *, recover: bool = True) -> Node:
-        """The node's actors. ``recover`` repairs what a crash left (orphan blobs): only a process that is
-        alone on the data directory may do it — with several workers the parent does it before they start."""
+        """The node's actors. ``recover`` checks that the database schema is current and repairs what a crash
+        left (orphan blobs): only a process that is alone on the data directory may do it — with several workers
+        the parent does it before they start (and the workers do not import Alembic, ~7 MB each)."""
         store = registry = None
         port: RegistryPort
         if config.registry_url:
@@ -121,7 +123,7 @@ class Node:
             port = RemoteRegistry(config.registry_url)
         else:
             store = Store(config.database_url, sqlite_synchronous=config.sqlite_synchronous)
-            if not store.schema_is_current():
+            if recover and not store.schema_is_current():
                 raise RuntimeError(f"database {config.database_url} is not at the current schema: run `dmp init`")
             registry = port = Registry(store, max_query_results=config.max_query_results,
                                        metadata_profile=MetadataProfile(config.metadata_profile))
@@ -246,9 +248,6 @@ def _return_type(body: etree._Element) -> str:
     return option.get("returnType", "") if option is not None else ""
 
 
-WORKER_CONFIG_ENV = "DMP_WORKER_CONFIG"
-
-
 def worker_app() -> Starlette:
     """App factory for each process of a multi-worker server (``dmp serve --workers N``): the configuration
     comes from the parent through the environment, and recovery was already done by the parent."""
@@ -257,7 +256,7 @@ def worker_app() -> Starlette:
 
 def create_app(config: Config, *, recover: bool = True) -> Starlette:
     install_log_redaction()   # before anything logs: no identifier in any record of this process
-    GuardedH11Protocol.header_timeout_s = config.header_timeout_s
+    GuardedHttpToolsProtocol.header_timeout_s = config.header_timeout_s
     node = Node.build(config, recover=recover)
     notifier = notification_worker(config, node.store) if node.store is not None else None
 
@@ -277,9 +276,8 @@ def create_app(config: Config, *, recover: bool = True) -> Starlette:
 
     def endpoint_route(endpoint: Endpoint) -> Callable[[Request], object]:
         async def handle(request: Request) -> Response:
-            url = str(request.url.replace(query=""))
-            if request.method == "GET":
-                return _serve_description(endpoint, request, url)
+            if request.method == "GET":   # the URL (Starlette rebuilds it per call) only for descriptions
+                return _serve_description(endpoint, request, str(request.url.replace(query="")))
             return await _soap(node, endpoint, request)
         return handle
 

@@ -51,7 +51,7 @@ def declared_length(request: Request) -> int | None:
     try:
         return int(value)
     except ValueError:
-        return None   # h11 refuses a malformed Content-Length before the app sees it
+        return None   # the HTTP parser (llhttp) refuses a malformed Content-Length before the app sees it
 
 
 async def body_chunks(request: Request, limits: Limits, what: str) -> AsyncIterator[bytes]:

@@ -27,14 +27,14 @@ from typing import Any, cast
 
 from uvicorn.config import Config as UvicornConfig
 
-from server._http import GuardedH11Protocol
+from server._http import GuardedHttpToolsProtocol
 
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
 
-class MTLSH11Protocol(GuardedH11Protocol):
-    """uvicorn's h11 protocol (with the header deadline), adding the ASGI ``tls`` extension to every scope of
-    a TLS connection."""
+class MTLSProtocol(GuardedHttpToolsProtocol):
+    """uvicorn's httptools protocol (with the header deadline and size limit), adding the ASGI ``tls``
+    extension to every scope of a TLS connection."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -85,5 +85,5 @@ def ssl_context_factory(config: UvicornConfig, default: Callable[[], ssl.SSLCont
 
 def tls_options(cert: str, key: str, client_ca: str) -> dict[str, Any]:
     """Keyword arguments of ``uvicorn.run`` for HTTPS with required client certificates."""
-    return {"http": MTLSH11Protocol, "ssl_certfile": cert, "ssl_keyfile": key, "ssl_ca_certs": client_ca,
+    return {"http": MTLSProtocol, "ssl_certfile": cert, "ssl_keyfile": key, "ssl_ca_certs": client_ca,
             "ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_context_factory": ssl_context_factory}

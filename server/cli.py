@@ -148,15 +148,12 @@ def _demo_trust(cfg: Config) -> Config:
 def serve(data_dir: Path, host: str, port: int, registry_url: str | None, database_url: str | None,
           log_level: str, workers: int, tls: bool, allow_plain_http: bool, no_vihf: bool, no_consent: bool) -> None:
     """Serve /xds/registry and /xds/repository (SOAP 1.2), and /health."""
-    import os
-
     import uvicorn
 
-    from server._app import WORKER_CONFIG_ENV, Node, create_app
-    from server._http import GuardedH11Protocol
+    from server._app import Node, create_app
     from server._logging import install as install_log_redaction
     from server._notifications import NotificationConfigError, notification_channels
-    from server._tls import tls_options
+    from server._supervisor import exec_supervisor, uvicorn_options
 
     install_log_redaction()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -171,16 +168,11 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
         logging.getLogger("dmp.consent").warning(
             "!!! --no-consent: the DMP consent rules are NOT applied: any authenticated professional reads and "
             "writes every dossier. Benchmarks only, never in production. !!!")
-    common: dict[str, object] = {"host": host, "port": port, "log_level": log_level, "access_log": False,
-                                 "timeout_graceful_shutdown": 10, "timeout_keep_alive": cfg.keep_alive_s,
-                                 "http": GuardedH11Protocol}
     if tls:
         missing = [k for k in ("tls_cert", "tls_key", "tls_client_ca") if not getattr(cfg, k)]
         if missing:
             raise click.UsageError(f"--tls needs {', '.join(missing)} in {data_dir / 'config.json'} "
                                    "(`dmp init` sets them up with the demo PKI)")
-        common.update(tls_options(str(cfg.path(cfg.tls_cert or "")), str(cfg.path(cfg.tls_key or "")),
-                                  str(cfg.path(cfg.tls_client_ca or ""))))
     elif not _is_loopback(host) and not allow_plain_http:
         raise click.UsageError(f"refusing plain HTTP on {host}: use --tls, or --allow-plain-http if a "
                                "TLS-terminating proxy is in front")
@@ -189,14 +181,14 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
     except NotificationConfigError as exc:
         raise click.UsageError(f"{exc} ({data_dir / 'config.json'})") from None
     if workers == 1:
-        uvicorn.run(create_app(cfg), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(cfg), **uvicorn_options(cfg, host, port, log_level, tls))
         return
-    # Crash recovery touches every pending blob: the parent does it once, before any worker accepts requests.
+    # Crash recovery touches every pending blob: done once, before any worker accepts requests. Then this
+    # process (which imported and built a whole node) becomes the light supervisor of the workers.
     parent = Node.build(cfg, recover=True)
     if parent.store is not None:
         parent.store.dispose()
-    os.environ[WORKER_CONFIG_ENV] = cfg.to_json()
-    uvicorn.run("server._app:worker_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+    exec_supervisor(cfg, host, port, log_level, tls, workers)
 
 
 def _is_loopback(host: str) -> bool:

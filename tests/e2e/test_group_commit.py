@@ -71,6 +71,32 @@ def test_concurrent_submissions_each_get_their_own_answer(tmp_path, backend, req
         node.stop()
 
 
+def test_a_uniqueid_whose_blob_another_submission_is_storing_is_refused_busy(tmp_path):
+    """The race behind a lost document: submission A has stored the blob of uniqueId U and not yet registered it,
+    B sends other bytes under U. Had B relied on A's blob, B could be registered and A, refused or failed,
+    would remove the blob (B's document without content, or with A's bytes). B is refused with
+    XDSRepositoryBusy, A's blob is left alone, and once A is gone B's retry stores and registers its own."""
+    from repository import FilesystemBlobStore
+
+    node = start_node(make_node(tmp_path / "node"))
+    try:
+        b = Doc(b"the bytes of B\r\n", "DocumentB")
+        source = tmp_path / "a.bin"
+        source.write_bytes(b"the bytes of A\r\n")
+        blobs = FilesystemBlobStore(node.config.blob_dir)
+        in_flight = blobs.add(b.unique_id, source, mime_type="text/plain", size=16, sha1="0" * 40)
+        assert in_flight is not None
+        assert _provide(node.repository, b) == ("Failure", ("XDSRepositoryBusy",))
+        assert in_flight.marker.exists()                     # A's blob untouched
+        assert post(node.repository, ITI43, retrieve_request(REPOSITORY_ID, [b.unique_id])).documents() == {}
+        blobs.remove([in_flight])                            # A's registration failed: it removes its blob
+        assert _provide(node.repository, b) == ("Success", ())
+        assert post(node.repository, ITI43, retrieve_request(REPOSITORY_ID, [b.unique_id])
+                    ).documents() == {b.unique_id: b.content}
+    finally:
+        node.stop()
+
+
 def test_sigkill_under_load_loses_no_acknowledged_submission(tmp_path):
     cfg = make_node(tmp_path / "node")
     node = start_node(cfg)

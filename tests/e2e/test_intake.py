@@ -212,6 +212,34 @@ def test_headers_sent_a_byte_at_a_time_are_cut(node):
         assert closed_by_server(s)
 
 
+@pytest.mark.parametrize("where", ["url", "header"])
+def test_request_headers_over_16_kib_are_answered_431(node, where):
+    """llhttp bounds neither the request line nor the headers: the protocol does (server._http)."""
+    big = "x" * (17 * 1024)
+    path = f"/health?{big}" if where == "url" else "/health"
+    extra = "" if where == "url" else f"X-Filler: {big}\r\n"
+    with connect(node) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode())
+        status, headers, _ = read_response(s)
+        assert status == 431
+        assert headers.get("connection") == "close"
+        assert closed_by_server(s)
+
+
+def test_requests_under_the_limit_on_one_connection_are_served_then_an_idle_one_is_closed(node):
+    """The header deadline starts again after each response: a keep-alive connection serves request after
+    request (each with 15 KiB of headers, under the limit), and is closed once it stays silent."""
+    filler = "y" * (15 * 1024)
+    with connect(node) as s:
+        for _ in range(3):
+            s.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: {filler}\r\n\r\n".encode())
+            status, _, content = read_response(s)
+            assert status == 200
+            assert b"repositoryUniqueId" in content
+            time.sleep(0.5)   # header_timeout_s is 1 s and the keep-alive 5 s: within both
+        assert closed_by_server(s)
+
+
 @pytest.mark.parametrize("trickle", [False, True])
 def test_a_stalled_or_trickling_body_is_answered_408(node, trickle):
     with connect(node) as s:

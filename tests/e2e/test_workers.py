@@ -40,6 +40,29 @@ def test_concurrent_submissions_across_workers(tmp_path):
         node.stop()
 
 
+def test_the_supervisor_does_not_hold_a_node(tmp_path):
+    """The process `dmp serve --workers 2` started (same PID) becomes a supervisor that has not loaded the
+    node's libraries (lxml, SQLAlchemy, cryptography): they live in the workers only, which serve."""
+    node = start_node(make_node(tmp_path / "node"), "--workers", "2")
+    try:
+        assert post(node.repository, ITI41, provide_and_register([Doc(b"x", "Document01")]),
+                    attachments=[OutgoingAttachment(content_id(Doc(b"x", "Document01")), "text/plain", b"x")]
+                    ).status == "Success"
+
+        def mapped(pid: int) -> str:
+            return Path(f"/proc/{pid}/maps").read_text()
+
+        supervisor = node.process.pid
+        assert b"server._supervisor" in Path(f"/proc/{supervisor}/cmdline").read_bytes()
+        workers = _descendants(supervisor) - {supervisor}
+        assert workers
+        for library in ("lxml/etree", "sqlalchemy/", "_rust.abi3"):
+            assert library not in mapped(supervisor)
+            assert any(library in mapped(w) for w in workers)
+    finally:
+        node.stop()
+
+
 def _descendants(pid: int) -> set[int]:
     """``pid`` and every process below it (the workers of `dmp serve --workers N`)."""
     children: dict[int, list[int]] = {}
