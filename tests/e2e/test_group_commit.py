@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -87,7 +88,7 @@ def test_a_uniqueid_whose_blob_another_submission_is_storing_is_refused_busy(tmp
         in_flight = blobs.add(b.unique_id, source, mime_type="text/plain", size=16, sha1="0" * 40)
         assert in_flight is not None
         assert _provide(node.repository, b) == ("Failure", ("XDSRepositoryBusy",))
-        assert in_flight.marker.exists()                     # A's blob untouched
+        assert Path(in_flight.marker).exists()               # A's blob untouched
         assert post(node.repository, ITI43, retrieve_request(REPOSITORY_ID, [b.unique_id])).documents() == {}
         blobs.remove([in_flight])                            # A's registration failed: it removes its blob
         assert _provide(node.repository, b) == ("Success", ())
