@@ -79,7 +79,6 @@ class Store:
             conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
 
     def _postgresql_setup(self) -> None:
-
         @event.listens_for(self.engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
             # psycopg prepares a statement run 5 times on a connection, and after 5 more executions PostgreSQL
