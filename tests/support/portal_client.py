@@ -4,8 +4,12 @@ Chromium (Debian's package, driven by Playwright through ``executable_path``; do
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
 import secrets
+import shutil
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,7 +26,14 @@ from registry import Store
 CHROMIUM = "/usr/lib/chromium/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "docs" / "screenshots"
+# The pages are photographed on every run (a page that cannot render fails the step), but the pictures shown in
+# the README are only replaced on request, so that a test run leaves the working tree as it found it.
+DOC_SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "docs" / "screenshots"
+if os.environ.get("DMP_UPDATE_SCREENSHOTS") == "1":
+    SCREENSHOTS = DOC_SCREENSHOTS
+else:
+    SCREENSHOTS = Path(tempfile.mkdtemp(prefix="dmp-portal-screenshots-"))
+    atexit.register(shutil.rmtree, SCREENSHOTS, True)
 EMAIL = "patiente@example.fr"
 
 
@@ -90,7 +101,9 @@ def start_portal_node(data_dir: Path, database_url: str | None = None) -> Portal
 
 def shot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 0, f"empty screenshot {name}"
 
 
 def activate(page: Page, portal: PortalNode, nir: str, code: str, email: str = EMAIL) -> tuple[str, str]:
