@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,7 +33,6 @@ from pki._replay import ReplayCacheFull
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS seen_assertion (assertion_id TEXT PRIMARY KEY, expires_us INTEGER NOT NULL)"
            " WITHOUT ROWID",
            "CREATE INDEX IF NOT EXISTS ix_seen_assertion_expiry ON seen_assertion (expires_us)")
-_PURGE_EVERY = timedelta(seconds=1)
 # New ID: inserted. Known ID whose entry has expired: taken over. Known and live: left alone (no change).
 _USE = ("INSERT INTO seen_assertion VALUES (:id, :expires) ON CONFLICT (assertion_id) DO UPDATE"
         " SET expires_us = excluded.expires_us WHERE seen_assertion.expires_us <= :now")
@@ -47,7 +45,7 @@ class SharedReplayStore:
         self.path = path
         self._timeout = busy_timeout_s
         self._local = threading.local()
-        self._purged_at: datetime | None = None
+        self._purges = PurgeSchedule(timedelta(seconds=1))
         conn = self._connection()
         for statement in _SCHEMA:
             conn.execute(statement)
@@ -55,9 +53,7 @@ class SharedReplayStore:
     def remember(self, assertion_id: str, expires_at: datetime, now: datetime) -> bool:
         conn = self._connection()
         try:
-            purged = self._purged_at
-            if purged is None or not purged <= now < purged + _PURGE_EVERY:
-                self._purged_at = now
+            if self._purges.due(now):
                 conn.execute("DELETE FROM seen_assertion WHERE expires_us <= ?", (_micros(now),))
             inserted = conn.execute(_USE, {"id": assertion_id, "expires": _micros(expires_at),
                                            "now": _micros(now)}).rowcount == 1
@@ -80,6 +76,26 @@ class SharedReplayStore:
         return conn
 
 
+class PurgeSchedule:
+    """When a store deletes its expired entries: at the first check, then at the first check at least ``every``
+    after the last purge, on the clock of the checks (``now``, the verifier's clock, so tests drive it). A clock
+    that goes back (``now`` before the last purge) counts as due: the purge only deletes what has expired at
+    ``now``, so purging early is harmless, never purging is not."""
+
+    def __init__(self, every: timedelta) -> None:
+        self._every = every
+        self._last: datetime | None = None
+        self._lock = threading.Lock()
+
+    def due(self, now: datetime) -> bool:
+        with self._lock:
+            last = self._last
+            if last is not None and last <= now < last + self._every:
+                return False
+            self._last = now
+            return True
+
+
 def _micros(t: datetime) -> int:
     """Microseconds since the epoch (UTC): integers compare exactly, whatever the datetime's zone."""
     delta = t.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
@@ -93,18 +109,17 @@ class DatabaseReplayStore:
     One statement decides: insert the ID, or take over its row only if that row has expired
     (``INSERT ... ON CONFLICT DO UPDATE ... WHERE expired``). The primary key makes it atomic across nodes: of
     two nodes presented the same assertion at the same instant, exactly one gets a row back. Expired rows are
-    purged at most once per ``purge_every_s`` per process (the expiry index keeps it cheap)."""
+    purged at most once per ``purge_every_s`` per process (the expiry index keeps it cheap), on the same
+    :class:`PurgeSchedule` as the SQLite store."""
 
     def __init__(self, engine: Engine, *, purge_every_s: float = 60.0) -> None:
         self._engine = engine
-        self._purge_every_s = purge_every_s
-        self._next_purge = 0.0
-        self._lock = threading.Lock()
+        self._purges = PurgeSchedule(timedelta(seconds=purge_every_s))
 
     def remember(self, assertion_id: str, expires_at: datetime, now: datetime) -> bool:
         try:
             with self._engine.begin() as conn:
-                if self._purge_due():
+                if self._purges.due(now):
                     conn.execute(_PURGE, {"now": _micros(now)})
                 row = conn.execute(_REMEMBER, {"id": _key(assertion_id), "expires": _micros(expires_at),
                                                "now": _micros(now)}).first()
@@ -116,13 +131,6 @@ class DatabaseReplayStore:
     def __len__(self) -> int:
         with self._engine.connect() as conn:
             return int(conn.execute(text("SELECT count(*) FROM seen_assertion")).scalar_one())
-
-    def _purge_due(self) -> bool:
-        with self._lock:
-            if time.monotonic() < self._next_purge:
-                return False
-            self._next_purge = time.monotonic() + self._purge_every_s
-            return True
 
 
 replay_metadata = MetaData()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pki import ReplayCacheFull, SharedReplayStore
+from pki._replay_shared import PurgeSchedule
 
 T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 
@@ -79,3 +80,24 @@ def test_a_store_it_cannot_write_refuses(tmp_path: Path) -> None:
         blocker.execute("ROLLBACK")
         blocker.close()
     assert store.remember("_a", T0 + timedelta(minutes=5), T0)   # recorded once the file is writable again
+
+
+def test_expired_entries_are_purged_once_per_period_on_the_checks_clock() -> None:
+    schedule = PurgeSchedule(timedelta(seconds=60))
+    assert schedule.due(T0)                                   # the first check purges
+    assert not schedule.due(T0 + timedelta(seconds=59))
+    assert schedule.due(T0 + timedelta(seconds=60))
+    assert not schedule.due(T0 + timedelta(seconds=61))
+    assert schedule.due(T0 - timedelta(hours=1))              # a clock set back: purge rather than never
+    always = PurgeSchedule(timedelta(0))                      # purge_every_s=0: at every check
+    assert always.due(T0)
+    assert always.due(T0)
+
+
+def test_the_file_store_deletes_expired_entries_at_a_later_check(tmp_path: Path) -> None:
+    store = SharedReplayStore(tmp_path / "seen.sqlite3")
+    assert store.remember("_a", T0 + timedelta(minutes=5), T0)
+    assert store.remember("_b", T0 + timedelta(minutes=10), T0 + timedelta(seconds=0.5))
+    assert len(store) == 2                                    # no purge within the second
+    assert store.remember("_c", T0 + timedelta(minutes=15), T0 + timedelta(minutes=6))
+    assert len(store) == 2                                    # _a expired and went at this check
