@@ -260,12 +260,20 @@ class _GroupCommit:
                 if len(group) == 1:
                     group[0].result = group[0].work(conn)   # its exception rolls the transaction back
                     return
+                # Savepoints sent straight to the driver, like BEGIN (``_sqlite_setup``): SQLAlchemy's
+                # begin_nested compiles and executes SAVEPOINT and RELEASE through its whole execution path,
+                # ~60 us of CPU per request of a group (issue 13). A failed work is rolled back to its savepoint
+                # here, as begin_nested did; SQLAlchemy's own savepoints inside a work nest within it.
+                driver = conn.connection.driver_connection
+                assert driver is not None
                 for p in group:
+                    driver.execute("SAVEPOINT grouped_work")
                     try:
-                        with conn.begin_nested():
-                            p.result = p.work(conn)
+                        p.result = p.work(conn)
                     except Exception as failed:
                         p.result, p.error = None, failed
+                        driver.execute("ROLLBACK TO SAVEPOINT grouped_work")
+                    driver.execute("RELEASE SAVEPOINT grouped_work")
         except BaseException as failed:   # the commit (or the only work) failed: nothing of the group is stored
             for p in group:
                 if p.error is None:
