@@ -22,16 +22,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from consent import _dossiers, _history
 from consent._history import HistoryEntry
 from consent._model import Action, Caller, Decision, Dossier, Notice, PatientCaller, Reason, kind_of
+from consent._notice_text import Contacts
 from consent._notices import queue_notice
+from consent._outbox import CONTACT_COLUMNS, contacts_of
 from consent._rules import column, decide, visibility
 from pki import Principal
 from registry import DocumentFacts, DocumentFilter, Store
 
 log = logging.getLogger("dmp.consent")
 
-NoticeSink = Callable[[Connection, str, Notice, Caller, Sequence[DocumentFacts], str], None]
+NoticeSink = Callable[[Connection, str, Notice, Caller, Sequence[DocumentFacts], str, Contacts | None], None]
 """Queues a notice to the patient inside the caller's transaction: (conn, patient key, notice, caller,
-documents concerned, time)."""
+documents concerned, time, the dossier's contacts when already read in the transaction, else None)."""
 
 
 def utc_now() -> str:
@@ -182,7 +184,9 @@ class Guard:
         caller, decision = trace.caller, trace.decision
         ids = tuple(doc.unique_id or doc.entry_id for doc in trace.documents)
         entry = _entry(caller, trace, ids)
-        if not _history.append(conn, trace.patient_key, entry, at):
+        # The recipients of the notices come with the history head: one read of the dossier's row, not two.
+        row = _history.append(conn, trace.patient_key, entry, at, also=CONTACT_COLUMNS)
+        if row is None:
             return          # no dossier: an unknown patient has no history to write to
         if not decision.allowed:
             return
@@ -190,8 +194,9 @@ class Guard:
         if isinstance(caller, Principal) and _dossiers.first_access(conn, trace.patient_key,
                                                                      caller.professional_id, at):
             notices.add(Notice.FIRST_ACCESS)
+        contacts = contacts_of(row)
         for notice in sorted(notices, key=lambda n: n.value):
-            self.notices(conn, trace.patient_key, notice, caller, trace.documents, at)
+            self.notices(conn, trace.patient_key, notice, caller, trace.documents, at, contacts)
 
 
 def _entry(caller: Caller, trace: Trace, ids: tuple[str, ...]) -> HistoryEntry:

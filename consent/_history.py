@@ -9,13 +9,14 @@ This detects changes made by someone who cannot also recompute the chain; it is 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Column, Connection, Row, Select, bindparam, insert, select, update
 
 from consent._schema import access_history, dossier
 
@@ -59,24 +60,31 @@ def link(prev_hash: str, patient_key: str, seq: int, at: str, entry_json: str) -
     return hashlib.sha256(material).hexdigest()
 
 
-def append(conn: Connection, patient_key: str, entry: HistoryEntry, at: str) -> bool:
-    """Append ``entry`` to the patient's history in the caller's transaction. False when the patient has no
-    dossier (nothing to append to). The dossier row is locked for the update on PostgreSQL, so concurrent
-    appends to one history are serialised (SQLite writers already are)."""
-    head = conn.execute(_HEAD, {"key": patient_key}).first()
+def append(conn: Connection, patient_key: str, entry: HistoryEntry, at: str,
+           also: tuple[Column[Any], ...] = ()) -> Row[Any] | None:
+    """Append ``entry`` to the patient's history in the caller's transaction. Returns the dossier's row as read
+    for it (its head, and the columns ``also`` names: one statement for what the caller needs next of the same
+    row, e.g. the notices' recipients), None when the patient has no dossier (nothing appended). The dossier row
+    is locked for the update on PostgreSQL, so concurrent appends to one history are serialised (SQLite writers
+    already are)."""
+    head = conn.execute(_head(also), {"key": patient_key}).first()
     if head is None:
-        return False
+        return None
     seq = int(head.history_seq) + 1
     text = entry.to_json()
     digest = link(head.history_head, patient_key, seq, at, text)
     conn.execute(_INSERT, {"patient_key": patient_key, "seq": seq, "at": at, "entry": text,
                            "prev_hash": head.history_head, "hash": digest})
     conn.execute(_MOVE_HEAD, {"key": patient_key, "history_seq": seq, "history_head": digest})
-    return True
+    return head
 
 
 # Built once (every access runs them): no statement building nor cache-key computation per entry.
-_HEAD = select(d.history_seq, d.history_head).where(d.patient_key == bindparam("key")).with_for_update()
+@functools.cache
+def _head(also: tuple[Column[Any], ...]) -> Select[Any]:
+    return select(d.history_seq, d.history_head, *also).where(d.patient_key == bindparam("key")).with_for_update()
+
+
 _INSERT = insert(access_history)
 _MOVE_HEAD = update(dossier).where(d.patient_key == bindparam("key"))
 

@@ -9,15 +9,16 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection
 
 from consent._model import INVISIBLE_TO_PATIENT, Caller, Notice
-from consent._notice_text import NoticeDetails
+from consent._notice_text import Contacts, NoticeDetails
 from consent._outbox import enqueue_notice
 from pki import Principal, PurposeOfUse
 from registry import DocumentFacts
 
 
 def queue_notice(conn: Connection, patient_key: str, notice: Notice, caller: Caller,
-                 documents: Sequence[DocumentFacts], at: str) -> None:
-    """The :data:`consent.NoticeSink` the node uses: the outbox rows of ``notice``, in the caller's transaction."""
+                 documents: Sequence[DocumentFacts], at: str, contacts: Contacts | None = None) -> None:
+    """The :data:`consent.NoticeSink` the node uses: the outbox rows of ``notice``, in the caller's transaction
+    (``contacts``: the dossier's, when the caller has read them in it; else they are read here)."""
     announced = [d for d in documents if INVISIBLE_TO_PATIENT not in d.confidentiality]
     if notice is Notice.NEW_DOCUMENT and documents and not announced:
         return          # R9: announced when a professional makes it visible (DOCUMENT_VISIBLE)
@@ -28,4 +29,4 @@ def queue_notice(conn: Connection, patient_key: str, notice: Notice, caller: Cal
         emergency = caller.purpose_of_use if caller.purpose_of_use is not PurposeOfUse.NORMAL else None
         details = NoticeDetails(at=moment, professional=caller.name, structure=caller.structure_id,
                                 document_class=details.document_class, emergency=emergency)
-    enqueue_notice(conn, patient_key, notice, details, now=moment)
+    enqueue_notice(conn, patient_key, notice, details, now=moment, contacts=contacts)

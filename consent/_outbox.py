@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, or_, select, update
 
@@ -28,17 +29,19 @@ def utc_text(moment: datetime) -> str:
 
 
 def enqueue_notice(conn: Connection, patient_key: str, notice: Notice, details: NoticeDetails, *,
-                   now: datetime) -> int:
+                   now: datetime, contacts: Contacts | None = None) -> int:
     """Queues the messages ``notice`` sends about ``patient_key``'s dossier, in the caller's transaction ``conn``
     (so they are committed, or rolled back, with the event), due at once. Returns how many rows were queued:
     0 when the dossier has no contact details, the patient did not opt in (NEW_DOCUMENT), or there is no dossier.
 
     Nothing here touches the network: a mail server that is down cannot slow or fail the transaction.
     ``now`` is timezone-aware. Call it after the dossier row has its new state (e.g. once inserted for
-    DOSSIER_CREATED): the recipients are read from it through ``conn``."""
+    DOSSIER_CREATED): the recipients are read from it through ``conn``, unless the caller gives ``contacts``,
+    read from the dossier's row in this transaction (:data:`CONTACT_COLUMNS`, :func:`contacts_of`)."""
     if now.tzinfo is None:
         raise ValueError("enqueue_notice needs a timezone-aware now")
-    contacts = _contacts(conn, patient_key)
+    if contacts is None:
+        contacts = _contacts(conn, patient_key)
     if contacts is None:
         return 0
     messages = compose(notice, details, contacts, now=now)
@@ -52,16 +55,21 @@ def enqueue_notice(conn: Connection, patient_key: str, notice: Notice, details: 
     return len(messages)
 
 
-_CONTACTS = select(dossier.c.email, dossier.c.mobile, dossier.c.trusted_email, dossier.c.notify_trusted,
-                   dossier.c.notify_new_document).where(dossier.c.patient_key == bindparam("key"))
+CONTACT_COLUMNS = (dossier.c.email, dossier.c.mobile, dossier.c.trusted_email, dossier.c.notify_trusted,
+                   dossier.c.notify_new_document)
+"""The dossier's columns :func:`contacts_of` reads."""
+_CONTACTS = select(*CONTACT_COLUMNS).where(dossier.c.patient_key == bindparam("key"))
+
+
+def contacts_of(row: Any) -> Contacts:
+    """The recipients in a dossier row that has :data:`CONTACT_COLUMNS`."""
+    return Contacts(row.email, row.mobile, row.trusted_email, bool(row.notify_trusted),
+                    bool(row.notify_new_document))
 
 
 def _contacts(conn: Connection, patient_key: str) -> Contacts | None:
     row = conn.execute(_CONTACTS, {"key": patient_key}).first()
-    if row is None:
-        return None
-    return Contacts(row.email, row.mobile, row.trusted_email, bool(row.notify_trusted),
-                    bool(row.notify_new_document))
+    return None if row is None else contacts_of(row)
 
 
 @dataclass(frozen=True)

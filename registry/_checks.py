@@ -120,12 +120,17 @@ class Known:
         ids = {i for c in claims for i in c.object_ids if i.startswith("urn:uuid:")}
         for chunk in _ordered_chunks(ids.union(*(c.outside_refs() for c in claims))):
             k.objects.update(_existing(conn, chunk))
-        for chunk in _ordered_chunks({u for c in claims for u, _ in c.package_unique_ids}):
-            for uid in conn.execute(statements.package_unique_ids, {"values": chunk}).scalars():
-                k.package_unique_ids[uid] = k.package_unique_ids.get(uid, 0) + 1
-        for chunk in _ordered_chunks({d[0] for c in claims for d in c.document_unique_ids}):
-            for r in conn.execute(statements.document_unique_ids, {"values": chunk}):
-                k.document_unique_ids.setdefault(r.unique_id, []).append((r.hash, r.size))
+        # The SubmissionSets' and Folders' uniqueIds and the DocumentEntries' in one look-up (issue 13: one
+        # statement fewer per registration); each row counts only for the kind of uniqueId it was asked for.
+        packages = {u for c in claims for u, _ in c.package_unique_ids}
+        documents = {d[0] for c in claims for d in c.document_unique_ids}
+        for chunk in _ordered_chunks(packages | documents):
+            for r in conn.execute(statements.unique_ids, {"values": chunk}):
+                if r.kind == "DE":
+                    if r.unique_id in documents:
+                        k.document_unique_ids.setdefault(r.unique_id, []).append((r.hash, r.size))
+                elif r.unique_id in packages:
+                    k.package_unique_ids[r.unique_id] = k.package_unique_ids.get(r.unique_id, 0) + 1
         return k
 
     def add(self, objects: Iterable[Row], documents: Iterable[Row]) -> None:
@@ -162,8 +167,7 @@ class _Statements:
 
     patients: Select[Any]
     existing: Select[Any]
-    package_unique_ids: Select[Any]
-    document_unique_ids: Select[Any]
+    unique_ids: Select[Any]   # SubmissionSets, Folders (hash, size NULL) and DocumentEntries holding them
 
 
 @functools.cache
@@ -179,9 +183,8 @@ def _statements(postgresql: bool) -> _Statements:
     return _Statements(
         patients=select(patient.c.patient_key, patient.c.closed_at).where(among(patient.c.patient_key)),
         existing=select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id).where(among(ro.id)),
-        package_unique_ids=select(ro.unique_id).where(among(ro.unique_id), ro.kind.in_(("SS", "FD"))),
-        document_unique_ids=select(ro.unique_id, de.hash, de.size).join(document_entry, de.id == ro.id)
-        .where(among(ro.unique_id), ro.kind == "DE"))
+        unique_ids=select(ro.unique_id, ro.kind, de.hash, de.size).outerjoin(document_entry, de.id == ro.id)
+        .where(among(ro.unique_id), ro.kind.in_(("SS", "FD", "DE"))))
 
 
 def _ordered_chunks(values: Iterable[str]) -> Iterable[list[str]]:

@@ -8,6 +8,13 @@ visible, so a visible blob always has its sidecar.
 Crash safety: before a blob is stored for a submission, a *pending* marker is written; it is removed once
 the registry has committed (or the blob removed if it did not). :meth:`recover` — run at start-up —
 deletes the blobs of markers left by a crash between the two, if the registry does not know the document.
+
+The marker holds the sidecar's content (JSON, uniqueId included) and the sidecar is a hard link to it: one
+file written and fsynced serves both, so a document costs three fsyncs (marker, document, shard directory)
+instead of four (issue 13: each fsync is ~0.25 ms of the server's CPU on ext4). Durability is unchanged: when
+:meth:`add` returns, the document's data (fsync of the source), the sidecar's data (the marker's fsync: the
+same inode) and both names in the shard directory (its fsync) are on disk, and the marker was durable before
+either name was created, as before. :meth:`commit` removes only the marker's name; the sidecar keeps the inode.
 """
 
 from __future__ import annotations
@@ -113,16 +120,17 @@ class FilesystemBlobStore:
         pending = PendingBlob(unique_id, str(marker))
         linked = False
         try:
-            _write_durably(marker, unique_id.encode())
-            _fsync_file(source)
+            meta = {"uniqueId": unique_id, "mimeType": mime_type, "size": size, "sha1": sha1}
+            _write_durably(marker, json.dumps(meta).encode())    # fsync 1: the marker, the sidecar to be
+            _fsync_file(source)                                  # fsync 2: the document's data
             if not _link_new(source, final):
                 marker.unlink(missing_ok=True)
                 return None
             linked = True
-            # Only the attempt that owns the blob writes its sidecar (ITI-43 needs both to serve it).
-            meta = {"uniqueId": unique_id, "mimeType": mime_type, "size": size, "sha1": sha1}
-            _write_durably(final.with_suffix(".meta"), json.dumps(meta).encode())
-            _fsync_dir(final.parent)
+            # Only the attempt that owns the blob gets its sidecar (ITI-43 needs both to serve it): a name for
+            # the marker's complete, already durable file, so a reader never sees a partly written sidecar.
+            _link_sidecar(marker, final.with_suffix(".meta"))
+            _fsync_dir(final.parent)                             # fsync 3: both names in the shard directory
             return pending
         except BaseException:
             # Failed half-way (disk full while writing the marker or the sidecar...): the caller only undoes
@@ -171,7 +179,7 @@ class FilesystemBlobStore:
             if marker.name.endswith(".tmp"):  # a marker whose write was cut short: nothing was linked after it
                 marker.unlink(missing_ok=True)
                 continue
-            uid = marker.read_text()
+            uid = _marker_unique_id(marker)
             known = is_registered(uid) if uid else False
             if known is False:
                 if uid:
@@ -240,6 +248,29 @@ def _link_new(source: Path, final: Path) -> bool:
         return True
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _link_sidecar(marker: Path, meta: Path) -> None:
+    """Give the marker's file the sidecar's name. A sidecar without its document (a removal cut short by a crash
+    before recovery ran) is stale: it is replaced."""
+    if _link_new(marker, meta):
+        return
+    meta.unlink(missing_ok=True)
+    if not _link_new(marker, meta):
+        raise FileExistsError(f"sidecar {meta.name} created concurrently")
+
+
+def _marker_unique_id(marker: Path) -> str:
+    """The uniqueId a pending marker names: its JSON's (the sidecar's content), or the whole text of a marker
+    written by an earlier version; "" when unreadable (then nothing can have been registered under it)."""
+    text = marker.read_text()
+    if not text.startswith("{"):     # a uniqueId (an OID, ITI TF-3 4.2.3.2.26) never starts with "{"
+        return text
+    try:
+        uid = json.loads(text).get("uniqueId", "")
+    except (ValueError, AttributeError):
+        return ""
+    return uid if isinstance(uid, str) else ""
 
 
 def read_chunks(path: Path, chunk: int = CHUNK) -> Iterator[bytes]:

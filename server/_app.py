@@ -48,6 +48,7 @@ from server._notifications import notification_channels, notification_worker
 from server._refusals import refusal_answer
 from server._security import RequestContext, Security, establish_principal
 from server._supervisor import WORKER_CONFIG_ENV
+from server._threads import run_in_worker
 from soap_wsdl import (
     Action,
     FaultCode,
@@ -354,7 +355,7 @@ async def _soap(node: Node, endpoint: Endpoint, request: Request) -> Response:
         await _read_body(request, node, endpoint, body, tls_peer)
         # Everything from here to the answer runs in one worker-thread hop: small requests (most ITI-41/18)
         # pay for a single hand-off, and the event loop never parses or touches the database.
-        outcome = await run_in_threadpool(_process, node, endpoint, body, tls_peer)
+        outcome = await run_in_worker(_process, node, endpoint, body, tls_peer)
     except RequestRefused as refused:
         _discard(body.mime)
         log.info("request refused before it was read whole: HTTP %d: %s", refused.status, refused.fault.reason)
