@@ -25,7 +25,7 @@ from registry import (
     read_registry_object_list,
 )
 from registry import _bulk as bulk_module
-from registry._schema import metadata, registry_object
+from registry._schema import association, metadata, registry_object
 from registry._vocabulary import AssociationType as T
 
 NOW = "20250102030405"
@@ -169,7 +169,7 @@ def content(registry: Registry, input_ids: set[str]) -> dict[str, list[tuple[obj
     named after what they link, so two runs compare."""
     with registry.store.read() as conn:
         made_up = {r.id: f"made-up({r.source}->{r.target})" for r in conn.execute(
-            text("SELECT id, source, target FROM association")) if r.id not in input_ids}
+            select(association.c.id, association.c.source, association.c.target)) if r.id not in input_ids}
         dump = {}
         for table in metadata.sorted_tables:
             rows = []
