@@ -14,12 +14,13 @@ Any error refuses the whole submission (the caller rolls back or leaves its rows
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, exc, insert, select, update
+from sqlalchemy import Connection, Table, exc, insert, select, text, update
 from sqlalchemy.types import TypeEngine
 
 from registry import _hl7, _model
@@ -62,6 +63,8 @@ def register(conn: Connection, sub: RimSubmission, *, require_repository_attribu
 def register_prepared(conn: Connection, p: Prepared, *, now: str, origin: Origin | None = None
                       ) -> list[RegistryError]:
     """:func:`register` of a submission made ready by :func:`prepare` (with the same ``now``)."""
+    if p.rows is not None:
+        lock_new_ids(conn, [o["id"] for o in p.rows.objects])
     findings = p.findings + (check(p.claims, Known.load(conn, [p.claims])) if p.claims else [])
     if refuses(findings) or p.rows is None:
         raise SubmissionRefused(findings)
@@ -69,6 +72,35 @@ def register_prepared(conn: Connection, p: Prepared, *, now: str, origin: Origin
     apply_lifecycle(conn, p.rows, now)
     write_origin(conn, p.rows.submission_set_id, origin)
     return findings
+
+
+def lock_new_ids(conn: Connection, ids: Iterable[str]) -> None:
+    """On a partitioned registry (PostgreSQL), lock the ids a transaction is about to register, before its checks
+    look them up: a concurrent registration of one of them waits for this transaction to end, then its checks
+    see the id taken (ID_TAKEN, ITI TF-3 4.2.4) instead of both committing. Without partitions the primary key
+    of ``registry_object`` makes ids unique; partitioned, it is ``(id, patient_key)`` (migration 0008_scale,
+    docs/registry-storage.md). Transaction-level advisory locks, taken in one statement in key order (two
+    transactions never wait on each other's locks crosswise); an id's key is a 64-bit hash of its text."""
+    if conn.dialect.name != "postgresql" or not _partitioned(conn):
+        return
+    keys = sorted({int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8, person=b"dmp-registry-id").digest(),
+                                  "big", signed=True) for i in ids})
+    if keys:
+        conn.execute(_LOCK_IDS, {"keys": keys})
+
+
+_LOCK_IDS = text("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k "
+                 "ORDER BY k) AS ids")
+
+
+def _partitioned(conn: Connection) -> bool:
+    """Whether ``registry_object`` is partitioned (asked once per database connection: fixed by migration)."""
+    info = conn.connection.info
+    if (found := info.get("registry_partitioned")) is None:
+        found = info["registry_partitioned"] = bool(conn.exec_driver_sql(
+            "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = 'registry_object'::regclass)"
+        ).scalar())
+    return bool(found)
 
 
 def write_origin(conn: Connection, submission_set_id: str, origin: Origin | None) -> None:
