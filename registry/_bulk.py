@@ -40,7 +40,15 @@ from registry._errors import RegistryError
 from registry._profile import MetadataProfile
 from registry._rim import RimSubmission
 from registry._store import Store, failure_summary
-from registry._submission import Prepared, apply_lifecycle, database_refusal, insert_rows, prepare, refuses
+from registry._submission import (
+    Prepared,
+    apply_lifecycle,
+    database_refusal,
+    insert_rows,
+    lock_new_ids,
+    prepare,
+    refuses,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +201,7 @@ def _transaction(store: Store, items: list[_Item], now: str) -> list[tuple[_Item
     an existing Folder) is written at its place in the order, as register() would."""
     outcomes: list[tuple[_Item, list[RegistryError]]] = []
     with store.write() as conn:
+        lock_new_ids(conn, [o["id"] for i in items if i.prepared.rows for o in i.prepared.rows.objects])
         known = Known.load(conn, [i.prepared.claims for i in items if i.prepared.claims])
         waiting = []
         for item in items:

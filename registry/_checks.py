@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, String, any_, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Select, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from registry import _hl7
@@ -176,7 +176,7 @@ def _statements(postgresql: bool) -> _Statements:
         # On PostgreSQL one array parameter (``= ANY``): building and sending a 500-item IN list cost ~0.1 ms of
         # this process's CPU per DocumentEntry in the bulk path. Elsewhere an IN list expanded when executed.
         if postgresql:
-            return column == any_(bindparam("values", type_=ARRAY(String)))
+            return column == any_(bindparam("values", type_=ARRAY(column.type)))
         return column.in_(bindparam("values", expanding=True))
 
     ro, de = registry_object.c, document_entry.c

@@ -31,9 +31,53 @@ from sqlalchemy import (
     text,
 )
 
+from registry._compact_keys import ATTRIBUTE_CODES, STATUS_CODES, Codes, decode_id, encode_id
 from registry._stored_form import decode, encode
 
 metadata = MetaData()
+
+
+class ObjectId(TypeDecorator[str]):
+    """A registry object id (entryUUID, lid, association ends...), stored in its compact form
+    (``registry._compact_keys``: 16 bytes for a canonical ``urn:uuid:``, migration 0009_compact_keys); the text
+    is what is bound and read."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
+        return None if value is None else encode_id(value)
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> str | None:
+        return None if value is None else decode_id(value)
+
+
+class _Coded(TypeDecorator[str]):
+    """A text of a small known set stored as a one-letter code, any other text losslessly (``Codes``)."""
+
+    impl = String
+    cache_ok = True
+    codes: Codes
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.codes.encode(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.codes.decode(value)
+
+
+class StatusCode(_Coded):
+    """An availabilityStatus URN, stored as one letter when known (migration 0009_compact_keys)."""
+
+    cache_ok = True
+    codes = STATUS_CODES
+
+
+class AttributeCode(_Coded):
+    """The name of a multi-valued attribute in ``object_value``, one letter when known (0009_compact_keys)."""
+
+    cache_ok = True
+    codes = ATTRIBUTE_CODES
 
 
 class StoredXml(TypeDecorator[str]):
@@ -62,14 +106,14 @@ patient = Table(
 registry_object = Table(
     "registry_object",
     metadata,
-    Column("id", String(64), primary_key=True),
-    Column("lid", String(64), nullable=False),
+    Column("id", ObjectId, primary_key=True),
+    Column("lid", ObjectId, nullable=False),
     Column("version", Integer, nullable=False),
     Column("kind", String(2), nullable=False),  # DE, SS, FD, AS
-    Column("status", String(64), nullable=False),
+    Column("status", StatusCode(65), nullable=False),
     Column("patient_key", String(256), nullable=True),
     Column("unique_id", String(128), nullable=True),
-    Column("submission_set_id", String(64), nullable=False),  # the SubmissionSet that created it
+    Column("submission_set_id", ObjectId, nullable=False),  # the SubmissionSet that created it
     Column("xml", StoredXml, nullable=False),
     Index("ix_object_patient_kind_status", "patient_key", "kind", "status"),
     # Partial (migration 0004): Associations have no uniqueId; a first version is found by its id (lid = id).
@@ -95,7 +139,7 @@ def with_version(lid: str, version: int) -> ColumnElement[bool]:
 document_entry = Table(
     "document_entry",
     metadata,
-    Column("id", String(64), primary_key=True),
+    Column("id", ObjectId, primary_key=True),
     Column("object_type", String(64), nullable=False),
     Column("mime_type", String(256), nullable=False),
     Column("hash", String(40), nullable=True),
@@ -119,7 +163,7 @@ document_entry = Table(
 submission_set = Table(
     "submission_set",
     metadata,
-    Column("id", String(64), primary_key=True),
+    Column("id", ObjectId, primary_key=True),
     Column("source_id", String(64), nullable=False),
     Column("submission_time", String(14), nullable=True),
     Column("content_type_code", String(256), nullable=True),
@@ -129,17 +173,17 @@ submission_set = Table(
 folder = Table(
     "folder",
     metadata,
-    Column("id", String(64), primary_key=True),
+    Column("id", ObjectId, primary_key=True),
     Column("last_update_time", String(14), nullable=False),
 )
 
 association = Table(
     "association",
     metadata,
-    Column("id", String(64), primary_key=True),
+    Column("id", ObjectId, primary_key=True),
     Column("association_type", String(128), nullable=False),
-    Column("source", String(64), nullable=False),
-    Column("target", String(64), nullable=False),
+    Column("source", ObjectId, nullable=False),
+    Column("target", ObjectId, nullable=False),
     Column("submission_set_status", String(32), nullable=True),
     Index("ix_association_source", "source"),
     Index("ix_association_target", "target"),
@@ -150,8 +194,8 @@ association = Table(
 object_value = Table(
     "object_value",
     metadata,
-    Column("object_id", String(64), nullable=False),
-    Column("attribute", String(32), nullable=False),
+    Column("object_id", ObjectId, nullable=False),
+    Column("attribute", AttributeCode(33), nullable=False),
     Column("value", String(256), nullable=False),
     Column("scheme", String(256), nullable=True),
     Index("ix_object_value_object_attribute", "object_id", "attribute"),  # EXISTS in stored queries (0002)
@@ -164,7 +208,7 @@ object_value = Table(
 submission_origin = Table(
     "submission_origin",
     metadata,
-    Column("submission_set_id", String(64), primary_key=True),
+    Column("submission_set_id", ObjectId, primary_key=True),
     Column("submitter", String(64), nullable=False),        # VIHF NameID (IdNat_PS), or the patient key
     Column("structure_id", String(64), nullable=True),      # Identifiant_Structure
     Column("by_patient", Boolean, nullable=False),

@@ -14,21 +14,27 @@ Any error refuses the whole submission (the caller rolls back or leaves its rows
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, exc, insert, select, update
+from sqlalchemy import Connection, Table, exc, insert, select, text, update
+from sqlalchemy.types import TypeEngine
 
 from registry import _hl7, _model
 from registry._catalogue import Problem
 from registry._checks import Claims, Known, check, claims_of
+from registry._compact_keys import encode_id
 from registry._errors import RegistryError, Severity, SubmissionRefused
 from registry._profile import MetadataProfile
 from registry._rim import Classification, Kind, RimObject, RimSubmission, Slot
 from registry._rim_write import object_xml
 from registry._schema import (
+    AttributeCode,
+    ObjectId,
+    StatusCode,
     association,
     document_entry,
     folder,
@@ -57,6 +63,8 @@ def register(conn: Connection, sub: RimSubmission, *, require_repository_attribu
 def register_prepared(conn: Connection, p: Prepared, *, now: str, origin: Origin | None = None
                       ) -> list[RegistryError]:
     """:func:`register` of a submission made ready by :func:`prepare` (with the same ``now``)."""
+    if p.rows is not None:
+        lock_new_ids(conn, [o["id"] for o in p.rows.objects])
     findings = p.findings + (check(p.claims, Known.load(conn, [p.claims])) if p.claims else [])
     if refuses(findings) or p.rows is None:
         raise SubmissionRefused(findings)
@@ -64,6 +72,35 @@ def register_prepared(conn: Connection, p: Prepared, *, now: str, origin: Origin
     apply_lifecycle(conn, p.rows, now)
     write_origin(conn, p.rows.submission_set_id, origin)
     return findings
+
+
+def lock_new_ids(conn: Connection, ids: Iterable[str]) -> None:
+    """On a partitioned registry (PostgreSQL), lock the ids a transaction is about to register, before its checks
+    look them up: a concurrent registration of one of them waits for this transaction to end, then its checks
+    see the id taken (ID_TAKEN, ITI TF-3 4.2.4) instead of both committing. Without partitions the primary key
+    of ``registry_object`` makes ids unique; partitioned, it is ``(id, patient_key)`` (migration 0008_scale,
+    docs/registry-storage.md). Transaction-level advisory locks, taken in one statement in key order (two
+    transactions never wait on each other's locks crosswise); an id's key is a 64-bit hash of its text."""
+    if conn.dialect.name != "postgresql" or not _partitioned(conn):
+        return
+    keys = sorted({int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8, person=b"dmp-registry-id").digest(),
+                                  "big", signed=True) for i in ids})
+    if keys:
+        conn.execute(_LOCK_IDS, {"keys": keys})
+
+
+_LOCK_IDS = text("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k "
+                 "ORDER BY k) AS ids")
+
+
+def _partitioned(conn: Connection) -> bool:
+    """Whether ``registry_object`` is partitioned (asked once per database connection: fixed by migration)."""
+    info = conn.connection.info
+    if (found := info.get("registry_partitioned")) is None:
+        found = info["registry_partitioned"] = bool(conn.exec_driver_sql(
+            "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = 'registry_object'::regclass)"
+        ).scalar())
+    return bool(found)
 
 
 def write_origin(conn: Connection, submission_set_id: str, origin: Origin | None) -> None:
@@ -249,13 +286,24 @@ def _copy(conn: Connection, table: Table, rows: list[Row]) -> None:
     columns = list(rows[0])  # every row of a table has the same keys (made by the same code above)
     sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
     dbapi: Any = conn.connection.dbapi_connection  # psycopg 3, inside the connection's transaction
+    # COPY bypasses SQLAlchemy's binding: values go through their column's stored form here (ids, statuses).
+    stored = [(c, _stored_form(table.c[c].type)) for c in columns]
     try:
         with dbapi.cursor() as cur, cur.copy(sql) as copy:
             for row in rows:
-                copy.write_row(tuple(row[c] for c in columns))
+                copy.write_row(tuple(row[c] if form is None or row[c] is None else form(row[c]) for c, form in stored))
     except conn.dialect.loaded_dbapi.Error as failed:
         # As SQLAlchemy reports a failed statement (IntegrityError, DataError, OperationalError, ...).
         raise exc.DBAPIError.instance(sql, None, failed, conn.dialect.loaded_dbapi.Error) from failed
+
+
+def _stored_form(column_type: TypeEngine[Any]) -> Callable[[Any], Any] | None:
+    """How a value of a column of ``column_type`` is written by COPY; None: as it is."""
+    if isinstance(column_type, ObjectId):
+        return encode_id
+    if isinstance(column_type, StatusCode | AttributeCode):
+        return column_type.codes.encode
+    return None  # StoredXml: rows_of made the stored form already
 
 
 def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[str, int]] | None = None) -> str:

@@ -23,7 +23,7 @@ from registry._errors import RegistryError, Severity, SubmissionRefused
 from registry._profile import MetadataProfile
 from registry._rim import Kind, RimObject, RimSubmission, Slot, read_object
 from registry._schema import association, document_entry, registry_object, with_lid
-from registry._submission import _store, insert_association, write_origin
+from registry._submission import _store, insert_association, lock_new_ids, write_origin
 from registry._validate import Classified, Validator
 from registry._visibility import Origin
 from registry._vocabulary import AssociationType, IdScheme, Status
@@ -61,6 +61,7 @@ def update_document_set(conn: Connection, sub: RimSubmission, now: str,
     replaced: list[str] = []
     status_changes: list[tuple[str, str]] = []
     if len(c.submission_sets) == 1:
+        lock_new_ids(conn, [o.id for o in c.all() if o.id.startswith("urn:uuid:")])  # before the checks look
         replaced = _check_versions(conn, c, v, versions)
         status_changes = _check_status_updates(conn, c, v)
         _check_submitted_associations(conn, c, v)

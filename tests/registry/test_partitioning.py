@@ -5,16 +5,21 @@ e2e suite, whose `node` fixture runs every module on one, and of tests/registry/
 
 from __future__ import annotations
 
+import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import psycopg
 import pytest
 import xds_factory as f
 from click.testing import CliRunner
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from xds_client import adhoc_query
 
-from registry import Registry, Store
+from registry import Registry, RegistryResponse, Store
+from registry._catalogue import Problem
+from registry._schema import registry_object
+from registry._submission import register
 from server.cli import main
 
 FIND = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
@@ -107,3 +112,46 @@ def test_dmp_init_partitions_a_postgresql_registry(shared_postgres, tmp_path):
     r = CliRunner().invoke(main, ["init", "--data", str(tmp_path), "--partitions", "5"])
     assert r.exit_code == 2
     assert "created with 3 partitions, not 5" in r.output
+
+
+def test_one_uuid_reused_by_two_concurrent_submissions_of_two_patients_is_registered_once(shared_postgres):
+    """Partitioned, the primary key of registry_object is (id, patient_key): a DocumentEntry of one patient and a
+    SubmissionSet of another with the same UUID would both fit it (and the per-kind tables). The registration
+    that comes second waits for the first to end, then is refused with the duplicate UUID error."""
+    store = Store(fresh_database(shared_postgres))
+    try:
+        store.migrate(partitions=4)
+        registry = Registry(store)
+        registry.create_patients(PATIENTS[:2])
+        taken = f"urn:uuid:{uuid.uuid4()}"
+        first = Registry.read_request(f.submit_objects_request(
+            [f.Doc(b"a", taken, patient_id=PATIENTS[0])], ss=f.submission_set(PATIENTS[0]), repository_attributes=True))
+        ss = f.submission_set(PATIENTS[1])
+        ss.entry_uuid = taken
+        second = f.submit_objects_request([f.Doc(b"b", "Document01", patient_id=PATIENTS[1])], ss=ss,
+                                          repository_attributes=True)
+        assert not isinstance(first, RegistryResponse)
+        with ThreadPoolExecutor(1) as pool:
+            with store.write() as conn:
+                assert not register(conn, first, require_repository_attributes=True, now="20240601000000")
+                answer = pool.submit(registry.register_request, second)
+                # Still uncommitted: the second registration waits on its lock of the UUID (or, without one, is
+                # done already and wrongly registered: then the assertions below fail).
+                _wait_for_a_lock_or(answer, store)
+            response = answer.result(timeout=60)
+        assert [e.problem for e in response.errors] == [Problem.ID_TAKEN], response
+        with store.read() as conn:
+            assert conn.execute(select(func.count()).select_from(registry_object)
+                                .where(registry_object.c.id == taken)).scalar() == 1
+    finally:
+        store.dispose()
+
+
+def _wait_for_a_lock_or(answer: Future[RegistryResponse], store: Store) -> None:
+    deadline = time.monotonic() + 30
+    while not answer.done() and time.monotonic() < deadline:
+        with store.engine.connect() as conn:
+            if conn.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                                    ).scalar():
+                return
+        time.sleep(0.02)
