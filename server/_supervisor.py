@@ -1,50 +1,84 @@
 """How ``dmp serve`` runs uvicorn, and the pre-fork supervisor of ``dmp serve --workers N``.
 
-With several workers, the process that ran ``dmp serve`` (same PID: whoever started the server stops it by
-that PID) becomes their supervisor. It imports the node's code and the database driver — no connection, file,
+With several workers, the process that ran ``dmp serve`` stays their supervisor (same PID: whoever started the
+server stops it by that PID). It imports the node's code and the database driver — no connection, file,
 thread or event loop of a node: nothing that must not cross a ``fork`` — freezes what it imported
 (``gc.freeze``: the collector does not write into those objects, so their pages stay shared), binds the
-listening socket once, and forks the workers, which share the imported code's pages copy-on-write instead of
-each importing it again (docs/architecture.md, "--workers N"; benchmarks/README.md, issue 13 session 6).
+listening socket once and forks the workers, which share the imported code's pages copy-on-write instead of
+each importing it again. Then it replaces its own image (``execv``, same PID, same children, the socket
+kept) with a light one that imports none of the node: the copy of the imported code that only the
+supervisor still held, the pages both workers have since written, is freed (docs/architecture.md;
+benchmarks/README.md, issue 13 session 6).
 
 - Crash recovery (``Node.build(recover=True)``: schema check, orphan blobs) runs once, in a forked child that
   exits before any worker starts, so that the supervisor never opens the node's database or blob store.
 - Each worker builds its own node (``create_app(recover=False)``) and runs uvicorn's server on the shared
   socket; uvicorn's own signal handling gives it the graceful shutdown (in-flight requests finish within
   ``timeout_graceful_shutdown``).
-- A worker that dies is started again; SIGTERM or SIGINT to the supervisor is passed to every worker, which
-  are waited for (killed after the graceful timeout and a margin) before the supervisor exits.
+- A worker that dies is replaced: the light supervisor execs the full one again, which imports the node,
+  forks the missing worker and becomes light again.
+- SIGTERM or SIGINT to the supervisor is passed to every worker, which are waited for (killed after the
+  graceful timeout and a margin) before the supervisor exits. The three signals it handles stay blocked
+  across the ``execv`` and are taken with ``sigtimedwait``: none is lost between the two images.
 - No ``multiprocessing``: no resource tracker process, no re-import in a spawned interpreter."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
 import socket
 import sys
 import time
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from server._config import Config
-from server._http import http_protocol
+from server._logging import install as install_log_redaction
 
 log = logging.getLogger("dmp.server")
+CONFIG_ENV = "DMP_SUPERVISOR_CONFIG"
+"""The node's configuration (JSON) handed from one image of the supervisor to the next."""
 GRACEFUL_S = 10
 """Seconds a stopping worker gives its in-flight requests (uvicorn's ``timeout_graceful_shutdown``)."""
 _KILL_MARGIN_S = 5
 """Seconds past the graceful timeout after which the supervisor kills a worker that has not exited."""
 _SIGNALS = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
 _QUICK_DEATH_S = 1.0
-"""A worker that dies sooner than this after its start is started again only after a pause (no busy loop
-when every start fails, e.g. a configuration the workers cannot use)."""
+"""A worker that dies sooner than this after its start is replaced only after a pause (no busy loop when
+every start fails, e.g. a setting the workers cannot use)."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one image of the supervisor passes to the next (JSON in argv)."""
+
+    host: str
+    port: int
+    log_level: str
+    tls: bool
+    workers: int
+    fd: int = -1
+    started: dict[int, float] = field(default_factory=dict)
+    """Live workers: PID -> time.monotonic() of their start (the same clock in every process)."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> _Plan:
+        raw = json.loads(text)
+        return cls(**{**raw, "started": {int(pid): when for pid, when in raw["started"].items()}})
 
 
 def uvicorn_options(cfg: Config, host: str, port: int, log_level: str, tls: bool) -> dict[str, Any]:
     """Keyword arguments of ``uvicorn.run`` / ``uvicorn.Config`` (besides the app). ``tls``: the caller
     checked that ``cfg`` names the certificate, key and client CA."""
+    from server._http import http_protocol
+
     options: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False,
                                "timeout_graceful_shutdown": GRACEFUL_S, "timeout_keep_alive": cfg.keep_alive_s,
                                "http": http_protocol(tls=False), "ws": "none", "lifespan": "on"}
@@ -56,28 +90,69 @@ def uvicorn_options(cfg: Config, host: str, port: int, log_level: str, tls: bool
     return options
 
 
-def serve_workers(cfg: Config, options: dict[str, Any], workers: int) -> int:
-    """Run the supervisor of ``workers`` forked worker processes in this process until SIGTERM or SIGINT;
-    returns the exit status (non-zero if crash recovery failed)."""
+def serve_workers(cfg: Config, host: str, port: int, log_level: str, tls: bool, workers: int) -> int:
+    """Supervise ``workers`` forked worker processes until SIGTERM or SIGINT; the exit status (non-zero if
+    crash recovery failed). Called in the process that ran ``dmp serve``, which it replaces (``execv``)."""
     import uvicorn
 
     _preload(cfg)
     if _in_child(lambda: _recover(cfg)) != 0:
         log.error("crash recovery failed: no worker started")
         return 1
-    listening = uvicorn.Config(app=_no_app, **options).bind_socket()   # SO_REUSEADDR, bound once for all
-    gc.freeze()   # every object so far (the imported code) moves out of the collector's reach: pages stay shared
-    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)   # taken with sigtimedwait below, one at a time
-    started: dict[int, float] = {}
+    plan = _Plan(host, port, log_level, tls, workers)
+    listening = uvicorn.Config(app=_no_app, **uvicorn_options(cfg, host, port, log_level, tls)).bind_socket()
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)   # taken with sigtimedwait, across the execv too
+    _fork_workers(cfg, replace(plan, fd=listening.fileno()), listening)
+    return 1   # not reached: _fork_workers execs the light supervisor
+
+
+def _fork_workers(cfg: Config, plan: _Plan, listening: socket.socket) -> None:
+    """In the full image (the node's code imported): fork the missing workers, then become the light
+    supervisor. Does not return."""
+    gc.freeze()   # every object so far (the imported code) out of the collector's reach: its pages stay shared
+    options = uvicorn_options(cfg, plan.host, plan.port, plan.log_level, plan.tls)
+    started = dict(plan.started)
     try:
-        for _ in range(workers):
+        while len(started) < plan.workers:
             pid, when = _start_worker(cfg, options, listening)
             started[pid] = when
-        _supervise(cfg, options, listening, started, workers)
-    finally:
+        os.set_inheritable(listening.fileno(), True)
+        os.environ[CONFIG_ENV] = cfg.to_json()
+        _exec("--supervise", replace(plan, started=started))
+    except BaseException:
+        log.exception("the supervisor could not start its workers: stopping")
         _stop(started)
-        listening.close()
-    return 0
+        raise
+
+
+def _exec(mode: str, plan: _Plan) -> None:
+    logging.shutdown()   # flush the handlers: nothing of this image survives the exec
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "server._supervisor", mode, plan.to_json()])  # noqa: S606
+
+
+def _main(argv: list[str]) -> None:
+    """The entry point of the supervisor's images after the first (``python -m server._supervisor``)."""
+    mode, plan = argv[1], _Plan.from_json(argv[2])
+    install_log_redaction()
+    logging.basicConfig(level=plan.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    listening = socket.socket(fileno=plan.fd)
+    if mode == "--fork":   # the full image again, to replace a worker that died
+        cfg = Config.from_json(os.environ[CONFIG_ENV])
+        _preload(cfg)
+        _fork_workers(cfg, plan, listening)
+    started = dict(plan.started)
+    try:
+        replace_one = _supervise(started, plan.workers)
+    except BaseException:
+        _stop(started)
+        raise
+    if replace_one:
+        _exec("--fork", replace(plan, started=started))
+    _stop(started)
+    listening.close()
+    sys.exit(0)
 
 
 def _no_app(scope: Any, receive: Any, send: Any) -> None:   # pragma: no cover - never called
@@ -169,15 +244,17 @@ def _exit_now(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def _supervise(cfg: Config, options: dict[str, Any], listening: socket.socket, started: dict[int, float],
-              workers: int) -> None:
-    """Start a worker in place of any that dies, until SIGTERM or SIGINT arrives."""
+def _supervise(started: dict[int, float], workers: int) -> bool:
+    """Reap the workers that exit until SIGTERM or SIGINT arrives (False) or a worker must be started in place
+    of one that died (True)."""
     pause_until = 0.0
     while True:
+        if len(started) < workers and time.monotonic() >= pause_until:
+            return True
         info = signal.sigtimedwait(_SIGNALS, 1.0)
         if info is not None and info.si_signo != signal.SIGCHLD:
             log.info("signal %d: stopping %d worker process(es)", info.si_signo, len(started))
-            return
+            return False
         for pid, status in _reaped():
             born = started.pop(pid, None)
             if born is None:
@@ -185,9 +262,6 @@ def _supervise(cfg: Config, options: dict[str, Any], listening: socket.socket, s
             log.warning("worker process %d %s: starting another", pid, _describe(status))
             if time.monotonic() - born < _QUICK_DEATH_S:
                 pause_until = time.monotonic() + _QUICK_DEATH_S
-        while len(started) < workers and time.monotonic() >= pause_until:
-            pid, when = _start_worker(cfg, options, listening)
-            started[pid] = when
 
 
 def _stop(started: dict[int, float]) -> None:
@@ -232,3 +306,7 @@ def _reaped() -> list[tuple[int, int]]:
 def _describe(status: int) -> str:
     code = os.waitstatus_to_exitcode(status)
     return f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+
+
+if __name__ == "__main__":
+    _main(sys.argv)

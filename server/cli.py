@@ -188,7 +188,7 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
         return
     # The process that was started (same PID) supervises the workers it forks; crash recovery runs once,
     # before any worker accepts requests (server/_supervisor.py).
-    sys.exit(serve_workers(cfg, options, workers))
+    sys.exit(serve_workers(cfg, host, port, log_level, tls, workers))
 
 
 def _is_loopback(host: str) -> bool:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -15,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
-from nodes import RunningNode, make_node, start_node
+from nodes import ROOT, RunningNode, free_port, make_node, start_node
 from vihf_client import fresh_vihf
 from xds_client import ITI41, ITI43, Reply, envelope, parse_reply, post, retrieve_request
 from xds_factory import REPOSITORY_ID, Doc, content_id, provide_and_register
@@ -68,9 +71,10 @@ def _wait(condition: Callable[[], bool], what: str, seconds: float = 30) -> None
 
 
 def test_the_supervisor_has_not_opened_the_database(tmp_path):
-    """The process `dmp serve --workers 2` started (same PID) is the supervisor: it has imported the node's code
-    (the workers it forked share those pages) but opened nothing of a node — no file of its SQLite database,
-    no blob, no thread besides its own — while its workers, which serve, have the database open."""
+    """The process `dmp serve --workers 2` started (same PID) is the supervisor: it forked the workers after
+    importing the node's code, then replaced its image with a light one (no lxml, SQLAlchemy, cryptography
+    left in it), and it never opened anything of a node — no file of its SQLite database, no blob, no
+    thread besides its own — while its workers, which serve, have the database open."""
     node = start_node(make_node(tmp_path / "node"), "--workers", "2")
     try:
         assert _iti41(node, Doc(b"x", "Document01")) == "Success"
@@ -97,11 +101,25 @@ def test_the_supervisor_has_not_opened_the_database(tmp_path):
         opened = {w: node_files(w) for w in workers}
         assert database in set().union(*opened.values())   # opened by the worker that served the ITI-41
         assert all(opened.values())                           # each worker holds its node's files (replay.db)
-        maps = Path(f"/proc/{supervisor}/maps").read_text()
-        assert "lxml/etree" in maps
-        assert "sqlalchemy/" in maps
+        assert b"server._supervisor" in Path(f"/proc/{supervisor}/cmdline").read_bytes()
+        for library in ("lxml/etree", "sqlalchemy/", "_rust.abi3"):
+            assert library not in Path(f"/proc/{supervisor}/maps").read_text()
+            assert all(library in Path(f"/proc/{w}/maps").read_text() for w in workers)
     finally:
         node.stop()
+
+
+def test_a_database_behind_the_schema_stops_the_server_before_any_worker(tmp_path):
+    """The schema check of crash recovery fails: `dmp serve --workers 2` says so and exits, starting nothing."""
+    cfg = make_node(tmp_path / "node")
+    with sqlite3.connect(cfg.data_dir / "registry.db") as db:
+        db.execute("DELETE FROM alembic_version")
+    out = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--data", str(cfg.data_dir), "--port",
+                          str(free_port()), "--workers", "2"], capture_output=True, text=True, timeout=60,
+                         cwd=ROOT)
+    assert out.returncode == 1
+    assert "is not at the current schema: run `dmp init`" in out.stderr
+    assert "started worker process" not in out.stderr
 
 
 def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(tmp_path):
@@ -116,6 +134,10 @@ def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(tmp_path):
         assert killed not in now
         assert first - {killed} <= now
         assert node.process.poll() is None
+        for worker in now:   # both at once: the supervisor forks two
+            os.kill(worker, signal.SIGKILL)
+        _wait(lambda: all(_gone(w) for w in now) and len(_workers(node)) == 2, "both workers reaped and replaced")
+        assert not _workers(node) & (now | first)
         docs = [Doc(f"after the kill {i}".encode(), f"Document{i:02d}") for i in range(8)]
         with ThreadPoolExecutor(4) as pool:
             assert list(pool.map(lambda d: _iti41(node, d), docs)) == ["Success"] * len(docs)
