@@ -224,7 +224,8 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
               f"{100 * res.client_cpu / res.elapsed:>9.0f} {tree_pss_mb(pid):>7.1f}")
         results.append(res)
     print("server processes, RSS / PSS now (MB), CPU since start (s): "
-          + ", ".join(f"{p} {rss_mb(p):.1f} / {pss_mb(p):.1f} {cpu_seconds(p):.1f}s" for p in sorted(process_tree(pid))))
+          + ", ".join(f"{p} {rss_mb(p):.1f} / {pss_mb(p):.1f} {cpu_seconds(p):.1f}s"
+                      for p in sorted(process_tree(pid))))
     for res in results:
         for problem in res.failures[:5]:
             print(f"  failure ({res.clients} clients): {problem[:300]}")
