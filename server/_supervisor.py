@@ -3,18 +3,20 @@
 With several workers, the process that ran ``dmp serve`` stays their supervisor (same PID: whoever started the
 server stops it by that PID). It imports the node's code and the database driver — no connection, file,
 thread or event loop of a node: nothing that must not cross a ``fork`` — freezes what it imported
-(``gc.freeze``: the collector does not write into those objects, so their pages stay shared), binds the
-listening socket once and forks the workers, which share the imported code's pages copy-on-write instead of
-each importing it again. Then it replaces its own image (``execv``, same PID, same children, the socket
-kept) with a light one that imports none of the node: the copy of the imported code that only the
+(``gc.freeze``: the collector does not write into those objects, so their pages stay shared), reserves the
+port (a socket bound with SO_REUSEPORT, not listening) and forks the workers, which share the imported
+code's pages copy-on-write instead of each importing it again, and each listen on their own socket of the
+port (``_port_socket``). Then it replaces its own image (``execv``, same PID, same children, the reserving
+socket kept) with a light one that imports none of the node: the copy of the imported code that only the
 supervisor still held, the pages both workers have since written, is freed (docs/architecture.md;
 benchmarks/README.md, issue 13 session 6).
 
 - Crash recovery (``Node.build(recover=True)``: schema check, orphan blobs) runs once, in a forked child that
   exits before any worker starts, so that the supervisor never opens the node's database or blob store.
-- Each worker builds its own node (``create_app(recover=False)``) and runs uvicorn's server on the shared
-  socket; uvicorn's own signal handling gives it the graceful shutdown (in-flight requests finish within
-  ``timeout_graceful_shutdown``).
+- Each worker builds its own node (``create_app(recover=False)``) and runs uvicorn's server on its own
+  socket of the port; uvicorn's own signal handling gives it the graceful shutdown (in-flight requests
+  finish within ``timeout_graceful_shutdown``). Connections still waiting in the queue of a worker that
+  dies are reset by the kernel (SO_REUSEPORT); the other workers take every new one.
 - A worker that dies is replaced: the light supervisor execs the full one again, which imports the node,
   forks the missing worker and becomes light again.
 - SIGTERM or SIGINT to the supervisor is passed to every worker, which are waited for (killed after the
@@ -93,20 +95,23 @@ def uvicorn_options(cfg: Config, host: str, port: int, log_level: str, tls: bool
 def serve_workers(cfg: Config, host: str, port: int, log_level: str, tls: bool, workers: int) -> int:
     """Supervise ``workers`` forked worker processes until SIGTERM or SIGINT; the exit status (non-zero if
     crash recovery failed). Called in the process that ran ``dmp serve``, which it replaces (``execv``)."""
-    import uvicorn
-
     _preload(cfg)
     if _in_child(lambda: _recover(cfg)) != 0:
         log.error("crash recovery failed: no worker started")
         return 1
     plan = _Plan(host, port, log_level, tls, workers)
-    listening = uvicorn.Config(app=_no_app, **uvicorn_options(cfg, host, port, log_level, tls)).bind_socket()
+    try:
+        # bound, not listening: it receives no connection; it checks the port is free and keeps it
+        reserved = _port_socket(host, port)
+    except OSError as exc:
+        log.error("cannot bind %s:%d: %s", host, port, exc)
+        return 1
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)   # taken with sigtimedwait, across the execv too
-    _fork_workers(cfg, replace(plan, fd=listening.fileno()), listening)
+    _fork_workers(cfg, replace(plan, fd=reserved.fileno()), reserved)
     return 1   # not reached: _fork_workers execs the light supervisor
 
 
-def _fork_workers(cfg: Config, plan: _Plan, listening: socket.socket) -> None:
+def _fork_workers(cfg: Config, plan: _Plan, reserved: socket.socket) -> None:
     """In the full image (the node's code imported): fork the missing workers, then become the light
     supervisor. Does not return."""
     gc.freeze()   # every object so far (the imported code) out of the collector's reach: its pages stay shared
@@ -114,9 +119,9 @@ def _fork_workers(cfg: Config, plan: _Plan, listening: socket.socket) -> None:
     started = dict(plan.started)
     try:
         while len(started) < plan.workers:
-            pid, when = _start_worker(cfg, options, listening)
+            pid, when = _start_worker(cfg, options, reserved)
             started[pid] = when
-        os.set_inheritable(listening.fileno(), True)
+        os.set_inheritable(reserved.fileno(), True)
         os.environ[CONFIG_ENV] = cfg.to_json()
         _exec("--supervise", replace(plan, started=started))
     except BaseException:
@@ -137,11 +142,11 @@ def _main(argv: list[str]) -> None:
     mode, plan = argv[1], _Plan.from_json(argv[2])
     install_log_redaction()
     logging.basicConfig(level=plan.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    listening = socket.socket(fileno=plan.fd)
+    reserved = socket.socket(fileno=plan.fd)
     if mode == "--fork":   # the full image again, to replace a worker that died
         cfg = Config.from_json(os.environ[CONFIG_ENV])
         _preload(cfg)
-        _fork_workers(cfg, plan, listening)
+        _fork_workers(cfg, plan, reserved)
     started = dict(plan.started)
     try:
         replace_one = _supervise(started, plan.workers)
@@ -151,13 +156,27 @@ def _main(argv: list[str]) -> None:
     if replace_one:
         _exec("--fork", replace(plan, started=started))
     _stop(started)
-    listening.close()
+    reserved.close()
     sys.exit(0)
 
 
-def _no_app(scope: Any, receive: Any, send: Any) -> None:   # pragma: no cover - never called
-    """The app of the supervisor's uvicorn configuration, used only to bind the socket."""
-    raise RuntimeError("the supervisor serves no request")
+def _port_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` with SO_REUSEPORT (and SO_REUSEADDR). Each worker listens on its
+    own, and the kernel spreads the incoming connections over the reserved ones by a hash of their
+    addresses; with one socket shared by all, whichever worker woke first took every connection waiting
+    (asyncio accepts up to its backlog per wake-up): 33/67 of the CPU between two workers against 49/51
+    (benchmarks/README.md, issue 13 session 6). Only processes of the same user may join the port."""
+    family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _preload(cfg: Config) -> None:
@@ -204,15 +223,15 @@ def _in_child(work: Any) -> int:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
-def _start_worker(cfg: Config, options: dict[str, Any], listening: socket.socket) -> tuple[int, float]:
+def _start_worker(cfg: Config, options: dict[str, Any], reserved: socket.socket) -> tuple[int, float]:
     pid = os.fork()
     if pid == 0:
-        _worker(cfg, options, listening)   # does not return
+        _worker(cfg, options, reserved)   # does not return
     log.info("started worker process %d", pid)
     return pid, time.monotonic()
 
 
-def _worker(cfg: Config, options: dict[str, Any], listening: socket.socket) -> None:
+def _worker(cfg: Config, options: dict[str, Any], reserved: socket.socket) -> None:
     """The body of a worker process: its own node and uvicorn server on the shared socket; never returns."""
     status = 1
     try:
@@ -227,7 +246,9 @@ def _worker(cfg: Config, options: dict[str, Any], listening: socket.socket) -> N
         from server._app import create_app
 
         server = uvicorn.Server(uvicorn.Config(create_app(cfg, recover=False), **options))
-        server.run(sockets=[listening])   # uvicorn's handlers: SIGTERM/SIGINT = graceful shutdown
+        own = _port_socket(options["host"], options["port"])
+        reserved.close()
+        server.run(sockets=[own])   # uvicorn's handlers: SIGTERM/SIGINT = graceful shutdown
         status = 0 if server.started else 3
     except SystemExit as stop:
         status = stop.code if isinstance(stop.code, int) else 1

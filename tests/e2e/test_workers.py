@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -119,6 +120,20 @@ def test_a_database_behind_the_schema_stops_the_server_before_any_worker(tmp_pat
                          cwd=ROOT)
     assert out.returncode == 1
     assert "is not at the current schema: run `dmp init`" in out.stderr
+    assert "started worker process" not in out.stderr
+
+
+def test_a_port_in_use_is_refused_before_any_worker(tmp_path):
+    """The workers share the port through SO_REUSEPORT; a port another socket holds is refused at once."""
+    cfg = make_node(tmp_path / "node")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        out = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--data", str(cfg.data_dir), "--port",
+                              str(taken.getsockname()[1]), "--workers", "2"], capture_output=True, text=True,
+                             timeout=60, cwd=ROOT)
+    assert out.returncode == 1
+    assert "cannot bind 127.0.0.1:" in out.stderr
     assert "started worker process" not in out.stderr
 
 
