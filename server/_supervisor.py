@@ -162,10 +162,11 @@ def _main(argv: list[str]) -> None:
 
 def _port_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host``:``port`` with SO_REUSEPORT (and SO_REUSEADDR). Each worker listens on its
-    own, and the kernel spreads the incoming connections over the reserved ones by a hash of their
-    addresses; with one socket shared by all, whichever worker woke first took every connection waiting
-    (asyncio accepts up to its backlog per wake-up): 33/67 of the CPU between two workers against 49/51
-    (benchmarks/README.md, issue 13 session 6). Only processes of the same user may join the port."""
+    own, and the kernel spreads the incoming connections over the listening ones by a hash of their
+    addresses. With one socket shared by all, whichever worker woke first took every connection waiting
+    (asyncio accepts up to its backlog per wake-up): with 8 clients connecting at once, the CPU of two workers
+    split 33/67 to 40/60, against 49/51 to 42/58 here (benchmarks/README.md, issue 13 session 6). Only
+    processes of the same user may join the port."""
     family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                              flags=socket.AI_PASSIVE)[0]
     sock = socket.socket(family, kind, proto)
