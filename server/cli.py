@@ -182,9 +182,8 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
         notification_channels(cfg)   # an incomplete setting: said once, before any worker starts
     except NotificationConfigError as exc:
         raise click.UsageError(f"{exc} ({data_dir / 'config.json'})") from None
-    options = uvicorn_options(cfg, host, port, log_level, tls)
     if workers == 1:
-        uvicorn.run(create_app(cfg), **options)
+        uvicorn.run(create_app(cfg), **uvicorn_options(cfg, host, port, log_level, tls))
         return
     # The process that was started (same PID) supervises the workers it forks; crash recovery runs once,
     # before any worker accepts requests (server/_supervisor.py).
