@@ -167,13 +167,12 @@ def _port_socket(host: str, port: int) -> socket.socket:
     (asyncio accepts up to its backlog per wake-up): with 8 clients connecting at once, the CPU of two workers
     split 33/67 to 40/60, against 49/51 to 42/58 here (benchmarks/README.md, issue 13 session 6). Only
     processes of the same user may join the port."""
-    family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
-    sock = socket.socket(family, kind, proto)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET   # as uvicorn: "localhost" is 127.0.0.1
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
+        sock.bind((host, port))
     except OSError:
         sock.close()
         raise
