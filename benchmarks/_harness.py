@@ -24,7 +24,7 @@ for _p in (ROOT / "tests" / "support", ROOT):
 from nodes import RunningNode, make_node, start_node  # noqa: E402
 
 __all__ = ["RunningNode", "clear_peak_rss", "cpu_seconds", "durable_postgres", "machine", "node_in", "peak_rss_mb",
-           "process_tree", "rss_mb", "tree_cpu_seconds", "tree_pss_mb", "tree_rss_mb"]
+           "process_tree", "pss_mb", "rss_mb", "tree_cpu_seconds", "tree_pss_mb", "tree_rss_mb"]
 
 
 @contextlib.contextmanager
@@ -140,17 +140,20 @@ def tree_rss_mb(pid: int, field: str = "VmHWM") -> float:
     return total
 
 
+def pss_mb(pid: int) -> float:
+    """Current proportional set size of ``pid`` (``Pss`` of /proc/PID/smaps_rollup: a page shared by k
+    processes, e.g. the code of a shared library or what forked workers share with their parent, counts 1/k in
+    each), in MB; 0 if it is gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def tree_pss_mb(pid: int) -> float:
-    """Sum over ``pid`` and its descendants of their current proportional set size (``Pss`` of
-    /proc/PID/smaps_rollup: a page shared by k processes, e.g. the code of a shared library, counts 1/k in
-    each), i.e. the memory the whole server really holds, in MB."""
-    total = 0.0
-    for p in process_tree(pid):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) / 1024
-    return total
+    """Sum of `pss_mb` over ``pid`` and its descendants, i.e. the memory the whole server really holds, in MB."""
+    return sum(pss_mb(p) for p in process_tree(pid))
 
 
 def clear_peak_rss(pid: int) -> bool:

@@ -31,10 +31,12 @@ from _cda import consultation_report
 from _harness import (
     RunningNode,
     clear_peak_rss,
+    cpu_seconds,
     durable_postgres,
     machine,
     node_in,
     process_tree,
+    pss_mb,
     rss_mb,
     tree_cpu_seconds,
     tree_pss_mb,
@@ -221,7 +223,9 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
               f"{1000 * res.server_cpu / max(1, res.sent):>14.2f} {100 * res.server_cpu / res.elapsed:>9.0f} "
               f"{100 * res.client_cpu / res.elapsed:>9.0f} {tree_pss_mb(pid):>7.1f}")
         results.append(res)
-    print("server processes, RSS now (MB): " + ", ".join(f"{p} {rss_mb(p):.1f}" for p in sorted(process_tree(pid))))
+    print("server processes, RSS / PSS now (MB), CPU since start (s): "
+          + ", ".join(f"{p} {rss_mb(p):.1f} / {pss_mb(p):.1f} {cpu_seconds(p):.1f}s"
+                      for p in sorted(process_tree(pid))))
     for res in results:
         for problem in res.failures[:5]:
             print(f"  failure ({res.clients} clients): {problem[:300]}")

@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-import multiprocessing
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import exc
@@ -145,6 +144,9 @@ def _prepared(submissions: Iterable[RimSubmission], clock: Callable[[], str], ba
     def ready() -> tuple[str, list[_Item]]:
         now, indexes, future = pending.popleft()
         return now, [_Item(i, p) for i, p in zip(indexes, future.result(), strict=True)]
+
+    import multiprocessing  # only for a bulk import, not in a serving process (~0.5 MB)
+    from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         try:

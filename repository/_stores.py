@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from repository._blobstore import BlobStore, FilesystemBlobStore
-from repository._s3blobstore import S3BlobStore, S3Location, s3_client
 
 
 def open_blob_store(blob_dir: Path, url: str | None, *, s3_endpoint_url: str | None = None,
@@ -15,5 +14,7 @@ def open_blob_store(blob_dir: Path, url: str | None, *, s3_endpoint_url: str | N
     any other URL."""
     if url is None:
         return FilesystemBlobStore(blob_dir)
+    from repository._s3blobstore import S3BlobStore, S3Location, s3_client  # boto3 (~9 MB) only for S3
+
     return S3BlobStore(S3Location.parse(url), blob_dir / ".spool", client=s3_client(s3_endpoint_url),
                        lease_s=lease_s)

@@ -1,7 +1,7 @@
 """Composition root: configuration, the ASGI app and its routes, the ``dmp`` CLI. Nothing imports it.
 
-The names are loaded on first use, so that a process that needs only a small part of the package (the
-supervisor of ``dmp serve --workers N``, :mod:`server._supervisor`) does not import the whole node."""
+The names are loaded on first use, so that a process that needs only a small part of the package does not
+import the whole node."""
 
 from __future__ import annotations
 

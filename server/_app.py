@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -47,7 +46,6 @@ from server._logging import install as install_log_redaction
 from server._notifications import notification_channels, notification_worker
 from server._refusals import refusal_answer
 from server._security import RequestContext, Security, establish_principal
-from server._supervisor import WORKER_CONFIG_ENV
 from server._threads import run_in_worker
 from soap_wsdl import (
     Action,
@@ -247,12 +245,6 @@ class Node:
 def _return_type(body: etree._Element) -> str:
     option = body.find(f"{{{ns.QUERY}}}ResponseOption")
     return option.get("returnType", "") if option is not None else ""
-
-
-def worker_app() -> Starlette:
-    """App factory for each process of a multi-worker server (``dmp serve --workers N``): the configuration
-    comes from the parent through the environment, and recovery was already done by the parent."""
-    return create_app(Config.from_json(os.environ[WORKER_CONFIG_ENV]), recover=False)
 
 
 def create_app(config: Config, *, recover: bool = True) -> Starlette:

@@ -9,11 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
 
 from pki import TEST_PKI_WARNING, PsIdentity, StructureIdentity, TestPki
 from registry import MetadataProfile, Store
-from repository import S3Location, s3_client
 from server._cli_dossier import history, patient
 from server._config import Config
 
@@ -90,6 +88,10 @@ def init(data_dir: Path, repository_unique_id: str | None, database_url: str | N
 def _check_bucket(cfg: Config) -> None:
     """The bucket of ``blob_store_url`` exists and these credentials may use it: said at init, not at the
     first document."""
+    from botocore.exceptions import BotoCoreError, ClientError  # boto3 only for a node that uses S3
+
+    from repository import S3Location, s3_client
+
     try:
         location = S3Location.parse(cfg.blob_store_url or "")
     except ValueError as exc:
@@ -150,10 +152,10 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
     """Serve /xds/registry and /xds/repository (SOAP 1.2), and /health."""
     import uvicorn
 
-    from server._app import Node, create_app
+    from server._app import create_app
     from server._logging import install as install_log_redaction
     from server._notifications import NotificationConfigError, notification_channels
-    from server._supervisor import exec_supervisor, uvicorn_options
+    from server._supervisor import serve_workers, uvicorn_options
 
     install_log_redaction()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -183,12 +185,9 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
     if workers == 1:
         uvicorn.run(create_app(cfg), **uvicorn_options(cfg, host, port, log_level, tls))
         return
-    # Crash recovery touches every pending blob: done once, before any worker accepts requests. Then this
-    # process (which imported and built a whole node) becomes the light supervisor of the workers.
-    parent = Node.build(cfg, recover=True)
-    if parent.store is not None:
-        parent.store.dispose()
-    exec_supervisor(cfg, host, port, log_level, tls, workers)
+    # The process that was started (same PID) supervises the workers it forks; crash recovery runs once,
+    # before any worker accepts requests (server/_supervisor.py).
+    sys.exit(serve_workers(cfg, host, port, log_level, tls, workers))
 
 
 def _is_loopback(host: str) -> bool:

@@ -210,7 +210,10 @@ def _spooled(blobs: FilesystemBlobStore, content: bytes) -> Path:
     return path
 
 
-def test_recover_removes_orphans_left_by_a_crash(tmp_path):
+@pytest.mark.parametrize("serve_args", [(), ("--workers", "2")], ids=["one-process", "workers"])
+def test_recover_removes_orphans_left_by_a_crash(tmp_path, serve_args):
+    """Crash recovery runs before any request is served, with one process and (once, in a child of the
+    supervisor) with several workers."""
     cfg = make_node(tmp_path / "node")
     blobs = FilesystemBlobStore(cfg.blob_dir)
     # Stored, never registered: what a crash between the two steps leaves.
@@ -231,7 +234,7 @@ def test_recover_removes_orphans_left_by_a_crash(tmp_path):
     assert len(before.blobs) == 4  # two documents and their sidecars
     assert blobs.get(orphan.unique_id) is None  # pending documents are never served
 
-    node = start_node(cfg)
+    node = start_node(cfg, *serve_args)
     try:
         after = leftovers(cfg)
         assert after.pending == []

@@ -4,14 +4,23 @@ whichever worker receives it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
-from nodes import make_node, start_node
+from nodes import ROOT, RunningNode, free_port, make_node, start_node
 from vihf_client import fresh_vihf
 from xds_client import ITI41, ITI43, Reply, envelope, parse_reply, post, retrieve_request
 from xds_factory import REPOSITORY_ID, Doc, content_id, provide_and_register
@@ -40,25 +49,175 @@ def test_concurrent_submissions_across_workers(tmp_path):
         node.stop()
 
 
-def test_the_supervisor_does_not_hold_a_node(tmp_path):
-    """The process `dmp serve --workers 2` started (same PID) becomes a supervisor that has not loaded the
-    node's libraries (lxml, SQLAlchemy, cryptography): they live in the workers only, which serve."""
+def _iti41(node: RunningNode, d: Doc) -> str:
+    with httpx.Client(timeout=60) as client:
+        return post(node.repository, ITI41, provide_and_register([d]), client=client,
+                    attachments=[OutgoingAttachment(content_id(d), d.mime_type, d.content)]).status
+
+
+def _workers(node: RunningNode) -> set[int]:
+    return _descendants(node.process.pid) - {node.process.pid}
+
+
+def _gone(pid: int) -> bool:
+    """``pid`` has exited and been reaped (a zombie still has a /proc entry)."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+def _wait(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    for _ in range(int(seconds / 0.05)):   # bounded polling, no assertion on the time it took
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not seen within {seconds} s: {what}")
+
+
+def test_the_supervisor_has_not_opened_the_database(tmp_path):
+    """The process `dmp serve --workers 2` started (same PID) is the supervisor: it forked the workers after
+    importing the node's code, then replaced its image with a light one (no lxml, SQLAlchemy, cryptography
+    left in it), and it never opened anything of a node — no file of its SQLite database, no blob, no
+    thread besides its own — while its workers, which serve, have the database open."""
     node = start_node(make_node(tmp_path / "node"), "--workers", "2")
     try:
-        assert post(node.repository, ITI41, provide_and_register([Doc(b"x", "Document01")]),
-                    attachments=[OutgoingAttachment(content_id(Doc(b"x", "Document01")), "text/plain", b"x")]
-                    ).status == "Success"
-
-        def mapped(pid: int) -> str:
-            return Path(f"/proc/{pid}/maps").read_text()
-
+        assert _iti41(node, Doc(b"x", "Document01")) == "Success"
         supervisor = node.process.pid
+        workers = _workers(node)
+        assert len(workers) == 2
+        data = str(node.config.data_dir.resolve())
+
+        def node_files(pid: int) -> set[str]:
+            found = set()
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith(data) and not target.endswith(".log"):   # the log is stdout, opened by the test
+                    found.add(target)
+            return found
+
+        assert node_files(supervisor) == set()
+        assert len(list(Path(f"/proc/{supervisor}/task").iterdir())) == 1   # no thread: nothing to lose at fork
+        database = str((node.config.data_dir / "registry.db").resolve())
+        assert node.config.database_url.endswith("registry.db")
+        opened = {w: node_files(w) for w in workers}
+        assert database in set().union(*opened.values())   # opened by the worker that served the ITI-41
+        assert all(opened.values())                           # each worker holds its node's files (replay.db)
         assert b"server._supervisor" in Path(f"/proc/{supervisor}/cmdline").read_bytes()
-        workers = _descendants(supervisor) - {supervisor}
-        assert workers
         for library in ("lxml/etree", "sqlalchemy/", "_rust.abi3"):
-            assert library not in mapped(supervisor)
-            assert any(library in mapped(w) for w in workers)
+            assert library not in Path(f"/proc/{supervisor}/maps").read_text()
+            assert all(library in Path(f"/proc/{w}/maps").read_text() for w in workers)
+    finally:
+        node.stop()
+
+
+def test_a_database_behind_the_schema_stops_the_server_before_any_worker(tmp_path):
+    """The schema check of crash recovery fails: `dmp serve --workers 2` says so and exits, starting nothing."""
+    cfg = make_node(tmp_path / "node")
+    with sqlite3.connect(cfg.data_dir / "registry.db") as db:
+        db.execute("DELETE FROM alembic_version")
+    out = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--data", str(cfg.data_dir), "--port",
+                          str(free_port()), "--workers", "2"], capture_output=True, text=True, timeout=60,
+                         cwd=ROOT)
+    assert out.returncode == 1
+    assert "is not at the current schema: run `dmp init`" in out.stderr
+    assert "started worker process" not in out.stderr
+
+
+def test_a_port_in_use_is_refused_before_any_worker(tmp_path):
+    """The workers share the port through SO_REUSEPORT; a port another socket holds is refused at once."""
+    cfg = make_node(tmp_path / "node")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        out = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--data", str(cfg.data_dir), "--port",
+                              str(taken.getsockname()[1]), "--workers", "2"], capture_output=True, text=True,
+                             timeout=60, cwd=ROOT)
+    assert out.returncode == 1
+    assert "cannot bind 127.0.0.1:" in out.stderr
+    assert "started worker process" not in out.stderr
+
+
+def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(tmp_path):
+    node = start_node(make_node(tmp_path / "node"), "--workers", "2")
+    try:
+        first = _workers(node)
+        assert len(first) == 2
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        _wait(lambda: _gone(killed) and len(_workers(node)) == 2, "the killed worker reaped and replaced")
+        now = _workers(node)
+        assert killed not in now
+        assert first - {killed} <= now
+        assert node.process.poll() is None
+        for worker in now:   # both at once: the supervisor forks two
+            os.kill(worker, signal.SIGKILL)
+        _wait(lambda: all(_gone(w) for w in now) and len(_workers(node)) == 2, "both workers reaped and replaced")
+        assert not _workers(node) & (now | first)
+        docs = [Doc(f"after the kill {i}".encode(), f"Document{i:02d}") for i in range(8)]
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(lambda d: _iti41(node, d), docs)) == ["Success"] * len(docs)
+    finally:
+        node.stop()
+
+
+def test_sigterm_to_the_supervisor_ends_every_worker_after_its_requests(tmp_path):
+    """SIGTERM to the PID that was started: a request in flight is answered (graceful shutdown), then every
+    worker and the supervisor exit; no process of the server is left behind."""
+    node = start_node(make_node(tmp_path / "node"), "--workers", "2")
+    workers = _workers(node)
+    d = Doc(b"sent across the shutdown", "Document01")
+    body = envelope(ITI41, provide_and_register([d], inline=True))
+    started, release = threading.Event(), threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        yield body[:100]
+        started.set()
+        release.wait(30)
+        yield body[100:]
+
+    def send() -> Reply:
+        with httpx.Client(timeout=60) as client:
+            r = client.post(node.repository, content=slow_body(),
+                            headers={"Content-Type": f'application/soap+xml; charset=UTF-8; action="{ITI41}"',
+                                     "Content-Length": str(len(body))})
+            return parse_reply(r.status_code, r.headers["content-type"], r.content)
+
+    try:
+        assert len(workers) == 2
+        with ThreadPoolExecutor(1) as pool:
+            reply = pool.submit(send)
+            assert started.wait(30)
+            os.kill(node.process.pid, signal.SIGTERM)
+            time.sleep(1)   # the workers are shutting down while the request's body is still on its way
+            release.set()
+            answered = reply.result()
+        assert node.process.wait(timeout=30) == 0
+    finally:
+        release.set()
+        for pid in workers | {node.process.pid}:   # whatever failed above, no process of the server outlives it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        node.process.wait(timeout=30)
+    assert answered.http_status == 200
+    assert answered.status == "Success"
+    _wait(lambda: all(_gone(w) for w in workers), "every worker gone")
+
+
+def test_both_workers_serve_requests(tmp_path):
+    """Connections opened concurrently are accepted by both workers (each process's share read from /proc)."""
+    node = start_node(make_node(tmp_path / "node"), "--workers", "2")
+    port = int(node.url.rsplit(":", 1)[1])
+    try:
+        def served_by(_: int) -> int:
+            with httpx.Client(timeout=60) as client:
+                r = client.get(f"{node.url}/health")
+                assert r.status_code == 200
+                return _serving_process(node.process.pid, port, _client_port(r))
+
+        with ThreadPoolExecutor(8) as pool:
+            per_worker = Counter(pool.map(served_by, range(64)))
+        assert set(per_worker) == _workers(node), per_worker
     finally:
         node.stop()
 
