@@ -97,8 +97,14 @@ def _parse_param_value(text: str, i: int, whole: str) -> tuple[str, int]:
         end = text.find(";", i)
         end = n if end < 0 else end
         return text[i:end].strip(), end
-    chars: list[str] = []
     i += 1
+    close = text.find('"', i)
+    if close >= 0 and text.find("\\", i, close) < 0:
+        # No quoted-pair before the closing quote (the usual case): the value is the slice, no per-character
+        # walk (this header is parsed for every MTOM request).
+        end = text.find(";", close + 1)
+        return text[i:close], n if end < 0 else end
+    chars: list[str] = []
     while True:
         if i >= n:
             raise MimeError(f"malformed Content-Type {whole!r}: unterminated quoted string")
