@@ -97,8 +97,14 @@ def _parse_param_value(text: str, i: int, whole: str) -> tuple[str, int]:
         end = text.find(";", i)
         end = n if end < 0 else end
         return text[i:end].strip(), end
-    chars: list[str] = []
     i += 1
+    close = text.find('"', i)
+    if close >= 0 and text.find("\\", i, close) < 0:
+        # No quoted-pair before the closing quote (the usual case): the value is the slice, no per-character
+        # walk (this header is parsed for every MTOM request).
+        end = text.find(";", close + 1)
+        return text[i:close], n if end < 0 else end
+    chars: list[str] = []
     while True:
         if i >= n:
             raise MimeError(f"malformed Content-Type {whole!r}: unterminated quoted string")
@@ -302,11 +308,15 @@ def _find_header_end(buf: bytearray, scan_from: int) -> tuple[int, int] | None:
         return 0, 2
     if buf.startswith(b"\n"):
         return 0, 1
-    ends = [(p, p + len(sep)) for sep in (b"\n\r\n", b"\n\n") if (p := buf.find(sep, scan_from)) >= 0]
-    if not ends:
-        return None
-    p, body_start = min(ends)
-    return p + 1, body_start
+    # The earlier of the two empty-line forms; the LF LF search stops where CRLF CRLF was found, so neither
+    # search runs on into the part's content (for the root part, the whole envelope).
+    crlf = buf.find(b"\n\r\n", scan_from)
+    lf = buf.find(b"\n\n", scan_from, crlf + 1 if crlf >= 0 else len(buf))
+    if lf >= 0:
+        return lf + 1, lf + 2
+    if crlf >= 0:
+        return crlf + 1, crlf + 3
+    return None
 
 
 # --------------------------------------------------------------------------------------------------------------

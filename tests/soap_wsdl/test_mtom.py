@@ -476,6 +476,17 @@ def test_parse_content_type(value: str, expected: tuple[str, dict[str, str]]) ->
     assert parse_content_type(value) == expected
 
 
+@given(st.lists(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E)), min_size=1, max_size=4))
+def test_quoted_parameter_values_round_trip(values: list[str]) -> None:
+    """Any printable value, quotes, backslashes and ';' included, comes back as the encoder quoted it (the
+    plain-slice fast path and the quoted-pair walk agree)."""
+    names = [f"p{i}" for i in range(len(values))]
+    header = "multipart/related; " + "; ".join(
+        f'{name}="{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for name, value in zip(names, values, strict=True))
+    assert parse_content_type(header) == ("multipart/related", dict(zip(names, values, strict=True)))
+
+
 def test_content_type_and_boundary_helpers() -> None:
     value = mtom_content_type("MIMEBoundary_1", "root@x", "urn:ihe:iti:2007:RetrieveDocumentSetResponse")
     assert value == (
