@@ -431,6 +431,9 @@ def _process(node: Node, endpoint: Endpoint, body: _Body, tls_peer: str | None) 
     except Exception as exc:
         _discard(body.mime)
         return _Outcome(response=_fault_response(_internal_fault(exc, relates_to)))
+    # What was asked and answered, never by whom nor about whom (the access history holds identities).
+    log.debug("%s on the %s endpoint answered with %s and %d document(s)", caller.soap.action, endpoint,
+              answer.action, len(answer.attachments))
     envelope = response_envelope(answer.action, relates_to, answer.body)
     if body.mime is None and not answer.attachments:
         return _Outcome(response=Response(
