@@ -168,7 +168,10 @@ def _port_socket(host: str, port: int) -> socket.socket:
     split 33/67 to 40/60, against 49/51 to 42/58 here (benchmarks/README.md, issue 13 session 6). Only
     processes of the same user may join the port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET   # as uvicorn: "localhost" is 127.0.0.1
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, as uvicorn's own sockets: asyncio sets TCP_NODELAY only on accepted connections whose
+    # proto says TCP (base_events._set_nodelay). With proto 0, Nagle's algorithm held each answer's last
+    # segment until the client's delayed ACK: two workers idled at ~120 ITI-41/s (benchmarks/README.md).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -314,3 +314,31 @@ def test_a_replay_is_refused_by_every_worker(tmp_path):
         for client, _, _ in clients:
             client.close()
         node.stop()
+
+
+def test_the_workers_sockets_answer_without_nagles_delay():
+    """A worker's listening socket is one asyncio recognises as TCP, so every connection it accepts has
+    TCP_NODELAY (without it, each answer's last segment waited for the client's delayed ACK)."""
+    import asyncio
+
+    from server._supervisor import _port_socket
+
+    async def accepted_nodelay() -> int:
+        listening = _port_socket("127.0.0.1", 0)
+        listening.listen()
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listening)
+        try:
+            with socket.create_connection(listening.getsockname()):
+                return await asyncio.wait_for(seen, 10)
+        finally:
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0
