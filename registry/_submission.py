@@ -16,25 +16,20 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Table, exc, insert, select, text, update
-from sqlalchemy.types import TypeEngine
 
 from registry import _hl7, _model
 from registry._catalogue import Problem
 from registry._checks import Claims, Known, check, claims_of
-from registry._compact_keys import encode_id
 from registry._errors import RegistryError, Severity, SubmissionRefused
 from registry._profile import MetadataProfile
 from registry._rim import Classification, Kind, RimObject, RimSubmission, Slot
 from registry._rim_write import object_xml
 from registry._schema import (
-    AttributeCode,
-    ObjectId,
-    StatusCode,
     association,
     document_entry,
     folder,
@@ -286,8 +281,9 @@ def _copy(conn: Connection, table: Table, rows: list[Row]) -> None:
     columns = list(rows[0])  # every row of a table has the same keys (made by the same code above)
     sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
     dbapi: Any = conn.connection.dbapi_connection  # psycopg 3, inside the connection's transaction
-    # COPY bypasses SQLAlchemy's binding: values go through their column's stored form here (ids, statuses).
-    stored = [(c, _stored_form(table.c[c].type)) for c in columns]
+    # COPY bypasses SQLAlchemy's binding: each value goes through its column type's own bind processing here
+    # (the stored form of ids, statuses, attribute names; StoredXml leaves the bytes rows_of made as they are).
+    stored = [(c, table.c[c].type.bind_processor(conn.dialect)) for c in columns]
     try:
         with dbapi.cursor() as cur, cur.copy(sql) as copy:
             for row in rows:
@@ -295,15 +291,6 @@ def _copy(conn: Connection, table: Table, rows: list[Row]) -> None:
     except conn.dialect.loaded_dbapi.Error as failed:
         # As SQLAlchemy reports a failed statement (IntegrityError, DataError, OperationalError, ...).
         raise exc.DBAPIError.instance(sql, None, failed, conn.dialect.loaded_dbapi.Error) from failed
-
-
-def _stored_form(column_type: TypeEngine[Any]) -> Callable[[Any], Any] | None:
-    """How a value of a column of ``column_type`` is written by COPY; None: as it is."""
-    if isinstance(column_type, ObjectId):
-        return encode_id
-    if isinstance(column_type, StatusCode | AttributeCode):
-        return column_type.codes.encode
-    return None  # StoredXml: rows_of made the stored form already
 
 
 def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[str, int]] | None = None) -> str:
