@@ -3,20 +3,21 @@
 With several workers, the process that ran ``dmp serve`` stays their supervisor (same PID: whoever started the
 server stops it by that PID). It imports the node's code and the database driver — no connection, file,
 thread or event loop of a node: nothing that must not cross a ``fork`` — freezes what it imported
-(``gc.freeze``: the collector does not write into those objects, so their pages stay shared), reserves the
-port (a socket bound with SO_REUSEPORT, not listening) and forks the workers, which share the imported
-code's pages copy-on-write instead of each importing it again, and each listen on their own socket of the
-port (``_port_socket``). Then it replaces its own image (``execv``, same PID, same children, the reserving
-socket kept) with a light one that imports none of the node: the copy of the imported code that only the
+(``gc.freeze``: the collector does not write into those objects, so their pages stay shared), opens the
+listening socket of the port (``_port_socket``) and forks the workers, which share the imported code's pages
+copy-on-write instead of each importing it again, and all accept on that socket, each taking a connection
+only when it holds no more open ones than the others (``server._balance``). Then it replaces its own image
+(``execv``, same PID, same children, the socket and the workers' connection board kept) with a light one
+that imports none of the node: the copy of the imported code that only the
 supervisor still held, the pages both workers have since written, is freed (docs/architecture.md;
 benchmarks/README.md, issue 13 session 6).
 
 - Crash recovery (``Node.build(recover=True)``: schema check, orphan blobs) runs once, in a forked child that
   exits before any worker starts, so that the supervisor never opens the node's database or blob store.
-- Each worker builds its own node (``create_app(recover=False)``) and runs uvicorn's server on its own
-  socket of the port; uvicorn's own signal handling gives it the graceful shutdown (in-flight requests
-  finish within ``timeout_graceful_shutdown``). Connections still waiting in the queue of a worker that
-  dies are reset by the kernel (SO_REUSEPORT); the other workers take every new one.
+- Each worker builds its own node (``create_app(recover=False)``) and runs uvicorn's server on the shared
+  socket; uvicorn's own signal handling gives it the graceful shutdown (in-flight requests finish within
+  ``timeout_graceful_shutdown``). A connection waiting in the queue stays there for the workers still
+  accepting: a worker that stops or dies loses none.
 - A worker that dies is replaced: the light supervisor execs the full one again, which imports the node,
   forks the missing worker and becomes light again.
 - SIGTERM or SIGINT to the supervisor is passed to every worker, which are waited for (killed after the
@@ -38,6 +39,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from server._balance import BalancedListener, Board
 from server._config import Config
 from server._logging import install as install_log_redaction
 
@@ -49,6 +51,8 @@ GRACEFUL_S = 10
 _KILL_MARGIN_S = 5
 """Seconds past the graceful timeout after which the supervisor kills a worker that has not exited."""
 _SIGNALS = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
+_BACKLOG = 2048
+"""The listening socket's queue (uvicorn's default backlog)."""
 _QUICK_DEATH_S = 1.0
 """A worker that dies sooner than this after its start is replaced only after a pause (no busy loop when
 every start fails, e.g. a setting the workers cannot use)."""
@@ -64,6 +68,7 @@ class _Plan:
     tls: bool
     workers: int
     fd: int = -1
+    board_fd: int = -1
     started: dict[int, float] = field(default_factory=dict)
     """Live workers: PID -> time.monotonic() of their start (the same clock in every process)."""
 
@@ -81,7 +86,10 @@ def uvicorn_options(cfg: Config, host: str, port: int, log_level: str, tls: bool
     checked that ``cfg`` names the certificate, key and client CA."""
     from server._http import http_protocol
 
+    # loop "asyncio", never uvloop even if installed: server._tls patches asyncio's SSL protocol, and the
+    # workers' balanced accept (server._balance) goes through asyncio's call of socket.accept()
     options: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False,
+                               "loop": "asyncio",
                                "timeout_graceful_shutdown": GRACEFUL_S, "timeout_keep_alive": cfg.keep_alive_s,
                                "http": http_protocol(tls=False), "ws": "none", "lifespan": "on"}
     if tls:
@@ -101,17 +109,18 @@ def serve_workers(cfg: Config, host: str, port: int, log_level: str, tls: bool, 
         return 1
     plan = _Plan(host, port, log_level, tls, workers)
     try:
-        # bound, not listening: it receives no connection; it checks the port is free and keeps it
-        reserved = _port_socket(host, port)
+        listening = _port_socket(host, port)
+        listening.listen(_BACKLOG)   # connections wait here while the workers start or are replaced
     except OSError as exc:
         log.error("cannot bind %s:%d: %s", host, port, exc)
         return 1
+    board = Board.create(workers)
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)   # taken with sigtimedwait, across the execv too
-    _fork_workers(cfg, replace(plan, fd=reserved.fileno()), reserved)
+    _fork_workers(cfg, replace(plan, fd=listening.fileno(), board_fd=board.fd), listening, board)
     return 1   # not reached: _fork_workers execs the light supervisor
 
 
-def _fork_workers(cfg: Config, plan: _Plan, reserved: socket.socket) -> None:
+def _fork_workers(cfg: Config, plan: _Plan, listening: socket.socket, board: Board) -> None:
     """In the full image (the node's code imported): fork the missing workers, then become the light
     supervisor. Does not return."""
     gc.freeze()   # every object so far (the imported code) out of the collector's reach: its pages stay shared
@@ -119,9 +128,9 @@ def _fork_workers(cfg: Config, plan: _Plan, reserved: socket.socket) -> None:
     started = dict(plan.started)
     try:
         while len(started) < plan.workers:
-            pid, when = _start_worker(cfg, options, reserved)
+            pid, when = _start_worker(cfg, options, listening, board)
             started[pid] = when
-        os.set_inheritable(reserved.fileno(), True)
+        os.set_inheritable(listening.fileno(), True)
         os.environ[CONFIG_ENV] = cfg.to_json()
         _exec("--supervise", replace(plan, started=started))
     except BaseException:
@@ -142,31 +151,29 @@ def _main(argv: list[str]) -> None:
     mode, plan = argv[1], _Plan.from_json(argv[2])
     install_log_redaction()
     logging.basicConfig(level=plan.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    reserved = socket.socket(fileno=plan.fd)
+    listening = socket.socket(fileno=plan.fd)
+    board = Board(plan.board_fd, plan.workers)
     if mode == "--fork":   # the full image again, to replace a worker that died
         cfg = Config.from_json(os.environ[CONFIG_ENV])
         _preload(cfg)
-        _fork_workers(cfg, plan, reserved)
+        _fork_workers(cfg, plan, listening, board)
     started = dict(plan.started)
     try:
-        replace_one = _supervise(started, plan.workers)
+        replace_one = _supervise(started, plan.workers, board)
     except BaseException:
         _stop(started)
         raise
     if replace_one:
         _exec("--fork", replace(plan, started=started))
     _stop(started)
-    reserved.close()
+    listening.close()
+    board.close()
     sys.exit(0)
 
 
 def _port_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host``:``port`` with SO_REUSEPORT (and SO_REUSEADDR). Each worker listens on its
-    own, and the kernel spreads the incoming connections over the listening ones by a hash of their
-    addresses. With one socket shared by all, whichever worker woke first took every connection waiting
-    (asyncio accepts up to its backlog per wake-up): with 8 clients connecting at once, the CPU of two workers
-    split 33/67 to 40/60, against 49/51 to 42/58 here (benchmarks/README.md, issue 13 session 6). Only
-    processes of the same user may join the port."""
+    """A TCP socket bound to ``host``:``port`` (SO_REUSEADDR, as uvicorn's: a restart does not wait for the
+    previous connections' TIME_WAIT). Not SO_REUSEPORT: no other process may join the port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET   # as uvicorn: "localhost" is 127.0.0.1
     # proto=IPPROTO_TCP, as uvicorn's own sockets: asyncio sets TCP_NODELAY only on accepted connections whose
     # proto says TCP (base_events._set_nodelay). With proto 0, Nagle's algorithm held each answer's last
@@ -174,7 +181,6 @@ def _port_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()
@@ -226,15 +232,18 @@ def _in_child(work: Any) -> int:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
-def _start_worker(cfg: Config, options: dict[str, Any], reserved: socket.socket) -> tuple[int, float]:
+def _start_worker(cfg: Config, options: dict[str, Any], listening: socket.socket, board: Board
+                  ) -> tuple[int, float]:
+    slot = board.free_slot()
     pid = os.fork()
     if pid == 0:
-        _worker(cfg, options, reserved)   # does not return
+        _worker(cfg, options, BalancedListener(board, slot, listening.detach()))   # does not return
+    board.claim(slot, pid)
     log.info("started worker process %d", pid)
     return pid, time.monotonic()
 
 
-def _worker(cfg: Config, options: dict[str, Any], reserved: socket.socket) -> None:
+def _worker(cfg: Config, options: dict[str, Any], listening: BalancedListener) -> None:
     """The body of a worker process: its own node and uvicorn server on the shared socket; never returns."""
     status = 1
     try:
@@ -249,9 +258,7 @@ def _worker(cfg: Config, options: dict[str, Any], reserved: socket.socket) -> No
         from server._app import create_app
 
         server = uvicorn.Server(uvicorn.Config(create_app(cfg, recover=False), **options))
-        own = _port_socket(options["host"], options["port"])
-        reserved.close()
-        server.run(sockets=[own])   # uvicorn's handlers: SIGTERM/SIGINT = graceful shutdown
+        server.run(sockets=[listening])   # uvicorn's handlers: SIGTERM/SIGINT = graceful shutdown
         status = 0 if server.started else 3
     except SystemExit as stop:
         status = stop.code if isinstance(stop.code, int) else 1
@@ -268,7 +275,7 @@ def _exit_now(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def _supervise(started: dict[int, float], workers: int) -> bool:
+def _supervise(started: dict[int, float], workers: int, board: Board) -> bool:
     """Reap the workers that exit until SIGTERM or SIGINT arrives (False) or a worker must be started in place
     of one that died (True)."""
     pause_until = 0.0
@@ -283,6 +290,7 @@ def _supervise(started: dict[int, float], workers: int) -> bool:
             born = started.pop(pid, None)
             if born is None:
                 continue
+            board.release(pid)
             log.warning("worker process %d %s: starting another", pid, _describe(status))
             if time.monotonic() - born < _QUICK_DEATH_S:
                 pause_until = time.monotonic() + _QUICK_DEATH_S
