@@ -37,13 +37,14 @@ import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from server._balance import BalancedListener, Board
 from server._config import Config
 from server._logging import install as install_log_redaction
 
 log = logging.getLogger("dmp.server")
+T = TypeVar("T")
 CONFIG_ENV = "DMP_SUPERVISOR_CONFIG"
 """The node's configuration (JSON) handed from one image of the supervisor to the next."""
 GRACEFUL_S = 10
@@ -98,6 +99,18 @@ def uvicorn_options(cfg: Config, host: str, port: int, log_level: str, tls: bool
         options.update(tls_options(str(cfg.path(cfg.tls_cert or "")), str(cfg.path(cfg.tls_key or "")),
                                    str(cfg.path(cfg.tls_client_ca or ""))))
     return options
+
+
+def frozen(app: T) -> T:
+    """``app``, after moving every object alive now (the node just built: trust store, engine, caches, the
+    code) out of the cyclic collector's reach (``gc.freeze``). Its full collections then walk only what was
+    made since: under ITI-41 load a full collection of the unfrozen heap paused the process ~240 ms (all its
+    requests with it) every few hundred documents, against ~2 ms frozen (benchmarks/README.md, issue 13
+    session 7). What is frozen is never collected: a cycle among those objects that becomes garbage later (a
+    trust store replaced after its files change) stays in memory."""
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def serve_workers(cfg: Config, host: str, port: int, log_level: str, tls: bool, workers: int) -> int:
@@ -257,7 +270,7 @@ def _worker(cfg: Config, options: dict[str, Any], listening: BalancedListener) -
 
         from server._app import create_app
 
-        server = uvicorn.Server(uvicorn.Config(create_app(cfg, recover=False), **options))
+        server = uvicorn.Server(uvicorn.Config(frozen(create_app(cfg, recover=False)), **options))
         server.run(sockets=[listening])   # uvicorn's handlers: SIGTERM/SIGINT = graceful shutdown
         status = 0 if server.started else 3
     except SystemExit as stop:

@@ -155,7 +155,7 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
     from server._app import create_app
     from server._logging import install as install_log_redaction
     from server._notifications import NotificationConfigError, notification_channels
-    from server._supervisor import serve_workers, uvicorn_options
+    from server._supervisor import frozen, serve_workers, uvicorn_options
 
     install_log_redaction()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -183,7 +183,7 @@ def serve(data_dir: Path, host: str, port: int, registry_url: str | None, databa
     except NotificationConfigError as exc:
         raise click.UsageError(f"{exc} ({data_dir / 'config.json'})") from None
     if workers == 1:
-        uvicorn.run(create_app(cfg), **uvicorn_options(cfg, host, port, log_level, tls))
+        uvicorn.run(frozen(create_app(cfg)), **uvicorn_options(cfg, host, port, log_level, tls))
         return
     # The process that was started (same PID) supervises the workers it forks; crash recovery runs once,
     # before any worker accepts requests (server/_supervisor.py).
