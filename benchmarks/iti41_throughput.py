@@ -112,7 +112,8 @@ def answer_problem(status: int, content_type: str, body: bytes, spool: Path) -> 
 
     The usual (Success) answer is checked without the MTOM decoder (which spools every part to a file): the
     root part is cut out at the boundary given by the Content-Type, parsed whole with the hardened parser and its
-    RegistryResponse's status read. Anything else goes through ``parse_reply`` for a readable description."""
+    RegistryResponse's status read. Anything else (another framing, an error) goes through ``parse_reply``, which
+    decides and describes what is wrong."""
     if status == 200:
         try:
             media, params = parse_content_type(content_type)
@@ -130,7 +131,7 @@ def answer_problem(status: int, content_type: str, body: bytes, spool: Path) -> 
     if reply.mime is not None:
         reply.mime.discard()
     got = reply.status if status == 200 else f"HTTP {status}"
-    return f"{got}: {reply.errors or reply.fault_reason}" if got != "Success" else "Success, but not as expected"
+    return None if got == "Success" else f"{got}: {reply.errors or reply.fault_reason}"
 
 
 class _Connection:
