@@ -4,8 +4,12 @@ sent by 1 and by N concurrent clients to a fresh node (SQLite + filesystem blobs
 Prints documents/s, latency percentiles, failures (every answer must be Success), the server's peak RSS (VmHWM
 summed over its processes), its PSS (shared pages counted once) and the RSS of each of its processes.
 Requests are encoded before the clock starts, so the figures are the server's (plus HTTP), not the encoder's.
+The clients share the machine's cores with the server: by default each is a plain HTTP/1.1 keep-alive connection
+of the standard library (``--client http``, ~0.3 ms of CPU per request); ``--client httpx`` is the heavier
+``httpx.Client`` of earlier runs, to compare. The client CPU per request is printed either way.
 
-    .venv/bin/python benchmarks/iti41_throughput.py [--requests 2000] [--clients 1,8] [--py-spy OUT.txt]
+    .venv/bin/python benchmarks/iti41_throughput.py [--requests 2000] [--clients 1,8] [--client http|httpx]
+                                                    [--py-spy OUT.txt]
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import http.client
 import itertools
 import shutil
 import signal
@@ -25,6 +30,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from _cda import consultation_report
@@ -45,7 +51,16 @@ from _harness import (
 from xds_client import ITI41, envelope, parse_reply
 from xds_factory import PATIENT, Doc, content_id, provide_and_register
 
-from soap_wsdl import OutgoingAttachment, mtom_content_type, mtom_stream, new_boundary
+from soap_wsdl import (
+    MimeError,
+    OutgoingAttachment,
+    mtom_content_type,
+    mtom_stream,
+    new_boundary,
+    ns,
+    parse_content_type,
+    parse_xml,
+)
 
 TARGET_DOCS_PER_S = 300
 
@@ -88,9 +103,80 @@ def encode_requests(count: int, patient: str = PATIENT) -> list[Request]:
     return out
 
 
-def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: float, spool: Path) -> RunResult:
-    """Send ``requests`` from ``clients`` threads, each with its own connection, until all are sent or
-    ``max_seconds`` have passed. MTOM answers are decoded with ``spool`` as their spool directory."""
+_SUCCESS = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
+_REGISTRY_RESPONSE = f"{{{ns.SOAP12}}}Body/{{{ns.RS}}}RegistryResponse"
+
+
+def answer_problem(status: int, content_type: str, body: bytes, spool: Path) -> str | None:
+    """None when the answer is HTTP 200 with a Success RegistryResponse, else what is wrong with it.
+
+    The usual (Success) answer is checked without the MTOM decoder (which spools every part to a file): the
+    root part is cut out at the boundary given by the Content-Type, parsed whole with the hardened parser and its
+    RegistryResponse's status read. Anything else (another framing, an error) goes through ``parse_reply``, which
+    decides and describes what is wrong."""
+    if status == 200:
+        try:
+            media, params = parse_content_type(content_type)
+            delimiter = ("--" + params["boundary"]).encode("latin-1") if media == "multipart/related" else b""
+        except (MimeError, KeyError, UnicodeEncodeError):
+            delimiter = b""
+        parts = body.split(delimiter) if delimiter else []
+        # [preamble, root part, ..., "--" + epilogue]: headers, a blank line, the envelope, the CRLF of the delimiter
+        if len(parts) >= 3 and parts[-1].startswith(b"--"):
+            _headers, blank, root = parts[1].partition(b"\r\n\r\n")
+            response = parse_xml(root[:-2]).find(_REGISTRY_RESPONSE) if blank and root.endswith(b"\r\n") else None
+            if response is not None and response.get("status") == _SUCCESS:
+                return None
+    reply = parse_reply(status, content_type, body, spool)
+    if reply.mime is not None:
+        reply.mime.discard()
+    got = reply.status if status == 200 else f"HTTP {status}"
+    return None if got == "Success" else f"{got}: {reply.errors or reply.fault_reason}"
+
+
+class _Connection:
+    """One client's keep-alive HTTP/1.1 connection (the standard library's ``http.client``): the body is sent
+    with its headers in one write, the whole answer is read before the next request."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port, self.path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+
+    def post(self, req: Request) -> tuple[int, str, bytes]:
+        self.conn.request("POST", self.path, body=req.body, headers={"Content-Type": req.content_type})
+        response = self.conn.getresponse()
+        body = response.read()
+        if response.will_close:   # the server closed it (an error answer): the next request opens a new one
+            self.conn.close()
+        return response.status, response.getheader("content-type", ""), body
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Httpx:
+    """One client's ``httpx.Client`` (keep-alive), as the benchmark used before ``--client http``."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.client = url, httpx.Client(timeout=120)
+
+    def post(self, req: Request) -> tuple[int, str, bytes]:
+        r = self.client.post(self.url, content=req.body, headers={"Content-Type": req.content_type})
+        return r.status_code, r.headers.get("content-type", ""), r.content
+
+    def close(self) -> None:
+        self.client.close()
+
+
+CLIENTS: dict[str, Callable[[str], _Connection | _Httpx]] = {"http": _Connection, "httpx": _Httpx}
+
+
+def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: float, spool: Path,
+        kind: str = "http") -> RunResult:
+    """Send ``requests`` from ``clients`` threads, each with its own connection (``kind``: a key of
+    :data:`CLIENTS`), until all are sent or ``max_seconds`` have passed. Answers that are not the expected
+    Success are decoded with ``spool`` as their spool directory."""
     result = RunResult(clients)
     lock = threading.Lock()
     todo = iter(requests)
@@ -98,7 +184,8 @@ def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: f
     stop = threading.Event()  # set when the main thread is interrupted: the clients finish their request and go
 
     def client() -> None:
-        with httpx.Client(timeout=120) as http:
+        connection = CLIENTS[kind](node.repository)
+        try:
             while time.monotonic() < deadline and not stop.is_set():
                 with lock:
                     req = next(todo, None)
@@ -106,13 +193,9 @@ def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: f
                     return
                 t0 = time.perf_counter()
                 try:
-                    r = http.post(node.repository, content=req.body, headers={"Content-Type": req.content_type})
+                    status, content_type, body = connection.post(req)
                     latency = time.perf_counter() - t0
-                    reply = parse_reply(r.status_code, r.headers.get("content-type", ""), r.content, spool)
-                    if reply.mime is not None:
-                        reply.mime.discard()
-                    status = reply.status if r.status_code == 200 else f"HTTP {r.status_code}"
-                    problem = None if status == "Success" else f"{status}: {reply.errors or reply.fault_reason}"
+                    problem = answer_problem(status, content_type, body, spool)
                 except Exception as exc:
                     latency, problem = time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
                 with lock:
@@ -120,6 +203,8 @@ def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: f
                         result.latencies.append(latency)
                     else:
                         result.failures.append(problem)
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=client, name=f"client-{i}", daemon=True) for i in range(clients)]
     pid = node.process.pid
@@ -173,6 +258,8 @@ def main() -> None:
                          "durable settings (tests/support/pg.py; fsync and synchronous_commit on)")
     ap.add_argument("--sqlite-synchronous", choices=["FULL", "NORMAL", "OFF"],
                     help="override the node's sqlite_synchronous setting (default: the node's own, FULL)")
+    ap.add_argument("--client", choices=sorted(CLIENTS), default="http",
+                    help="http: http.client keep-alive connections (default); httpx: httpx.Client, as before")
     ap.add_argument("--py-spy", type=Path, metavar="OUT",
                     help="record the server with py-spy (collapsed stacks to OUT) during the last run")
     args = ap.parse_args()
@@ -183,7 +270,7 @@ def main() -> None:
     sizes = [len(r.body) for r in requests]
     print(f"ITI-41 throughput; {machine()}")
     print(f"node: {'SQLite' if args.database == 'sqlite' else 'PostgreSQL'} + filesystem blobs, `dmp serve` "
-          f"({args.workers} worker process(es)); requests: MTOM, one CDA document each, "
+          f"({args.workers} worker process(es)); client: {args.client}; requests: MTOM, one CDA document each, "
           f"message {statistics.mean(sizes) / 1024:.1f} KiB on average")
     overrides = {"sqlite_synchronous": args.sqlite_synchronous} if args.sqlite_synchronous else {}
     serve_args = ("--workers", str(args.workers)) if args.workers > 1 else ()
@@ -199,13 +286,13 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
     pid = node.process.pid
     spool = Path(tmp) / "client-spool"
     spool.mkdir()
-    warm = run(node, requests[: args.warmup], 2, args.max_seconds, spool)
+    warm = run(node, requests[: args.warmup], 2, args.max_seconds, spool, args.client)
     print(f"warm-up: {warm.sent} requests, {len(warm.failures)} failures; "
           f"server peak RSS {tree_rss_mb(pid):.1f} MB")
     start = args.warmup
     print(f"{'clients':>7} {'sent':>6} {'failures':>8} {'docs/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
           f"{'p99 ms':>8} {'max ms':>8} {'peak RSS MB':>12} {'srv CPU ms/doc':>14} {'srv CPU %':>9} "
-          f"{'cli CPU %':>9} {'PSS MB':>7}")
+          f"{'cli CPU %':>9} {'cli CPU ms/req':>14} {'PSS MB':>7}")
     results = []
     for n, clients in enumerate(levels):
         batch = requests[start : start + args.requests]
@@ -213,15 +300,16 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
         clear_peak_rss(pid)
         if args.py_spy and n == len(levels) - 1:
             res = profiled(py_spy, args.py_spy, pid,
-                           functools.partial(run, node, batch, clients, args.max_seconds, spool))
+                           functools.partial(run, node, batch, clients, args.max_seconds, spool, args.client))
         else:
-            res = run(node, batch, clients, args.max_seconds, spool)
+            res = run(node, batch, clients, args.max_seconds, spool, args.client)
         lat = sorted(x * 1000 for x in res.latencies)
         print(f"{clients:>7} {res.sent:>6} {len(res.failures):>8} {len(res.latencies) / res.elapsed:>8.1f} "
               f"{percentile(lat, 50):>8.1f} {percentile(lat, 90):>8.1f} {percentile(lat, 99):>8.1f} "
               f"{(lat[-1] if lat else float('nan')):>8.1f} {tree_rss_mb(pid):>12.1f} "
               f"{1000 * res.server_cpu / max(1, res.sent):>14.2f} {100 * res.server_cpu / res.elapsed:>9.0f} "
-              f"{100 * res.client_cpu / res.elapsed:>9.0f} {tree_pss_mb(pid):>7.1f}")
+              f"{100 * res.client_cpu / res.elapsed:>9.0f} {1000 * res.client_cpu / max(1, res.sent):>14.2f} "
+              f"{tree_pss_mb(pid):>7.1f}")
         results.append(res)
     print("server processes, RSS / PSS now (MB), CPU since start (s): "
           + ", ".join(f"{p} {rss_mb(p):.1f} / {pss_mb(p):.1f} {cpu_seconds(p):.1f}s"

@@ -1,6 +1,7 @@
 """CPU per ITI-41 in the wire path, stage by stage: the MTOM decoder (with the envelope read at the root
-part, as the server does), the envelope reader alone, and the answer (RegistryResponse, envelope, MTOM
-framing). Best of N of ``time.process_time_ns`` over a batch, on the same request bytes as
+part, as the server does), the envelope reader alone, the ebRIM read of the submission, the registry's
+validation and rows (``prepare``, no database), and the answer (RegistryResponse, envelope, MTOM framing).
+Best of N of ``time.process_time_ns`` over a batch, on the same request bytes as
 ``iti41_throughput.py``: machine load moves these figures far less than HTTP rates (issue 13).
 
     .venv/bin/python benchmarks/mtom_path.py [--rounds 7] [--batch 300]
@@ -18,8 +19,17 @@ import _harness  # noqa: F401  (test support on sys.path)
 from iti41_throughput import encode_requests
 from xds_client import ITI41
 
-from registry import RegistryResponse, ResponseStatus, registry_response
-from soap_wsdl import MtomDecoder, mtom_content_type, mtom_stream, new_boundary, read_envelope, response_envelope
+from registry import RegistryResponse, ResponseStatus, now_dtm, read_registry_object_list, registry_response
+from registry._submission import prepare
+from soap_wsdl import (
+    MtomDecoder,
+    mtom_content_type,
+    mtom_stream,
+    new_boundary,
+    ns,
+    read_envelope,
+    response_envelope,
+)
 
 
 def best_us(fn: Callable[[], object], rounds: int, batch: int) -> float:
@@ -54,6 +64,15 @@ def main() -> None:
     root = message.root
     soap = read_envelope(root)
 
+    sor = soap.body.find(f"{{{ns.LCM}}}SubmitObjectsRequest")
+    assert sor is not None
+    rol = sor.find(f"{{{ns.RIM}}}RegistryObjectList")
+
+    def read_and_prepare() -> None:
+        # prepare() assigns ids in the objects it is given: each round reads them afresh
+        found = prepare(read_registry_object_list(rol), require_repository_attributes=False, now=now_dtm())
+        assert not found.findings, found.findings
+
     def answer() -> None:
         body = registry_response(RegistryResponse(ResponseStatus.SUCCESS))
         envelope = response_envelope(ITI41 + "Response", soap.message_id, body)
@@ -63,6 +82,8 @@ def main() -> None:
 
     print(f"request: {len(request.body)} bytes, root part {len(root)} bytes; best of {args.rounds} x {args.batch}")
     for name, fn in (("MTOM decode + envelope read", decode), ("envelope read alone", lambda: read_envelope(root)),
+                     ("ebRIM read", lambda: read_registry_object_list(rol)),
+                     ("ebRIM read + prepare (validation, rows)", read_and_prepare),
                      ("answer (RegistryResponse, envelope, MTOM)", answer)):
         print(f"  {name:45s} {best_us(fn, args.rounds, args.batch):8.1f} µs CPU per document")
 

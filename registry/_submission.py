@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, exc, insert, select, text, update
 
-from registry import _hl7, _model
+from registry import _hl7, _model, _uuids
 from registry._catalogue import Problem
 from registry._checks import Claims, Known, check, claims_of
 from registry._errors import RegistryError, Severity, SubmissionRefused
@@ -173,7 +173,7 @@ def _assign_ids(c: Classified) -> None:
     def new(ident: str) -> str:
         if ident.startswith("urn:uuid:"):
             return ident
-        return mapping.setdefault(ident, f"urn:uuid:{uuid.uuid4()}")
+        return mapping.setdefault(ident, _uuids.urn_uuid())
 
     objs = c.all()
     for o in objs:
@@ -215,7 +215,7 @@ def rows_of(c: Classified, now: str, versions: dict[int, tuple[str, int]] | None
         o.status = None  # status lives in its column and is written out at query time
         if kind in ("SS", "FD") and not any(cl.node for cl in o.classifications):
             # Sent at top level (NIST samples do): keep it with the package so stored XML is self-contained.
-            o.classifications.append(Classification(id=f"urn:uuid:{uuid.uuid4()}", classified_object=o.id,
+            o.classifications.append(Classification(id=_uuids.urn_uuid(), classified_object=o.id,
                                                     node=NODE_SUBMISSION_SET if kind == "SS" else NODE_FOLDER))
         if kind == "FD":
             o.slots = [s for s in o.slots if s.name != "lastUpdateTime"]

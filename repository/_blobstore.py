@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+StrPath = str | os.PathLike[str]
+
 CHUNK = 256 * 1024
 
 
@@ -98,10 +100,16 @@ class FilesystemBlobStore:
         self._pending = root / ".pending"
         for d in (self.root, self.spool, self._pending):
             d.mkdir(parents=True, exist_ok=True)
+        self._root, self._pending_dir = os.fspath(root), os.fspath(self._pending)
 
     def _path(self, unique_id: str) -> Path:
+        return Path(self._file(unique_id))
+
+    def _file(self, unique_id: str) -> str:
+        """The blob's file name as a string: :meth:`add` joins and passes names as strings, not ``Path``s
+        (pathlib's parsing and joining was a tenth of the repository's own CPU per ITI-41, issue 13)."""
         h = hashlib.sha256(unique_id.encode()).hexdigest()
-        return self.root / h[:2] / h[2:4] / h
+        return f"{self._root}/{h[:2]}/{h[2:4]}/{h}"
 
     # --- writing ------------------------------------------------------------------------------------
 
@@ -113,24 +121,25 @@ class FilesystemBlobStore:
 
         Each attempt has its own durable marker, so a concurrent submission of the same uniqueId that loses
         the race can never drop the winner's marker."""
-        final = self._path(unique_id)
-        if final.exists():
+        final = self._file(unique_id)
+        if os.path.exists(final):
             return None
-        marker = self._pending / f"{final.name}.{uuid.uuid4().hex}"
-        pending = PendingBlob(unique_id, str(marker))
+        shard, name = os.path.split(final)
+        marker = f"{self._pending_dir}/{name}.{uuid.uuid4().hex}"
+        pending = PendingBlob(unique_id, marker)
         linked = False
         try:
             meta = {"uniqueId": unique_id, "mimeType": mime_type, "size": size, "sha1": sha1}
             _write_durably(marker, json.dumps(meta).encode())    # fsync 1: the marker, the sidecar to be
             _fsync_file(source)                                  # fsync 2: the document's data
             if not _link_new(source, final):
-                marker.unlink(missing_ok=True)
+                _unlink(marker)
                 return None
             linked = True
             # Only the attempt that owns the blob gets its sidecar (ITI-43 needs both to serve it): a name for
             # the marker's complete, already durable file, so a reader never sees a partly written sidecar.
-            _link_sidecar(marker, final.with_suffix(".meta"))
-            _fsync_dir(final.parent)                             # fsync 3: both names in the shard directory
+            _link_sidecar(marker, final + ".meta")
+            _fsync_dir(shard)                                    # fsync 3: both names in the shard directory
             return pending
         except BaseException:
             # Failed half-way (disk full while writing the marker or the sidecar...): the caller only undoes
@@ -138,14 +147,14 @@ class FilesystemBlobStore:
             if linked:
                 self.remove([pending])
             else:
-                marker.unlink(missing_ok=True)
-                self._prune(final.parent)
+                _unlink(marker)
+                self._prune(Path(shard))
             raise
 
     def commit(self, blobs: list[PendingBlob]) -> None:
         """The registry accepted these documents: they are no longer pending."""
         for b in blobs:
-            Path(b.marker).unlink(missing_ok=True)
+            _unlink(b.marker)
 
     def remove(self, blobs: list[PendingBlob]) -> None:
         """Undo :meth:`add` for documents whose registration failed, shard directories included when they
@@ -217,25 +226,28 @@ class FilesystemBlobStore:
         return BlobInfo(unique_id, meta["mimeType"], meta["size"], meta["sha1"], p)
 
 
-def _link_new(source: Path, final: Path) -> bool:
+def _link_new(source: StrPath, final: str) -> bool:
     """Create ``final`` with the content of ``source`` if it does not exist (False if it does): a hard link,
-    or a durable copy where hard links are not possible. The shard directories are made as needed, again if a
-    concurrent removal pruned them in between."""
-    for _ in range(3):
-        final.parent.mkdir(parents=True, exist_ok=True)
+    or a durable copy where hard links are not possible. The shard directories are made when the link finds
+    them missing (new, or pruned by a concurrent removal in between): most documents go to an existing shard,
+    where a ``mkdir`` first would cost system calls and an exception per document."""
+    parent = os.path.dirname(final)
+    for attempt in range(4):
         try:
             os.link(source, final)  # atomic create-if-absent: a concurrent twin gets FileExistsError
             return True
         except FileExistsError:
             return False
         except FileNotFoundError:
-            if not source.exists():
+            if not os.path.exists(source):
                 raise
-            continue  # the shard directory was pruned by a concurrent removal
+            if attempt < 3:
+                os.makedirs(parent, exist_ok=True)   # the shard directory is missing: make it, then link again
+            continue
         except OSError:
             break     # spool on another filesystem (or no hard links): copy
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_suffix(f".{uuid.uuid4().hex}.tmp")
+    os.makedirs(parent, exist_ok=True)
+    tmp = f"{final}.{uuid.uuid4().hex}.tmp"
     try:
         with open(source, "rb") as src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, CHUNK)
@@ -247,17 +259,22 @@ def _link_new(source: Path, final: Path) -> bool:
             return False
         return True
     finally:
-        tmp.unlink(missing_ok=True)
+        _unlink(tmp)
 
 
-def _link_sidecar(marker: Path, meta: Path) -> None:
+def _link_sidecar(marker: str, meta: str) -> None:
     """Give the marker's file the sidecar's name. A sidecar without its document (a removal cut short by a crash
     before recovery ran) is stale: it is replaced."""
     if _link_new(marker, meta):
         return
-    meta.unlink(missing_ok=True)
+    _unlink(meta)
     if not _link_new(marker, meta):
-        raise FileExistsError(f"sidecar {meta.name} created concurrently")
+        raise FileExistsError(f"sidecar {os.path.basename(meta)} created concurrently")
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _marker_unique_id(marker: Path) -> str:
@@ -279,7 +296,7 @@ def read_chunks(path: Path, chunk: int = CHUNK) -> Iterator[bytes]:
             yield data
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync_file(path: StrPath) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -287,18 +304,19 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: StrPath) -> None:
     with contextlib.suppress(OSError):  # some filesystems refuse fsync on directories
         _fsync_file(path)
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+def _write_durably(path: str, data: bytes) -> None:
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except BaseException:
+        _unlink(tmp)   # only when it was not renamed: after os.replace there is nothing left to remove
+        raise

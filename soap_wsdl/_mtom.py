@@ -24,6 +24,7 @@ import binascii
 import contextlib
 import dataclasses
 import enum
+import errno
 import hashlib
 import os
 import pathlib
@@ -372,10 +373,10 @@ class _MemorySink:
 class _FileSink:
     """An attachment: spooled to a temp file, hashed on the way."""
 
-    def __init__(self, spool_dir: pathlib.Path) -> None:
-        fd, name = tempfile.mkstemp(dir=spool_dir, prefix="mtom-", suffix=".part")
+    def __init__(self, spool_dir: str) -> None:
+        fd, name = _create_spool_file(spool_dir)
         self.path = pathlib.Path(name)
-        self.file = os.fdopen(fd, "wb")
+        self.file = open(fd, "wb")  # noqa: SIM115 -- closed by the decoder when the part ends or is discarded
         # XDS hash is an integrity check defined as SHA-1 (ITI TF-3 4.2.3.2.11), not a security control.
         self.sha1 = hashlib.sha1(usedforsecurity=False)
         self.size = 0
@@ -384,6 +385,22 @@ class _FileSink:
         self.file.write(chunk)
         self.sha1.update(chunk)
         self.size += len(chunk)
+
+
+_SPOOL_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _create_spool_file(spool_dir: str) -> tuple[int, str]:
+    """A new file ``mtom-<random>.part`` in ``spool_dir``, created exclusively and readable by its owner only
+    (what ``tempfile.mkstemp`` does, without its per-call parameter handling and name generator: one spool file
+    per attachment of every ITI-41, issue 13). Names carry 64 random bits; a clash is retried as mkstemp does."""
+    for _ in range(tempfile.TMP_MAX):
+        name = f"{spool_dir}/mtom-{secrets.token_hex(8)}.part"
+        try:
+            return os.open(name, _SPOOL_FLAGS, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no usable temporary file name found in the spool directory")
 
 
 @dataclass
@@ -450,7 +467,7 @@ class MtomDecoder:
             raise MimeError("multipart boundary is not a Latin-1 string") from None
         start = params.get("start")
         self._start = _normalize_cid(start) if start is not None else None
-        self._spool_dir = spool_dir
+        self._spool_dir = os.fspath(spool_dir)
         self._max_root_bytes = max_root_bytes
         self._max_header_bytes = max_header_bytes
         self._max_parts = max_parts

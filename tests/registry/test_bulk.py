@@ -25,6 +25,7 @@ from registry import (
     read_registry_object_list,
 )
 from registry import _bulk as bulk_module
+from registry import _uuids as registry_uuids
 from registry._schema import association, metadata, registry_object
 from registry._vocabulary import AssociationType as T
 
@@ -240,6 +241,7 @@ def test_symbolic_ids_get_the_same_rows(new_registry, monkeypatch):
         registry = new_registry()
         counter = itertools.count()
         monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=next(counter)))
+        monkeypatch.setattr(registry_uuids, "urn_uuid", lambda: f"urn:uuid:{uuid.UUID(int=next(counter))}")
         register(registry, copy.deepcopy(subs))
         monkeypatch.undo()
         return content(registry, set())

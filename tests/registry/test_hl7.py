@@ -123,3 +123,23 @@ def test_uuid_urn():
     assert not _hl7.is_uuid_urn("urn:uuid:d831e2f9-aade-4783-b37d-fbe69811e11")
     assert not _hl7.is_uuid_urn("urn:uuid:d831e2f9aade4783b37dfbe69811e11d----")  # 32 hex digits, hyphens misplaced
     assert not _hl7.is_uuid_urn("urn:uuid:d831e2f9aade4783b37dfbe69811e11d")
+
+
+def _dtm_valid_by_calendar(value: str) -> bool:
+    """A 4-14 digit DTM of even length (after the year) that datetime accepts, padded with the earliest instant."""
+    if not (value.isdigit() and value.isascii() and 4 <= len(value) <= 14 and len(value) % 2 == 0):
+        return False
+    padded = _hl7.dtm_floor(value)
+    try:
+        datetime.strptime(padded, "%Y%m%d%H%M%S")
+    except ValueError:
+        return False
+    return True
+
+
+@given(st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 24), st.integers(0, 60),
+       st.integers(0, 60), st.integers(2, 7))
+def test_dtm_day_of_month_follows_the_calendar(year, month, day, hour, minute, second, length):
+    """Every month's length, February of leap years included (issue 13: a table instead of calendar.monthrange)."""
+    value = f"{year:04d}{month:02d}{day:02d}{hour:02d}{minute:02d}{second:02d}"[: 2 * length]
+    assert (_hl7.check_dtm(value) is None) is _dtm_valid_by_calendar(value)

@@ -92,3 +92,46 @@ def test_recover_reads_the_markers_of_both_formats(tmp_path: Path) -> None:
     assert info is not None
     assert info.sha1 == "c" * 40
     assert not list((store.root / ".pending").iterdir())
+
+
+def _same_shard_unique_ids() -> tuple[str, str]:
+    """Two uniqueIds whose blobs share a shard directory (the first four hex digits of their SHA-256)."""
+    import hashlib
+
+    seen: dict[str, str] = {}
+    for n in range(1_000_000):
+        uid = f"1.2.250.1.999.{n}"
+        shard = hashlib.sha256(uid.encode()).hexdigest()[:4]
+        if shard in seen:
+            return seen[shard], uid
+        seen[shard] = uid
+    raise AssertionError("no two uniqueIds in one shard")
+
+
+def test_a_document_is_linked_into_an_existing_shard_and_into_one_a_removal_pruned(tmp_path: Path) -> None:
+    """The shard directory is made only when the link finds it missing (issue 13): a second document of the same
+    shard is linked into the existing directory; once a removal pruned it, the next document makes it again."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    first, second = _same_shard_unique_ids()
+    source = tmp_path / "doc"
+    source.write_bytes(b"document")
+    a = store.add(first, source, mime_type="text/plain", size=8, sha1="b" * 40)
+    assert a is not None
+    shard = store._path(first).parent
+    assert store._path(second).parent == shard
+    b = store.add(second, source, mime_type="text/plain", size=8, sha1="c" * 40)
+    assert b is not None
+    store.commit([a, b])
+    names = {store._path(u).name + suffix for u in (first, second) for suffix in ("", ".meta")}
+    assert {p.name for p in shard.iterdir()} == names
+    assert store.get(first) is not None
+    assert store.get(second) is not None
+    store.remove([a, b])
+    assert not shard.exists()            # pruned with its parent
+    again = store.add(second, source, mime_type="text/plain", size=8, sha1="c" * 40)
+    assert again is not None
+    store.commit([again])
+    info = store.get(second)
+    assert info is not None
+    assert Path(info.content).read_bytes() == b"document"
+    assert info.sha1 == "c" * 40

@@ -711,3 +711,19 @@ def test_with_on_root_a_part_before_the_root_is_refused(tmp_path: pathlib.Path) 
     with pytest.raises(MimeError, match="MIME part 1 comes before the root part <b@x>"):
         decoder.feed(body)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_attachments_are_spooled_to_private_distinct_files_in_the_spool_directory(tmp_path: pathlib.Path) -> None:
+    """Each attachment gets a file of its own, created exclusively in the spool directory and readable by its owner
+    only (what tempfile.mkstemp guaranteed before the spool files were created directly, issue 13)."""
+    parts = [(["Content-ID: <root@x>"], b"<env/>")] + [([f"Content-ID: <d{i}@x>"], b"doc %d" % i) for i in range(5)]
+    message = decode(multipart("b", parts), related("b", "<root@x>"), tmp_path)
+    paths = [att.path for att in message.attachments.values()]
+    assert len(set(paths)) == 5
+    for i, path in enumerate(paths):
+        assert path.parent == tmp_path
+        assert re.fullmatch(r"mtom-[0-9a-f]{16}\.part", path.name)
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.read_bytes() == b"doc %d" % i
+    message.discard()
+    assert list(tmp_path.iterdir()) == []
