@@ -82,11 +82,11 @@ def lock_new_ids(conn: Connection, ids: Iterable[str]) -> None:
     keys = sorted({int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8, person=b"dmp-registry-id").digest(),
                                   "big", signed=True) for i in ids})
     if keys:
-        conn.execute(_LOCK_IDS, {"keys": keys})
+        _LOCK_IDS.run(conn, {"keys": keys})
 
 
-_LOCK_IDS = text("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k "
-                 "ORDER BY k) AS ids")
+_LOCK_IDS = DirectStatement(text("SELECT count(pg_advisory_xact_lock(k)) FROM "
+                                 "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ids"))
 
 
 def _partitioned(conn: Connection) -> bool:
