@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from consent._history import GENESIS
 from consent._model import AuthorizationState, Dossier
 from consent._schema import dossier, professional_access, ps_authorization
+from registry import DirectStatement
 
 d, a, pa = dossier.c, ps_authorization.c, professional_access.c
 _CODE_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"     # no 0/O, 1/I: read aloud or typed from paper
@@ -22,13 +23,13 @@ _SCRYPT: Final = {"n": 2**14, "r": 8, "p": 1}
 # Built once (every request runs them): SQLAlchemy then neither rebuilds the statement nor recomputes its cache key.
 _DECIDING = (d.closed_at, d.minor, d.treating_doctor, d.allow_break_glass, d.allow_centre_15,
              d.masked_visible_in_emergency, d.feeding_opposed)
-_WITH_ONE_AUTHORIZATION = (
+_WITH_ONE_AUTHORIZATION = DirectStatement(
     select(*_DECIDING, a.state.label("only_state"))
     .select_from(dossier.outerjoin(ps_authorization, (a.patient_key == d.patient_key)
                                    & (a.professional_id == bindparam("only"))))
     .where(d.patient_key == bindparam("patient_key")))
 _DOSSIER = select(*_DECIDING).where(d.patient_key == bindparam("patient_key"))
-_FIRST_ACCESS = {name: dialect.insert(professional_access).on_conflict_do_nothing()
+_FIRST_ACCESS = {name: DirectStatement(dialect.insert(professional_access).on_conflict_do_nothing())
                  for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 
 
@@ -37,7 +38,7 @@ def load(conn: Connection, patient_key: str, *, only: str | None = None) -> Doss
     request's decision needs), else all of them."""
     row: Any
     if only is not None:
-        row = conn.execute(_WITH_ONE_AUTHORIZATION, {"patient_key": patient_key, "only": only}).first()
+        row = _WITH_ONE_AUTHORIZATION.first(conn, {"patient_key": patient_key, "only": only})
         if row is None:
             return None
         auths = {only: AuthorizationState(row.only_state)} if row.only_state else {}
@@ -126,4 +127,4 @@ def first_access(conn: Connection, patient_key: str, professional_id: str, now: 
     """Record that ``professional_id`` accessed the dossier; True the first time (the patient is told, R36).
     One statement: an insert that does nothing when the pair is already there."""
     values = {"patient_key": patient_key, "professional_id": professional_id, "first_at": now}
-    return conn.execute(_FIRST_ACCESS[conn.dialect.name], values).rowcount == 1
+    return _FIRST_ACCESS[conn.dialect.name].run(conn, values) == 1

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from sqlalchemy import Column, Connection, Row, Select, bindparam, insert, select, update
+from sqlalchemy import Column, Connection, bindparam, insert, select, update
 
 from consent._schema import access_history, dossier
+from registry import DirectStatement
 
 GENESIS: Final = "0" * 64
 h, d = access_history.c, dossier.c
@@ -61,32 +62,33 @@ def link(prev_hash: str, patient_key: str, seq: int, at: str, entry_json: str) -
 
 
 def append(conn: Connection, patient_key: str, entry: HistoryEntry, at: str,
-           also: tuple[Column[Any], ...] = ()) -> Row[Any] | None:
+           also: tuple[Column[Any], ...] = ()) -> Any:
     """Append ``entry`` to the patient's history in the caller's transaction. Returns the dossier's row as read
     for it (its head, and the columns ``also`` names: one statement for what the caller needs next of the same
     row, e.g. the notices' recipients), None when the patient has no dossier (nothing appended). The dossier row
     is locked for the update on PostgreSQL, so concurrent appends to one history are serialised (SQLite writers
     already are)."""
-    head = conn.execute(_head(also), {"key": patient_key}).first()
+    head = _head(also).first(conn, {"key": patient_key})
     if head is None:
         return None
     seq = int(head.history_seq) + 1
     text = entry.to_json()
     digest = link(head.history_head, patient_key, seq, at, text)
-    conn.execute(_INSERT, {"patient_key": patient_key, "seq": seq, "at": at, "entry": text,
+    _INSERT.run(conn, {"patient_key": patient_key, "seq": seq, "at": at, "entry": text,
                            "prev_hash": head.history_head, "hash": digest})
-    conn.execute(_MOVE_HEAD, {"key": patient_key, "history_seq": seq, "history_head": digest})
+    _MOVE_HEAD.run(conn, {"key": patient_key, "history_seq": seq, "history_head": digest})
     return head
 
 
-# Built once (every access runs them): no statement building nor cache-key computation per entry.
+# Built once and executed directly (every access runs them: ``registry.DirectStatement``).
 @functools.cache
-def _head(also: tuple[Column[Any], ...]) -> Select[Any]:
-    return select(d.history_seq, d.history_head, *also).where(d.patient_key == bindparam("key")).with_for_update()
+def _head(also: tuple[Column[Any], ...]) -> DirectStatement:
+    return DirectStatement(
+        select(d.history_seq, d.history_head, *also).where(d.patient_key == bindparam("key")).with_for_update())
 
 
-_INSERT = insert(access_history)
-_MOVE_HEAD = update(dossier).where(d.patient_key == bindparam("key"))
+_INSERT = DirectStatement(insert(access_history))
+_MOVE_HEAD = DirectStatement(update(dossier).where(d.patient_key == bindparam("key")))
 
 
 @dataclass(frozen=True)

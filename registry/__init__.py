@@ -4,6 +4,7 @@ the SQL store, and the registry transactions (ITI-42 now; ITI-18 and ITI-57 buil
 
 from registry._bulk import BulkReport, SubmissionOutcome
 from registry._catalogue import Problem
+from registry._direct import DirectStatement
 from registry._errors import (
     ErrorCode,
     RegistryError,
@@ -54,6 +55,7 @@ __all__ = [
     "Author",
     "BulkReport",
     "Code",
+    "DirectStatement",
     "DocumentEntry",
     "DocumentFacts",
     "DocumentFilter",

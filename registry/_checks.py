@@ -14,11 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, any_, bindparam, select
+from sqlalchemy import ColumnElement, Connection, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from registry import _hl7
 from registry._catalogue import Problem
+from registry._direct import DirectStatement
 from registry._errors import RegistryError
 from registry._query_run import chunks
 from registry._schema import document_entry, patient, registry_object
@@ -115,7 +116,7 @@ class Known:
         keys = {c.patient_key for c in claims if c.patient_is_cx and c.patient_key}
         statements = _statements(conn.dialect.name == "postgresql")
         for chunk in _ordered_chunks(keys):
-            rows = conn.execute(statements.patients, {"values": chunk})
+            rows = statements.patients.rows(conn, {"values": chunk})
             k.patients.update({r.patient_key: r.closed_at for r in rows})
         ids = {i for c in claims for i in c.object_ids if i.startswith("urn:uuid:")}
         for chunk in _ordered_chunks(ids.union(*(c.outside_refs() for c in claims))):
@@ -125,7 +126,7 @@ class Known:
         packages = {u for c in claims for u, _ in c.package_unique_ids}
         documents = {d[0] for c in claims for d in c.document_unique_ids}
         for chunk in _ordered_chunks(packages | documents):
-            for r in conn.execute(statements.unique_ids, {"values": chunk}):
+            for r in statements.unique_ids.rows(conn, {"values": chunk}):
                 if r.kind == "DE":
                     if r.unique_id in documents:
                         k.document_unique_ids.setdefault(r.unique_id, []).append((r.hash, r.size))
@@ -156,18 +157,19 @@ def _existing(conn: Connection, ids: Iterable[str]) -> dict[str, Existing]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = conn.execute(_statements(conn.dialect.name == "postgresql").existing, {"values": wanted}).all()
+    rows = _statements(conn.dialect.name == "postgresql").existing.rows(conn, {"values": wanted})
     return {r.id: Existing(r.id, r.kind, r.status, r.patient_key, r.unique_id) for r in rows}
 
 
 @dataclass(frozen=True)
 class _Statements:
-    """The look-ups of :meth:`Known.load`, built once per dialect (every registration runs them: building a
-    statement and its cache key cost more CPU than SQLite's execution). Each takes the parameter ``values``."""
+    """The look-ups of :meth:`Known.load`, built once per dialect and executed directly (``registry._direct``:
+    every registration runs them, and SQLAlchemy's execution costs more CPU than SQLite's). Each takes the
+    parameter ``values``."""
 
-    patients: Select[Any]
-    existing: Select[Any]
-    unique_ids: Select[Any]   # SubmissionSets, Folders (hash, size NULL) and DocumentEntries holding them
+    patients: DirectStatement
+    existing: DirectStatement
+    unique_ids: DirectStatement   # SubmissionSets, Folders (hash, size NULL) and DocumentEntries holding them
 
 
 @functools.cache
@@ -181,10 +183,12 @@ def _statements(postgresql: bool) -> _Statements:
 
     ro, de = registry_object.c, document_entry.c
     return _Statements(
-        patients=select(patient.c.patient_key, patient.c.closed_at).where(among(patient.c.patient_key)),
-        existing=select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id).where(among(ro.id)),
-        unique_ids=select(ro.unique_id, ro.kind, de.hash, de.size).outerjoin(document_entry, de.id == ro.id)
-        .where(among(ro.unique_id), ro.kind.in_(("SS", "FD", "DE"))))
+        patients=DirectStatement(
+            select(patient.c.patient_key, patient.c.closed_at).where(among(patient.c.patient_key))),
+        existing=DirectStatement(select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id).where(among(ro.id))),
+        unique_ids=DirectStatement(
+            select(ro.unique_id, ro.kind, de.hash, de.size).outerjoin(document_entry, de.id == ro.id)
+            .where(among(ro.unique_id), ro.kind.in_(("SS", "FD", "DE")))))
 
 
 def _ordered_chunks(values: Iterable[str]) -> Iterable[list[str]]:

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Table, exc, insert, select, text, update
 from registry import _hl7, _model, _uuids
 from registry._catalogue import Problem
 from registry._checks import Claims, Known, check, claims_of
+from registry._direct import DirectStatement
 from registry._errors import RegistryError, Severity, SubmissionRefused
 from registry._profile import MetadataProfile
 from registry._rim import Classification, Kind, RimObject, RimSubmission, Slot
@@ -81,11 +82,11 @@ def lock_new_ids(conn: Connection, ids: Iterable[str]) -> None:
     keys = sorted({int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8, person=b"dmp-registry-id").digest(),
                                   "big", signed=True) for i in ids})
     if keys:
-        conn.execute(_LOCK_IDS, {"keys": keys})
+        _LOCK_IDS.run(conn, {"keys": keys})
 
 
-_LOCK_IDS = text("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k "
-                 "ORDER BY k) AS ids")
+_LOCK_IDS = DirectStatement(text("SELECT count(pg_advisory_xact_lock(k)) FROM "
+                                 "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ids"))
 
 
 def _partitioned(conn: Connection) -> bool:
@@ -100,12 +101,12 @@ def _partitioned(conn: Connection) -> bool:
 
 def write_origin(conn: Connection, submission_set_id: str, origin: Origin | None) -> None:
     if origin is not None:
-        conn.execute(_INSERT_ORIGIN, {
+        _INSERT_ORIGIN.run(conn, {
             "submission_set_id": submission_set_id, "submitter": origin.submitter[:64],
             "structure_id": origin.structure[:64] if origin.structure else None, "by_patient": origin.by_patient})
 
 
-_INSERT_ORIGIN = insert(submission_origin)
+_INSERT_ORIGIN = DirectStatement(insert(submission_origin))
 
 
 def refuses(findings: Iterable[RegistryError]) -> bool:
@@ -261,7 +262,7 @@ _TABLES = ((registry_object, "objects"), (document_entry, "documents"), (submiss
            (folder, "folders"), (association, "associations"), (object_value, "values"))
 
 
-_INSERTS = {table.name: table.insert() for table, _ in _TABLES}   # built once: no per-call cache-key work
+_INSERTS = {table.name: DirectStatement(table.insert()) for table, _ in _TABLES}   # compiled once per dialect
 
 
 def insert_rows(conn: Connection, rows: Sequence[Rows]) -> None:
@@ -274,7 +275,7 @@ def insert_rows(conn: Connection, rows: Sequence[Rows]) -> None:
         if conn.dialect.name == "postgresql":
             _copy(conn, table, batch)
         else:
-            conn.execute(_INSERTS[table.name], batch)
+            _INSERTS[table.name].run_many(conn, batch)
 
 
 def _copy(conn: Connection, table: Table, rows: list[Row]) -> None:
