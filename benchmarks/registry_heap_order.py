@@ -8,7 +8,9 @@ patient column and stays as loaded), prints:
 - the heap pages holding one patient's rows, and ``EXPLAIN (ANALYZE, BUFFERS)`` of the FindDocuments
   LeafClass statement for one patient;
 - p50/p99 latency, this process's and PostgreSQL's CPU per query of ``--queries`` random FindDocuments
-  (LeafClass and ObjectRef, alternated).
+  (LeafClass and ObjectRef), measured in the process that made the load and again in a fresh one (started
+  with ``--url``, measuring only): what the load left in the process (its heap, its objects) is told apart
+  from what the database's size does.
 
     .venv/bin/python benchmarks/registry_heap_order.py [--patients 2500] [--queries 300]
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -81,8 +85,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=2500)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--url", help="measure only, on this loaded registry (the fresh process)")
     args = parser.parse_args()
     corpus = Corpus(args.patients, 100)
+    if args.url:
+        store = Store(args.url)
+        server = object.__new__(scale.DurablePostgres)  # the running server of ``--url``, for its CPU figure
+        server.data = Path(args.url.split("host=", 1)[1]) / "data"
+        measure(Registry(store), corpus, args.patients, args.queries, server.cpu_seconds)
+        store.dispose()
+        return
     print(f"registry_heap_order: {scale.machine()}", flush=True)
     with tempfile.TemporaryDirectory() as workdir, \
             scale.database("postgresql", Path(workdir)) as (url, _size, server_cpu, analyze):
@@ -105,7 +117,12 @@ def main() -> None:
             print(f"{order}: one patient's 100 DocumentEntries on {ro_pages} heap pages of registry_object, "
                   f"{de_pages} of document_entry", flush=True)
             print(explain(registry, probe()[0]), flush=True)
+            print(" in the process that made the load:", flush=True)
             measure(registry, corpus, args.patients, args.queries, server_cpu)
+            print(" in a fresh process:", flush=True)
+            subprocess.run([sys.executable, __file__, "--url", url, "--patients", str(args.patients),
+                            "--queries", str(args.queries)],
+                           check=True)
         store.dispose()
 
 

@@ -73,7 +73,11 @@ def _render(conn: Connection, result: Result, return_type: str, stored: dict[str
     for chunk in chunks([i for i in ids if i not in stored]):
         for r in conn.execute(select(ro.id, *STORED_AS_IS).where(ro.id.in_(chunk))):
             stored[r[0]] = (r[1], r[2])
-    return [part for i in ids for part in leaf_parts(stored[i][1], stored[i][0])]
+    parts: list[bytes | memoryview] = []
+    for i in ids:
+        status, form = stored[i]
+        parts += leaf_parts(form, status)
+    return parts
 
 
 def adhoc_query_response(status: ResponseStatus, errors: list[RegistryError],
