@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, exists, select
+from sqlalchemy import ColumnElement, Connection, LargeBinary, Select, String, and_, exists, select, type_coerce
 
 from registry._catalogue import Problem
 from registry._query_args import Args
@@ -35,6 +35,9 @@ _CHUNK = 500  # ids per IN (...) list: well under SQLite's parameter limit
 _DE_CODES = {"ClassCode": "class", "TypeCode": "type", "PracticeSettingCode": "practice",
              "HealthcareFacilityTypeCode": "hcft", "FormatCode": "format"}
 _P = "$XDSDocumentEntry"
+# The status code and stored form of an object as stored, without the column types' decoding: a LeafClass
+# answer splices the stored form's bytes and needs the status only as an attribute (registry._leaf).
+STORED_AS_IS = (type_coerce(ro.status, String), type_coerce(ro.xml, LargeBinary))
 
 
 @dataclass
@@ -64,14 +67,14 @@ def chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
 
 class Runner:
     """Runs one stored query. With ``leaf_class``, the statements that select objects also read their status
-    and stored XML (``stored``), so that the answer needs no second look-up of the same rows (on PostgreSQL
-    that second round trip was a third of a FindDocuments answer)."""
+    and stored XML as stored (``stored``: status code, stored form), so that the answer needs no second look-up
+    of the same rows (on PostgreSQL that second round trip was a third of a FindDocuments answer)."""
 
     def __init__(self, conn: Connection, args: Args, document_filter: ColumnElement[bool] | None,
                  limit: int, *, leaf_class: bool = False) -> None:
         self.conn, self.args, self.filter, self.limit = conn, args, document_filter, limit
         self.leaf_class = leaf_class
-        self.stored: dict[str, tuple[str, str]] = {}  # id -> (status, xml)
+        self.stored: dict[str, tuple[str, bytes]] = {}  # id -> (status code, stored form of the XML)
 
     def run(self) -> Result:
         name = self.args.query.name
@@ -83,7 +86,7 @@ class Runner:
 
     def _ids(self, stmt: Q) -> list[str]:
         if self.leaf_class:
-            found = self.conn.execute(stmt.add_columns(ro.status, ro.xml).limit(self.limit + 1)).all()
+            found = self.conn.execute(stmt.add_columns(*STORED_AS_IS).limit(self.limit + 1)).all()
             self.stored.update((r[0], (r[1], r[2])) for r in found)
             rows = [str(r[0]) for r in found]
         else:

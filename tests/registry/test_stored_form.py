@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from registry import _model
 from registry._rim_write import object_xml
-from registry._stored_form import _DICTIONARY_1, decode, encode
+from registry._stored_form import _DICTIONARY_1, decode, decode_utf8, encode
 
 # The text of a HasMember Association and its stored form as version 1 wrote it: stored data must stay readable.
 ASSOCIATION = (
@@ -32,6 +32,7 @@ ASSOCIATION_V1 = bytes.fromhex(
 @given(st.text())
 def test_any_text_reads_back_exactly(text):
     assert decode(encode(text)) == text
+    assert decode_utf8(encode(text)) == text.encode()  # what a LeafClass answer splices
 
 
 @given(st.lists(st.sampled_from(["<rim:Slot name=\"", "urn:uuid:", "é", "&amp;", "\"/>", "x", "\n", "\U0001f600"]),
@@ -56,15 +57,17 @@ def test_values_stored_by_version_1_read_back():
 
 
 @pytest.mark.parametrize("stored", [b"", b"\x00" + ASSOCIATION_V1[1:], b"<rim:Association/>"])
-def test_what_is_not_a_stored_form_is_refused(stored):
+@pytest.mark.parametrize("read", [decode, decode_utf8])
+def test_what_is_not_a_stored_form_is_refused(stored, read):
     with pytest.raises(ValueError, match="not a stored form"):
-        decode(stored)
+        read(stored)
 
 
-def test_a_damaged_value_is_refused():
+@pytest.mark.parametrize("read", [decode, decode_utf8])
+def test_a_damaged_value_is_refused(read):
     damaged = bytearray(ASSOCIATION_V1)
     damaged[-10] ^= 0x40  # a bit of the compressed text: the content checksum no longer matches
     with pytest.raises(ValueError, match="damaged stored form"):
-        decode(bytes(damaged))
+        read(bytes(damaged))
     with pytest.raises(ValueError, match="damaged stored form"):
-        decode(ASSOCIATION_V1[:-5])
+        read(ASSOCIATION_V1[:-5])
