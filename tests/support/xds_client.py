@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -182,10 +185,19 @@ def post(url: str, action: str, body: etree._Element, *, attachments: Iterable[O
             c.close()
 
 
+@lru_cache(maxsize=1)
+def _reply_spool() -> Path:
+    """One spool directory per test process for the attachments of MTOM answers, removed at exit (one per
+    answer left thousands of empty directories in /tmp)."""
+    directory = Path(tempfile.mkdtemp(prefix="dmp-test-replies-"))
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
 def parse_reply(status: int, ctype: str, content: bytes, spool: Path | None = None) -> Reply:
     mime = None
     if ctype.lower().startswith("multipart/related"):
-        dec = MtomDecoder(ctype, spool or Path(tempfile.mkdtemp()))
+        dec = MtomDecoder(ctype, spool or _reply_spool())
         dec.feed(content)
         mime = dec.close()
         root = mime.root
