@@ -15,7 +15,6 @@ Any error refuses the whole submission (the caller rolls back or leaves its rows
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -344,13 +343,13 @@ def insert_association(conn: Connection, association_type: str, source: str, tar
                        template: RimObject | None = None) -> str:
     """Register an association the registry itself creates (folder membership of a replacement, propagation
     to a new version). ``template`` keeps the slots/classifications of the association it derives from."""
-    new_id = f"urn:uuid:{uuid.uuid4()}"
+    new_id = _uuids.urn_uuid()
     obj = template or RimObject(Kind.ASSOCIATION, new_id)
     obj.id = obj.lid = new_id
     obj.version_name, obj.status, obj.home = "1", None, None
     obj.association_type, obj.source, obj.target = association_type, source, target
     for cl in obj.classifications:
-        cl.id, cl.classified_object = f"urn:uuid:{uuid.uuid4()}", new_id
+        cl.id, cl.classified_object = _uuids.urn_uuid(), new_id
     conn.execute(insert(registry_object).values(
         id=new_id, lid=new_id, version=1, kind="AS", status=Status.APPROVED.value, patient_key=None, unique_id=None,
         submission_set_id=submission_set_id, xml=object_xml(obj)))
