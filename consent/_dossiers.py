@@ -23,10 +23,14 @@ _SCRYPT: Final = {"n": 2**14, "r": 8, "p": 1}
 # Built once (every request runs them): SQLAlchemy then neither rebuilds the statement nor recomputes its cache key.
 _DECIDING = (d.closed_at, d.minor, d.treating_doctor, d.allow_break_glass, d.allow_centre_15,
              d.masked_visible_in_emergency, d.feeding_opposed)
+# With the professional's authorisation and whether they have accessed the dossier before (then a request of theirs
+# skips the first-access insert: ``Guard.write_trace``).
 _WITH_ONE_AUTHORIZATION = DirectStatement(
-    select(*_DECIDING, a.state.label("only_state"))
+    select(*_DECIDING, a.state.label("only_state"), pa.first_at.label("only_first_at"))
     .select_from(dossier.outerjoin(ps_authorization, (a.patient_key == d.patient_key)
-                                   & (a.professional_id == bindparam("only"))))
+                                   & (a.professional_id == bindparam("only")))
+                 .outerjoin(professional_access, (pa.patient_key == d.patient_key)
+                            & (pa.professional_id == bindparam("only"))))
     .where(d.patient_key == bindparam("patient_key")))
 _DOSSIER = select(*_DECIDING).where(d.patient_key == bindparam("patient_key"))
 _FIRST_ACCESS = {name: DirectStatement(dialect.insert(professional_access).on_conflict_do_nothing())
@@ -34,14 +38,17 @@ _FIRST_ACCESS = {name: DirectStatement(dialect.insert(professional_access).on_co
 
 
 def load(conn: Connection, patient_key: str, *, only: str | None = None) -> Dossier | None:
-    """The dossier; with ``only``, its authorisations are that professional's alone (one statement: what a
-    request's decision needs), else all of them."""
+    """The dossier; with ``only``, its authorisations are that professional's alone and ``accessed_by`` says
+    whether they have accessed it before (one statement: what a request needs), else all its authorisations."""
     row: Any
+    accessed_by: frozenset[str] = frozenset()
     if only is not None:
         row = _WITH_ONE_AUTHORIZATION.first(conn, {"patient_key": patient_key, "only": only})
         if row is None:
             return None
         auths = {only: AuthorizationState(row.only_state)} if row.only_state else {}
+        if row.only_first_at is not None:
+            accessed_by = frozenset((only,))
     else:
         row = conn.execute(_DOSSIER, {"patient_key": patient_key}).first()
         if row is None:
@@ -52,7 +59,7 @@ def load(conn: Connection, patient_key: str, *, only: str | None = None) -> Doss
                    treating_doctor=row.treating_doctor, authorizations=auths,
                    allow_break_glass=bool(row.allow_break_glass), allow_centre_15=bool(row.allow_centre_15),
                    masked_visible_in_emergency=bool(row.masked_visible_in_emergency),
-                   feeding_opposed=bool(row.feeding_opposed))
+                   feeding_opposed=bool(row.feeding_opposed), accessed_by=accessed_by)
 
 
 @dataclass(frozen=True)

@@ -191,8 +191,11 @@ class Guard:
         if not decision.allowed:
             return
         notices = set(decision.notify)
-        if isinstance(caller, Principal) and _dossiers.first_access(conn, trace.patient_key,
-                                                                     caller.professional_id, at):
+        # A professional the dossier read in this request found in professional_access is not at a first access
+        # (its rows are never removed): no insert to try.
+        if isinstance(caller, Principal) and not (
+                trace.dossier is not None and caller.professional_id in trace.dossier.accessed_by) \
+                and _dossiers.first_access(conn, trace.patient_key, caller.professional_id, at):
             notices.add(Notice.FIRST_ACCESS)
         contacts = contacts_of(row)
         for notice in sorted(notices, key=lambda n: n.value):

@@ -207,6 +207,9 @@ class Dossier:
     allow_centre_15: bool = True
     masked_visible_in_emergency: bool = False           # PDT-INF-526 note 7
     feeding_opposed: bool = False                       # R26
+    # Professionals known to have accessed the dossier already (rows of ``professional_access`` are never removed):
+    # their accesses are not first accesses (R36). Loaded for the requesting professional only; not a rule input.
+    accessed_by: frozenset[str] = frozenset()
 
     def authorization(self, professional_id: str) -> AuthorizationState:
         return self.authorizations.get(professional_id, AuthorizationState.NONE)

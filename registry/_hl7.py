@@ -6,6 +6,7 @@ pure and total: it never raises on odd input, so validation can report every pro
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from dataclasses import dataclass
 
@@ -126,15 +127,8 @@ class CX:
 
     @classmethod
     def parse(cls, value: str) -> CX | None:
-        comps = value.split("^")
-        if len(comps) < 4:
-            return None
-        hd = comps[3].split("&")
-        if len(hd) != 3 or hd[0] or hd[2] != "ISO" or not comps[0] or comps[1] or comps[2]:
-            return None
-        if check_oid(hd[1]) is not None:
-            return None
-        return cls(comps[0], hd[1], comps[4] if len(comps) > 4 else "")
+        """``value`` as a CX, or None when it is not one."""
+        return _remembered_cx(value) if len(value) <= _REMEMBERED_LENGTH else _read_cx(value)
 
     @property
     def key(self) -> str:
@@ -143,6 +137,25 @@ class CX:
 
     def __str__(self) -> str:
         return self.key + (f"^{self.id_type}" if self.id_type else "")
+
+
+def _read_cx(value: str) -> CX | None:
+    comps = value.split("^")
+    if len(comps) < 4:
+        return None
+    hd = comps[3].split("&")
+    if len(hd) != 3 or hd[0] or hd[2] != "ISO" or not comps[0] or comps[1] or comps[2]:
+        return None
+    if check_oid(hd[1]) is not None:
+        return None
+    return CX(comps[0], hd[1], comps[4] if len(comps) > 4 else "")
+
+
+# The last distinct values are remembered (a CX is immutable): one submission has its patient id parsed ~10 times
+# (validation, claims, rows, the consent checker) and a node's requests concern few patients at a time. Values of
+# a patient id's length only, so the memory held stays small whatever a request carries.
+_REMEMBERED_LENGTH = 128
+_remembered_cx = functools.lru_cache(maxsize=1024)(_read_cx)
 
 
 def check_cx(value: str) -> str | None:

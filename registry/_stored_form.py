@@ -127,7 +127,11 @@ _DICTIONARY_1 = "".join([
 ]).encode()
 
 _VERSION = 1
-_LEVEL = 6  # measured on DocumentEntries: level 3 ~16 % larger, 9 and above as small and slower to write
+# Level 3: in the ITI-41 pipeline (cold caches) compressing a submission's objects costs ~0.12 ms of CPU at
+# level 3 against ~0.22 ms at level 6, for ~15 % more stored bytes (~0.17 GiB more per million DocumentEntries,
+# docs/registry-storage.md); 4 and 5 cost nearly as much as 6; 9 and above are as small as 6 and slower
+# (benchmarks/cpu_stored_form.py). The level changes only the bytes written: any level's output decodes the same.
+_LEVEL = 3
 _DICTIONARIES = {1: zstandard.ZstdCompressionDict(_DICTIONARY_1, dict_type=zstandard.DICT_TYPE_RAWCONTENT)}
 
 

@@ -143,3 +143,12 @@ def test_dtm_day_of_month_follows_the_calendar(year, month, day, hour, minute, s
     """Every month's length, February of leap years included (issue 13: a table instead of calendar.monthrange)."""
     value = f"{year:04d}{month:02d}{day:02d}{hour:02d}{minute:02d}{second:02d}"[: 2 * length]
     assert (_hl7.check_dtm(value) is None) is _dtm_valid_by_calendar(value)
+
+
+@given(st.lists(st.sampled_from(["284067512345688", "^", "&", "1.2.250.1.213.1.4.10", "ISO", "NH", "01", "x" * 60]),
+                max_size=12).map("".join))
+def test_cx_parse_remembered_or_not_is_the_same_reading(value):
+    # CX.parse remembers its last values (registry._hl7): asked twice, short or long, it reads what a fresh
+    # reading does.
+    assert _hl7.CX.parse(value) == _hl7._read_cx(value)
+    assert _hl7.CX.parse(value) == _hl7._read_cx(value)

@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
-from registry import DocumentFacts, DocumentFilter, Store
+from registry import DocumentFacts, DocumentFilter, Origin, Store, _model
+from registry._rim import Classification, ExternalIdentifier, Kind, RimObject, RimSubmission, Slot
 from registry._schema import object_value, registry_object, submission_origin
-from registry._visibility import document_facts
+from registry._visibility import document_facts, submitted_documents
+from registry._vocabulary import IdScheme, Scheme
 
 KEY = "284067512345688^^^&1.2.250.1.213.1.4.10&ISO"
 CODES = ("MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX")
@@ -104,3 +106,46 @@ def test_content_changed_ignores_version_identity_and_confidentiality_only():
     assert not content_changed(before, masked)
     assert content_changed(before, replace(masked, title=Text("Autre titre", "fr-FR")))
     assert content_changed(before, replace(masked, class_code=Code("11", "1.2.3")))
+
+
+# --- submitted_documents: the facts of a submission's DocumentEntries, read without the typed model ---------------
+
+_SCHEMES = [s.uuid for s in (Scheme.DE_CLASS_CODE, Scheme.DE_TYPE_CODE, Scheme.DE_CONFIDENTIALITY_CODE,
+                             Scheme.DE_AUTHOR, Scheme.DE_FORMAT_CODE)] + [None]
+_SHORT = st.text(alphabet="ab^&1.", max_size=6)
+_CLASSIFICATIONS = st.builds(
+    Classification, id=st.just("c"), classified_object=st.just("urn:uuid:e1"), scheme=st.sampled_from(_SCHEMES),
+    node_representation=st.none() | _SHORT,
+    slots=st.lists(st.builds(Slot, name=st.sampled_from(["authorPerson", "authorRole", "codingScheme"]),
+                             values=st.lists(_SHORT, max_size=2)), max_size=3))
+_ENTRIES = st.builds(
+    RimObject, kind=st.sampled_from([Kind.EXTRINSIC_OBJECT, Kind.ASSOCIATION]), id=st.just("urn:uuid:e1"),
+    lid=st.none() | st.just("urn:uuid:l1"), classifications=st.lists(_CLASSIFICATIONS, max_size=8),
+    external_ids=st.lists(st.builds(ExternalIdentifier, id=st.just("x"), registry_object=st.just("urn:uuid:e1"),
+                                    scheme=st.sampled_from([IdScheme.DE_UNIQUE_ID.uuid, IdScheme.DE_PATIENT_ID.uuid]),
+                                    value=_SHORT), max_size=2))
+
+
+def _through_the_model(sub: RimSubmission, key: str, origin: Origin | None) -> list[DocumentFacts]:
+    """The facts as the typed model gives them (what submitted_documents computed before issue 13)."""
+    out = []
+    for o in sub.objects:
+        if o.kind is not Kind.EXTRINSIC_OBJECT:
+            continue
+        de = _model.document_entry(o)
+        out.append(DocumentFacts(
+            entry_id=o.id, lid=o.lid or o.id, unique_id=de.unique_id, patient_key=key,
+            confidentiality=frozenset(c.code for c in de.confidentiality_codes),
+            class_code=de.class_code.code if de.class_code else None,
+            type_code=de.type_code.code if de.type_code else None,
+            authors=frozenset(a.person.split("^", 1)[0] for a in de.authors if a.person),
+            submitter=origin.submitter if origin else None, submitter_structure=origin.structure if origin else None,
+            filed_by_patient=origin.by_patient if origin else False))
+    return out
+
+
+@given(st.lists(_ENTRIES, max_size=3), st.none() | st.builds(Origin, submitter=_SHORT, structure=st.none() | _SHORT,
+                                                             by_patient=st.booleans()))
+def test_submitted_documents_are_the_facts_of_the_typed_model(objects, origin):
+    sub = RimSubmission(objects=objects)
+    assert submitted_documents(sub, "P1", origin) == _through_the_model(sub, "P1", origin)
