@@ -1,5 +1,5 @@
 """The blob store contract (:class:`BlobStore`) and the filesystem store: one file per document, written
-durably (temp file, fsync, rename, fsync dir).
+durably (a hard link to the fsynced spool file, or a fsynced temp copy renamed into place; fsync dir).
 
 Keys are document uniqueIds; file names are their SHA-256 so any uniqueId is a safe path. Each blob has
 a sidecar holding what ITI-43 must answer (mimeType, size, hash), written before the blob itself becomes
@@ -15,6 +15,8 @@ instead of four (issue 13: each fsync is ~0.25 ms of the server's CPU on ext4). 
 :meth:`add` returns, the document's data (fsync of the source), the sidecar's data (the marker's fsync: the
 same inode) and both names in the shard directory (its fsync) are on disk, and the marker was durable before
 either name was created, as before. :meth:`commit` removes only the marker's name; the sidecar keeps the inode.
+The marker is written in place under its own new name (no temp file and rename): one cut short by a crash holds
+no complete JSON and names no document, and nothing was linked after it (:func:`_write_marker`).
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ class FilesystemBlobStore:
         linked = False
         try:
             meta = {"uniqueId": unique_id, "mimeType": mime_type, "size": size, "sha1": sha1}
-            _write_durably(marker, json.dumps(meta).encode())    # fsync 1: the marker, the sidecar to be
+            _write_marker(marker, json.dumps(meta).encode())     # fsync 1: the marker, the sidecar to be
             _fsync_file(source)                                  # fsync 2: the document's data
             if not _link_new(source, final):
                 _unlink(marker)
@@ -185,7 +187,7 @@ class FilesystemBlobStore:
         whose document the registry cannot confirm or refute (``None``) is left pending."""
         removed = []
         for marker in self._pending.iterdir():
-            if marker.name.endswith(".tmp"):  # a marker whose write was cut short: nothing was linked after it
+            if marker.name.endswith(".tmp"):  # an earlier version's marker cut short: nothing was linked after it
                 marker.unlink(missing_ok=True)
                 continue
             uid = _marker_unique_id(marker)
@@ -279,8 +281,12 @@ def _unlink(path: str) -> None:
 
 def _marker_unique_id(marker: Path) -> str:
     """The uniqueId a pending marker names: its JSON's (the sidecar's content), or the whole text of a marker
-    written by an earlier version; "" when unreadable (then nothing can have been registered under it)."""
-    text = marker.read_text()
+    written by an earlier version; "" when unreadable, e.g. cut short by a crash (then nothing can have been
+    registered under it)."""
+    try:
+        text = marker.read_bytes().decode()
+    except UnicodeDecodeError:
+        return ""
     if not text.startswith("{"):     # a uniqueId (an OID, ITI TF-3 4.2.3.2.26) never starts with "{"
         return text
     try:
@@ -309,14 +315,26 @@ def _fsync_dir(path: StrPath) -> None:
         _fsync_file(path)
 
 
-def _write_durably(path: str, data: bytes) -> None:
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+_MARKER_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_marker(path: str, data: bytes) -> None:
+    """Create the pending marker ``path`` with ``data``, durably (fsync), before anything is linked after it.
+
+    Written in place, not to a temp file renamed over it: a marker is never replaced (its name is new to each
+    attempt), and one cut short by a crash is read by :meth:`FilesystemBlobStore.recover` as naming no document
+    (empty, or JSON that does not parse): nothing was linked after it, since links come only after this fsync.
+    That spares a rename and a name per document, and ``os.write`` on the descriptor spares the three system
+    calls (status, terminal, position) of a ``BufferedWriter`` (issue 13)."""
+    fd = os.open(path, _MARKER_FLAGS, 0o644)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with memoryview(data) as view:
+            done = 0
+            while done < len(view):
+                done += os.write(fd, view[done:])
+        os.fsync(fd)
     except BaseException:
-        _unlink(tmp)   # only when it was not renamed: after os.replace there is nothing left to remove
+        os.close(fd)
+        _unlink(path)
         raise
+    os.close(fd)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
+
+import pytest
 
 from repository import FilesystemBlobStore
 
@@ -135,3 +139,49 @@ def test_a_document_is_linked_into_an_existing_shard_and_into_one_a_removal_prun
     assert info is not None
     assert Path(info.content).read_bytes() == b"document"
     assert info.sha1 == "c" * 40
+
+
+def test_recover_removes_markers_cut_short_by_a_crash(tmp_path: Path) -> None:
+    """Markers are written in place (no temp file renamed over them, issue 13): a crash during the write leaves
+    an empty or partial marker, before anything was linked after it. Recovery removes it without asking the
+    registry about a document it cannot name, and leaves the other documents alone."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    source = tmp_path / "doc"
+    source.write_bytes(b"document")
+    kept = store.add("1.2.3.11", source, mime_type="text/xml", size=8, sha1="e" * 40)
+    assert kept is not None
+    store.commit([kept])
+    pending = store.root / ".pending"
+    full = b'{"uniqueId": "1.2.3.12", "mimeType": "text/xml", "size": 8, "sha1": "' + b"f" * 40 + b'"}'
+    (pending / "empty.0").write_bytes(b"")
+    (pending / "partial.1").write_bytes(full[:30])
+    (pending / "cut-utf8.2").write_bytes(b'{"uniqueId": "\xc3')
+    asked: list[str] = []
+    removed = store.recover(lambda uid: asked.append(uid) or False)
+    assert asked == []
+    assert removed == ["", "", ""]
+    assert not list(pending.iterdir())
+    assert store.get("1.2.3.11") is not None
+
+
+def test_a_marker_that_cannot_be_made_durable_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """The marker's fsync fails (an I/O error, a full journal): add() raises and leaves neither the marker, now
+    written in place, nor the document, its sidecar or a shard directory."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    baseline = _dirs(store.root)
+    source = tmp_path / "doc"
+    source.write_bytes(b"document")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError) as raised:
+        store.add("1.2.3.13", source, mime_type="text/xml", size=8, sha1="f" * 40)
+    monkeypatch.undo()
+    assert raised.value.errno == errno.EIO
+    assert not list((store.root / ".pending").iterdir())
+    assert not store._path("1.2.3.13").exists()
+    assert _dirs(store.root) == baseline
+    assert source.read_bytes() == b"document"
