@@ -292,3 +292,26 @@ def test_no_room_for_the_metadata_attribute_leaves_nothing(tmp_path: Path, monke
     assert not list((store.root / ".pending").iterdir())
     assert not store._path("1.2.3.27").exists()
     assert _dirs(store.root) == baseline
+
+
+def test_a_node_configured_for_sidecars_writes_sidecars_and_refuses_an_unknown_mode(tmp_path: Path) -> None:
+    """``blob_metadata`` of the node's configuration (README): "sidecar" forces sidecar files on a filesystem
+    that has extended attributes; a value that is neither "auto" nor "sidecar" stops the node from starting."""
+    import dataclasses
+
+    from nodes import make_node
+
+    from server._app import Node
+
+    cfg = make_node(tmp_path / "node")
+    auto = Node.build(cfg)
+    assert isinstance(auto.repository.blobs, FilesystemBlobStore)
+    assert auto.repository.blobs.sidecars is False
+    sidecar = Node.build(dataclasses.replace(cfg, blob_metadata="sidecar"))
+    assert isinstance(sidecar.repository.blobs, FilesystemBlobStore)
+    assert sidecar.repository.blobs.sidecars is True
+    with pytest.raises(ValueError, match="blob_metadata must be 'auto' or 'sidecar', not 'xattr'"):
+        Node.build(dataclasses.replace(cfg, blob_metadata="xattr"))
+    for node in (auto, sidecar):
+        if node.store is not None:
+            node.store.dispose()
