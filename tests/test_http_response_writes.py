@@ -6,6 +6,8 @@ and a real client socket; the connection's own transport records what it is aske
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Coroutine
 from typing import Any
 
 import uvicorn
@@ -76,8 +78,29 @@ async def _exchange(requests: bytes, *, until_closed: bool = False) -> tuple[lis
         await server.wait_closed()
 
 
+def _run(exchange: Coroutine[Any, Any, tuple[list[bytes], bytes]]) -> tuple[list[bytes], bytes]:
+    """``asyncio.run`` in a thread of its own: other tests of the session (Playwright's synchronous API) may
+    leave an event loop set in this one."""
+    result: list[tuple[list[bytes], bytes]] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(exchange))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    if errors:
+        raise errors[0]
+    assert result, "the exchange did not finish in 30 s"
+    return result[0]
+
+
 def test_a_response_head_and_its_body_are_one_write() -> None:
-    writes, received = asyncio.run(_exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    writes, received = _run(_exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
     assert len(writes) == 1
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert writes[0].endswith(b"\r\n\r\nhello, world")
@@ -85,7 +108,7 @@ def test_a_response_head_and_its_body_are_one_write() -> None:
 
 
 def test_a_streamed_response_sends_its_head_with_the_first_piece() -> None:
-    writes, received = asyncio.run(_exchange(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"))
+    writes, received = _run(_exchange(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"))
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert writes[0].endswith(b"\r\n\r\n6\r\nfirst,\r\n")
     assert writes[1:] == [b"7\r\nsecond,\r\n", b"4\r\nlast\r\n", b"0\r\n\r\n"]
@@ -93,7 +116,7 @@ def test_a_streamed_response_sends_its_head_with_the_first_piece() -> None:
 
 
 def test_a_head_request_gets_its_head_although_no_body_is_written() -> None:
-    writes, received = asyncio.run(_exchange(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+    writes, received = _run(_exchange(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
                                              b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
     assert len(writes) == 2
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
@@ -103,7 +126,7 @@ def test_a_head_request_gets_its_head_although_no_body_is_written() -> None:
 
 
 def test_a_response_that_closes_the_connection_arrives_whole() -> None:
-    writes, received = asyncio.run(_exchange(b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n", until_closed=True))
+    writes, received = _run(_exchange(b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n", until_closed=True))
     assert len(writes) == 1
     assert received == writes[0]
     assert received.endswith(b"connection: close\r\n\r\nhello, world")
