@@ -24,7 +24,7 @@ for _p in (ROOT / "tests" / "support", ROOT):
 from nodes import RunningNode, make_node, start_node  # noqa: E402
 
 __all__ = ["RunningNode", "clear_peak_rss", "cpu_seconds", "durable_postgres", "machine", "node_in", "peak_rss_mb",
-           "process_tree", "pss_mb", "rss_mb", "tree_cpu_seconds", "tree_pss_mb", "tree_rss_mb"]
+           "process_tree", "pss_mb", "rss_mb", "tree_cpu_seconds", "tree_cpu_split", "tree_pss_mb", "tree_rss_mb"]
 
 
 @contextlib.contextmanager
@@ -101,8 +101,14 @@ def rss_mb(pid: int) -> float:
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) ``pid`` has used so far, all its threads together."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU time ``pid`` has used so far, all its threads together (``/proc/PID/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def process_tree(pid: int) -> list[int]:
@@ -124,11 +130,17 @@ def process_tree(pid: int) -> list[int]:
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time of ``pid`` and its live descendants."""
-    total = 0.0
+    return sum(tree_cpu_split(pid))
+
+
+def tree_cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU time of ``pid`` and its live descendants."""
+    user = system = 0.0
     for p in process_tree(pid):
         with contextlib.suppress(OSError):
-            total += cpu_seconds(p)
-    return total
+            u, s = cpu_split(p)
+            user, system = user + u, system + s
+    return user, system
 
 
 def tree_rss_mb(pid: int, field: str = "VmHWM") -> float:

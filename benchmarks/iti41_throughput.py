@@ -44,7 +44,7 @@ from _harness import (
     process_tree,
     pss_mb,
     rss_mb,
-    tree_cpu_seconds,
+    tree_cpu_split,
     tree_pss_mb,
     tree_rss_mb,
 )
@@ -75,7 +75,8 @@ class Request:
 class RunResult:
     clients: int
     elapsed: float = 0.0
-    server_cpu: float = 0.0  # seconds of CPU the server used during the run
+    server_cpu: float = 0.0  # seconds of CPU the server used during the run (user + system)
+    server_system: float = 0.0  # of which in the kernel (system time)
     client_cpu: float = 0.0  # seconds of CPU this process (the clients) used during the run
     latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
     failures: list[str] = field(default_factory=list)
@@ -208,7 +209,7 @@ def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: f
 
     threads = [threading.Thread(target=client, name=f"client-{i}", daemon=True) for i in range(clients)]
     pid = node.process.pid
-    t0, server0, client0 = time.perf_counter(), tree_cpu_seconds(pid), time.process_time()
+    t0, server0, client0 = time.perf_counter(), tree_cpu_split(pid), time.process_time()
     try:
         for t in threads:
             t.start()
@@ -218,7 +219,9 @@ def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: f
         stop.set()
         raise
     result.elapsed = time.perf_counter() - t0
-    result.server_cpu, result.client_cpu = tree_cpu_seconds(pid) - server0, time.process_time() - client0
+    server1, result.client_cpu = tree_cpu_split(pid), time.process_time() - client0
+    result.server_cpu = sum(server1) - sum(server0)
+    result.server_system = server1[1] - server0[1]
     return result
 
 
@@ -238,6 +241,38 @@ def profiled(py_spy: str, out: Path, pid: int, measure: Callable[[], RunResult])
         except subprocess.TimeoutExpired:
             spy.kill()
             spy.wait()
+
+
+def straced(out: Path, pid: int, measure: Callable[[], RunResult]) -> RunResult:
+    """Run ``measure`` while ``strace -c -f`` counts the system calls of every thread of the server's processes
+    (the supervisor and its workers), summary written to ``out``."""
+    targets = [arg for p in process_tree(pid) for arg in ("-p", str(p))]
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-o", str(out), *targets],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)  # let it attach to every thread
+        return measure()
+    finally:
+        tracer.send_signal(signal.SIGINT)  # strace detaches and writes its summary
+        try:
+            tracer.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            tracer.kill()
+            tracer.wait()
+
+
+def print_syscalls(summary: Path, documents: int) -> None:
+    """The system calls per document of a ``strace -c`` summary, the most frequent first."""
+    calls: list[tuple[str, int]] = []
+    for line in summary.read_text().splitlines():
+        cols = line.split()
+        # "% time  seconds  usecs/call  calls  [errors]  syscall"; the total line's syscall is "total"
+        if len(cols) >= 5 and cols[0].replace(".", "").isdigit() and cols[3].isdigit():
+            calls.append((cols[-1], int(cols[3])))
+    total = sum(n for name, n in calls if name != "total")
+    print(f"system calls of the server per document (strace -c -f, {documents} documents): {total / documents:.1f}")
+    print("  " + ", ".join(f"{name} {n / documents:.2f}" for name, n in sorted(calls, key=lambda c: -c[1])
+                           if name != "total"))
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -260,6 +295,9 @@ def main() -> None:
                     help="override the node's sqlite_synchronous setting (default: the node's own, FULL)")
     ap.add_argument("--client", choices=sorted(CLIENTS), default="http",
                     help="http: http.client keep-alive connections (default); httpx: httpx.Client, as before")
+    ap.add_argument("--strace", type=Path, metavar="OUT",
+                    help="count the server's system calls with `strace -c -f` during the last run (summary to OUT; "
+                         "the calls per document are printed; strace slows the server: not a CPU or rate figure)")
     ap.add_argument("--py-spy", type=Path, metavar="OUT",
                     help="record the server with py-spy (collapsed stacks to OUT) during the last run")
     args = ap.parse_args()
@@ -291,7 +329,8 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
           f"server peak RSS {tree_rss_mb(pid):.1f} MB")
     start = args.warmup
     print(f"{'clients':>7} {'sent':>6} {'failures':>8} {'docs/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
-          f"{'p99 ms':>8} {'max ms':>8} {'peak RSS MB':>12} {'srv CPU ms/doc':>14} {'srv CPU %':>9} "
+          f"{'p99 ms':>8} {'max ms':>8} {'peak RSS MB':>12} {'srv CPU ms/doc':>14} {'srv sys ms/doc':>14} "
+          f"{'srv CPU %':>9} "
           f"{'cli CPU %':>9} {'cli CPU ms/req':>14} {'PSS MB':>7}")
     results = []
     for n, clients in enumerate(levels):
@@ -301,13 +340,17 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
         if args.py_spy and n == len(levels) - 1:
             res = profiled(py_spy, args.py_spy, pid,
                            functools.partial(run, node, batch, clients, args.max_seconds, spool, args.client))
+        elif args.strace and n == len(levels) - 1:
+            res = straced(args.strace, pid,
+                          functools.partial(run, node, batch, clients, args.max_seconds, spool, args.client))
         else:
             res = run(node, batch, clients, args.max_seconds, spool, args.client)
         lat = sorted(x * 1000 for x in res.latencies)
         print(f"{clients:>7} {res.sent:>6} {len(res.failures):>8} {len(res.latencies) / res.elapsed:>8.1f} "
               f"{percentile(lat, 50):>8.1f} {percentile(lat, 90):>8.1f} {percentile(lat, 99):>8.1f} "
               f"{(lat[-1] if lat else float('nan')):>8.1f} {tree_rss_mb(pid):>12.1f} "
-              f"{1000 * res.server_cpu / max(1, res.sent):>14.2f} {100 * res.server_cpu / res.elapsed:>9.0f} "
+              f"{1000 * res.server_cpu / max(1, res.sent):>14.2f} {1000 * res.server_system / max(1, res.sent):>14.2f} "
+              f"{100 * res.server_cpu / res.elapsed:>9.0f} "
               f"{100 * res.client_cpu / res.elapsed:>9.0f} {1000 * res.client_cpu / max(1, res.sent):>14.2f} "
               f"{tree_pss_mb(pid):>7.1f}")
         results.append(res)
@@ -321,6 +364,8 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
     print(f"best: {best:.1f} docs/s (target {TARGET_DOCS_PER_S} docs/s: "
           f"{'met' if best >= TARGET_DOCS_PER_S else 'NOT met'}); failures: "
           f"{sum(len(r.failures) for r in results)}")
+    if args.strace:
+        print_syscalls(args.strace, results[-1].sent)
     if args.py_spy:
         written = args.py_spy.exists() and args.py_spy.stat().st_size > 0
         print(f"py-spy profile (GIL holder, collapsed stacks) of the {levels[-1]}-client run: {args.py_spy}"

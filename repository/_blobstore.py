@@ -1,5 +1,5 @@
 """The blob store contract (:class:`BlobStore`) and the filesystem store: one file per document, written
-durably (temp file, fsync, rename, fsync dir).
+durably (a hard link to the fsynced spool file, or a fsynced temp copy renamed into place; fsync dir).
 
 Keys are document uniqueIds; file names are their SHA-256 so any uniqueId is a safe path. Each blob has
 a sidecar holding what ITI-43 must answer (mimeType, size, hash), written before the blob itself becomes
@@ -15,11 +15,14 @@ instead of four (issue 13: each fsync is ~0.25 ms of the server's CPU on ext4). 
 :meth:`add` returns, the document's data (fsync of the source), the sidecar's data (the marker's fsync: the
 same inode) and both names in the shard directory (its fsync) are on disk, and the marker was durable before
 either name was created, as before. :meth:`commit` removes only the marker's name; the sidecar keeps the inode.
+The marker is written in place under its own new name (no temp file and rename): one cut short by a crash holds
+no complete JSON and names no document, and nothing was linked after it (:func:`_write_marker`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -94,13 +97,19 @@ class BlobStore(Protocol):
 
 
 class FilesystemBlobStore:
-    def __init__(self, root: Path) -> None:
+    """``sidecars``: keep each document's metadata in a sidecar file (True) or in an extended attribute of the
+    document's own file (False); None (the default) chooses the attribute where the filesystem supports
+    extended attributes and hard links, and sidecars elsewhere. A store reads both kinds whatever it writes."""
+
+    def __init__(self, root: Path, *, sidecars: bool | None = None) -> None:
         self.root = root
         self.spool = root / ".spool"       # request temp files: same filesystem, so rename is atomic
         self._pending = root / ".pending"
         for d in (self.root, self.spool, self._pending):
             d.mkdir(parents=True, exist_ok=True)
         self._root, self._pending_dir = os.fspath(root), os.fspath(self._pending)
+        self.sidecars = sidecars if sidecars is not None else not _attributes_and_links_work(
+            os.fspath(self.spool), self._pending_dir)
 
     def _path(self, unique_id: str) -> Path:
         return Path(self._file(unique_id))
@@ -127,10 +136,12 @@ class FilesystemBlobStore:
         shard, name = os.path.split(final)
         marker = f"{self._pending_dir}/{name}.{uuid.uuid4().hex}"
         pending = PendingBlob(unique_id, marker)
+        meta = json.dumps({"uniqueId": unique_id, "mimeType": mime_type, "size": size, "sha1": sha1}).encode()
+        if not self.sidecars:
+            return self._add_with_attribute(pending, source, final, meta)
         linked = False
         try:
-            meta = {"uniqueId": unique_id, "mimeType": mime_type, "size": size, "sha1": sha1}
-            _write_durably(marker, json.dumps(meta).encode())    # fsync 1: the marker, the sidecar to be
+            _write_marker(marker, meta)                          # fsync 1: the marker, the sidecar to be
             _fsync_file(source)                                  # fsync 2: the document's data
             if not _link_new(source, final):
                 _unlink(marker)
@@ -148,6 +159,41 @@ class FilesystemBlobStore:
                 self.remove([pending])
             else:
                 _unlink(marker)
+                self._prune(Path(shard))
+            raise
+
+    def _add_with_attribute(self, pending: PendingBlob, source: Path, final: str, meta: bytes
+                            ) -> PendingBlob | None:
+        """:meth:`add` with the metadata in an extended attribute of the document's file and the pending marker a
+        hard link to that file: one inode per document instead of two (the sidecar's). Creating an inode was the
+        largest kernel cost of an ITI-41 here: ext4 without a journal checks every free inode it passes for a
+        deletion in the last minutes (benchmarks/README.md, issue 13).
+
+        Order, and what each fsync protects: the attribute and the data (one fsync: both are the inode's) are
+        durable before the marker's name (fsync of ``.pending``), which is durable before the document's name
+        exists (the link into the shard; the shard's fsync makes it durable before this returns). After a crash
+        a document's name always comes with its metadata and, until :meth:`commit`, with a marker that
+        :meth:`recover` finds and reads (the uniqueId is in the same attribute)."""
+        marker, (shard, name) = pending.marker, os.path.split(final)
+        marked = linked = False
+        try:
+            os.setxattr(source, _ATTRIBUTE + name, meta)
+            _fsync_file(source)                                  # fsync 1: data and metadata of the document
+            os.link(source, marker)
+            marked = True
+            _fsync_dir(self._pending_dir)                        # fsync 2: the marker's name
+            if not _link_new(source, final, copy=False):
+                _unlink(marker)
+                return None
+            linked = True
+            _fsync_dir(shard)                                    # fsync 3: the document's name
+            return pending
+        except BaseException:
+            if linked:
+                self.remove([pending])
+            else:
+                if marked:
+                    _unlink(marker)
                 self._prune(Path(shard))
             raise
 
@@ -185,7 +231,7 @@ class FilesystemBlobStore:
         whose document the registry cannot confirm or refute (``None``) is left pending."""
         removed = []
         for marker in self._pending.iterdir():
-            if marker.name.endswith(".tmp"):  # a marker whose write was cut short: nothing was linked after it
+            if marker.name.endswith(".tmp"):  # an earlier version's marker cut short: nothing was linked after it
                 marker.unlink(missing_ok=True)
                 continue
             uid = _marker_unique_id(marker)
@@ -217,20 +263,26 @@ class FilesystemBlobStore:
 
     def get(self, unique_id: str) -> BlobInfo | None:
         p = self._path(unique_id)
-        try:
-            meta = json.loads(p.with_suffix(".meta").read_bytes())
-        except FileNotFoundError:
-            return None
-        if not p.exists() or self._is_pending(unique_id):
+        raw = _attribute(p)
+        if raw is None:   # no such document, or one stored with a sidecar
+            try:
+                raw = p.with_suffix(".meta").read_bytes()
+            except FileNotFoundError:
+                return None
+            if not p.exists():
+                return None
+        if self._is_pending(unique_id):
             return None  # not (yet) registered
+        meta = json.loads(raw)
         return BlobInfo(unique_id, meta["mimeType"], meta["size"], meta["sha1"], p)
 
 
-def _link_new(source: StrPath, final: str) -> bool:
+def _link_new(source: StrPath, final: str, *, copy: bool = True) -> bool:
     """Create ``final`` with the content of ``source`` if it does not exist (False if it does): a hard link,
-    or a durable copy where hard links are not possible. The shard directories are made when the link finds
-    them missing (new, or pruned by a concurrent removal in between): most documents go to an existing shard,
-    where a ``mkdir`` first would cost system calls and an exception per document."""
+    or a durable copy where hard links are not possible (with ``copy``; otherwise the OSError). The shard
+    directories are made when the link finds them missing (new, or pruned by a concurrent removal in between):
+    most documents go to an existing shard, where a ``mkdir`` first would cost system calls and an exception per
+    document."""
     parent = os.path.dirname(final)
     for attempt in range(4):
         try:
@@ -245,6 +297,8 @@ def _link_new(source: StrPath, final: str) -> bool:
                 os.makedirs(parent, exist_ok=True)   # the shard directory is missing: make it, then link again
             continue
         except OSError:
+            if not copy:
+                raise
             break     # spool on another filesystem (or no hard links): copy
     os.makedirs(parent, exist_ok=True)
     tmp = f"{final}.{uuid.uuid4().hex}.tmp"
@@ -279,8 +333,20 @@ def _unlink(path: str) -> None:
 
 def _marker_unique_id(marker: Path) -> str:
     """The uniqueId a pending marker names: its JSON's (the sidecar's content), or the whole text of a marker
-    written by an earlier version; "" when unreadable (then nothing can have been registered under it)."""
-    text = marker.read_text()
+    written by an earlier version; "" when unreadable, e.g. cut short by a crash (then nothing can have been
+    registered under it)."""
+    raw = _attribute(marker, marker.name.split(".", 1)[0])
+    if raw is not None:   # a hard link to the document, its metadata in the attribute (_add_with_attribute)
+        try:
+            meta = json.loads(raw)
+        except ValueError:
+            return ""
+        uid = meta.get("uniqueId", "") if isinstance(meta, dict) else ""
+        return uid if isinstance(uid, str) else ""
+    try:
+        text = marker.read_bytes().decode()
+    except UnicodeDecodeError:
+        return ""
     if not text.startswith("{"):     # a uniqueId (an OID, ITI TF-3 4.2.3.2.26) never starts with "{"
         return text
     try:
@@ -309,14 +375,59 @@ def _fsync_dir(path: StrPath) -> None:
         _fsync_file(path)
 
 
-def _write_durably(path: str, data: bytes) -> None:
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+_ATTRIBUTE = "user.dmp-xds."
+"""Prefix of the extended attribute holding a document's metadata, followed by the document's file name (the
+SHA-256 of its uniqueId): one MIME part stored under two uniqueIds is one inode with two attributes."""
+
+
+def _attribute(path: Path, name: str | None = None) -> bytes | None:
+    """The metadata attribute of the document file ``path`` (named after ``name``, by default the file's own
+    name); None when the file has none (stored with a sidecar, or a marker of that kind) or does not exist."""
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(tmp)   # only when it was not renamed: after os.replace there is nothing left to remove
+        return os.getxattr(path, _ATTRIBUTE + (name or path.name))
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.ENOENT):
+            return None
         raise
+
+
+def _attributes_and_links_work(spool: str, pending: str) -> bool:
+    """Whether the store's filesystem takes user extended attributes, and hard links from the spool to the
+    pending directory (tmpfs before Linux 6.6 has no user attributes, some network filesystems no hard links)."""
+    probe = f"{spool}/probe-{uuid.uuid4().hex}.tmp"
+    link = f"{pending}/probe-{uuid.uuid4().hex}.tmp"   # ".tmp": removed by recover() if a crash leaves it
+    try:
+        os.close(os.open(probe, _MARKER_FLAGS, 0o600))
+        os.setxattr(probe, _ATTRIBUTE + "probe", b"1")
+        os.link(probe, link)
+        return True
+    except (OSError, AttributeError):   # AttributeError: no os.setxattr (not Linux)
+        return False
+    finally:
+        _unlink(probe)
+        _unlink(link)
+
+
+_MARKER_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_marker(path: str, data: bytes) -> None:
+    """Create the pending marker ``path`` with ``data``, durably (fsync), before anything is linked after it.
+
+    Written in place, not to a temp file renamed over it: a marker is never replaced (its name is new to each
+    attempt), and one cut short by a crash is read by :meth:`FilesystemBlobStore.recover` as naming no document
+    (empty, or JSON that does not parse): nothing was linked after it, since links come only after this fsync.
+    That spares a rename and a name per document, and ``os.write`` on the descriptor spares the three system
+    calls (status, terminal, position) of a ``BufferedWriter`` (issue 13)."""
+    fd = os.open(path, _MARKER_FLAGS, 0o644)
+    try:
+        with memoryview(data) as view:
+            done = 0
+            while done < len(view):
+                done += os.write(fd, view[done:])
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink(path)
+        raise
+    os.close(fd)

@@ -20,6 +20,8 @@ if [ "$profile" = test ]; then
   # chromium: the headless browser the patients' portal tests drive through Playwright (executable_path; no
   # browser download).
   apt_packages+=(chromium)
+  # strace: `benchmarks/iti41_throughput.py --strace` counts the server's system calls per document.
+  apt_packages+=(strace)
 fi
 
 missing=()

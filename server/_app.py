@@ -128,7 +128,10 @@ class Node:
             registry = port = Registry(store, max_query_results=config.max_query_results,
                                        metadata_profile=MetadataProfile(config.metadata_profile))
         security = Security(config)   # before anything else: a node without trust must not start
+        if config.blob_metadata not in ("auto", "sidecar"):
+            raise ValueError(f"blob_metadata must be 'auto' or 'sidecar', not {config.blob_metadata!r}")
         blobs = open_blob_store(config.blob_dir, config.blob_store_url, s3_endpoint_url=config.s3_endpoint_url,
+                                sidecars=True if config.blob_metadata == "sidecar" else None,
                                 lease_s=config.blob_pending_lease_s)
         if recover:
             removed = blobs.recover(port.is_registered)

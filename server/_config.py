@@ -25,6 +25,9 @@ class Config:
     blob_store_url: str | None = None
     s3_endpoint_url: str | None = None
     blob_pending_lease_s: float = 900.0
+    # Filesystem store: each document's metadata in an extended attribute of its file where the filesystem has
+    # them ("auto"), or always in a sidecar file ("sidecar"; repository._blobstore, issue 13).
+    blob_metadata: str = "auto"
     max_soap_bytes: int = 64 * 1024 * 1024   # SOAP part (and plain SOAP body with inline documents)
     # Receiving requests (README "Limits and timeouts"; server._intake, server._http).
     max_request_bytes: int = 2 * 1024**3     # a whole request (MTOM with its documents): HTTP 413 beyond

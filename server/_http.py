@@ -10,12 +10,17 @@ size of the request line and headers (uvicorn's h11 protocol, used before, refus
 limits (:mod:`server._intake`).
 
 httptools rather than h11: h11 parses in Python, and with 8 clients sending ITI-41 it took a large share of the
-event loop's CPU (benchmarks/README.md, issue 13)."""
+event loop's CPU (benchmarks/README.md, issue 13).
+
+A response's head (status line and header fields) is sent with the first piece of its body, in one write
+(:class:`_HeadWithBody`): uvicorn writes it alone as soon as the app starts the response, a separate ``send``
+system call and TCP segment, and a separate wake-up of the client, for every answer (issue 13)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -53,6 +58,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._unanswered += 1
         self._cancel_header_timer()
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None:
+            head = _HeadWithBody(self.transport, cycle, cycle.on_response)
+            cycle.transport = head   # type: ignore[assignment]
+            cycle.on_response = head.response_complete
 
     def on_body(self, body: bytes) -> None:
         if not self.transport.is_closing():
@@ -101,6 +111,47 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._unanswered == 0 and not self.transport.is_closing():
             self.logger.info("request headers not received within %g s: connection closed", self.header_timeout_s)
             self.transport.close()
+
+
+class _HeadWithBody:
+    """The transport as one request-response cycle of uvicorn sees it: the first write once the response has
+    started (its head) is held and written together with the next one (the first piece of the body), or alone
+    when the response completes or the connection is closed without one (a HEAD request). Everything else is
+    the connection's transport."""
+
+    __slots__ = ("_cycle", "_head", "_head_seen", "_on_response", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any, on_response: Callable[[], None]) -> None:
+        self._transport, self._cycle, self._on_response = transport, cycle, on_response
+        self._head: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif not self._head_seen and self._cycle.response_started:
+            self._head_seen, self._head = True, data   # the head: sent with what follows
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
+
+    def response_complete(self) -> None:
+        self.flush()
+        self._on_response()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def http_protocol(*, tls: bool) -> type[GuardedHttpToolsProtocol]:

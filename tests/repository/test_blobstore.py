@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
+
+import pytest
 
 from repository import FilesystemBlobStore
 
@@ -48,8 +52,9 @@ def test_recover_prunes_empty_shard_directories_left_by_older_versions(tmp_path:
 
 
 def test_the_sidecar_is_the_pending_marker_s_file_and_outlives_it(tmp_path: Path) -> None:
-    """Issue 13: one durable file serves as marker and sidecar (three fsyncs per document instead of four)."""
-    store = FilesystemBlobStore(tmp_path / "blobs")
+    """Issue 13: one durable file serves as marker and sidecar (three fsyncs per document instead of four), where
+    the filesystem has no extended attributes."""
+    store = FilesystemBlobStore(tmp_path / "blobs", sidecars=True)
     source = tmp_path / "doc"
     source.write_bytes(b"document")
     blob = store.add("1.2.3.7", source, mime_type="text/xml", size=8, sha1="a" * 40)
@@ -66,8 +71,8 @@ def test_the_sidecar_is_the_pending_marker_s_file_and_outlives_it(tmp_path: Path
 
 def test_recover_reads_the_markers_of_both_formats(tmp_path: Path) -> None:
     """A crash between storing and registering: the orphan goes, the registered document stays, whether its
-    marker holds the sidecar's JSON (this version) or the bare uniqueId (earlier versions)."""
-    store = FilesystemBlobStore(tmp_path / "blobs")
+    marker holds the sidecar's JSON (sidecar stores) or the bare uniqueId (earlier versions)."""
+    store = FilesystemBlobStore(tmp_path / "blobs", sidecars=True)
     source = tmp_path / "doc"
     source.write_bytes(b"document")
     orphan = store.add("1.2.3.8", source, mime_type="text/xml", size=8, sha1="b" * 40)
@@ -108,10 +113,12 @@ def _same_shard_unique_ids() -> tuple[str, str]:
     raise AssertionError("no two uniqueIds in one shard")
 
 
-def test_a_document_is_linked_into_an_existing_shard_and_into_one_a_removal_pruned(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sidecars", [True, False], ids=["sidecars", "attributes"])
+def test_a_document_is_linked_into_an_existing_shard_and_into_one_a_removal_pruned(tmp_path: Path,
+                                                                                   sidecars: bool) -> None:
     """The shard directory is made only when the link finds it missing (issue 13): a second document of the same
     shard is linked into the existing directory; once a removal pruned it, the next document makes it again."""
-    store = FilesystemBlobStore(tmp_path / "blobs")
+    store = FilesystemBlobStore(tmp_path / "blobs", sidecars=sidecars)
     first, second = _same_shard_unique_ids()
     source = tmp_path / "doc"
     source.write_bytes(b"document")
@@ -122,7 +129,8 @@ def test_a_document_is_linked_into_an_existing_shard_and_into_one_a_removal_prun
     b = store.add(second, source, mime_type="text/plain", size=8, sha1="c" * 40)
     assert b is not None
     store.commit([a, b])
-    names = {store._path(u).name + suffix for u in (first, second) for suffix in ("", ".meta")}
+    suffixes = ("", ".meta") if sidecars else ("",)
+    names = {store._path(u).name + suffix for u in (first, second) for suffix in suffixes}
     assert {p.name for p in shard.iterdir()} == names
     assert store.get(first) is not None
     assert store.get(second) is not None
@@ -135,3 +143,175 @@ def test_a_document_is_linked_into_an_existing_shard_and_into_one_a_removal_prun
     assert info is not None
     assert Path(info.content).read_bytes() == b"document"
     assert info.sha1 == "c" * 40
+
+
+def test_recover_removes_markers_cut_short_by_a_crash(tmp_path: Path) -> None:
+    """Markers are written in place (no temp file renamed over them, issue 13): a crash during the write leaves
+    an empty or partial marker, before anything was linked after it. Recovery removes it without asking the
+    registry about a document it cannot name, and leaves the other documents alone."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    source = tmp_path / "doc"
+    source.write_bytes(b"document")
+    kept = store.add("1.2.3.11", source, mime_type="text/xml", size=8, sha1="e" * 40)
+    assert kept is not None
+    store.commit([kept])
+    pending = store.root / ".pending"
+    full = b'{"uniqueId": "1.2.3.12", "mimeType": "text/xml", "size": 8, "sha1": "' + b"f" * 40 + b'"}'
+    (pending / "empty.0").write_bytes(b"")
+    (pending / "partial.1").write_bytes(full[:30])
+    (pending / "cut-utf8.2").write_bytes(b'{"uniqueId": "\xc3')
+    asked: list[str] = []
+    removed = store.recover(lambda uid: asked.append(uid) or False)
+    assert asked == []
+    assert removed == ["", "", ""]
+    assert not list(pending.iterdir())
+    assert store.get("1.2.3.11") is not None
+
+
+@pytest.mark.parametrize("sidecars", [True, False], ids=["sidecars", "attributes"])
+def test_a_marker_that_cannot_be_made_durable_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             sidecars: bool) -> None:
+    """The marker's fsync fails (an I/O error, a full journal): add() raises and leaves neither the marker, now
+    written in place, nor the document, its sidecar or a shard directory."""
+    store = FilesystemBlobStore(tmp_path / "blobs", sidecars=sidecars)
+    baseline = _dirs(store.root)
+    source = tmp_path / "doc"
+    source.write_bytes(b"document")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError) as raised:
+        store.add("1.2.3.13", source, mime_type="text/xml", size=8, sha1="f" * 40)
+    monkeypatch.undo()
+    assert raised.value.errno == errno.EIO
+    assert not list((store.root / ".pending").iterdir())
+    assert not store._path("1.2.3.13").exists()
+    assert _dirs(store.root) == baseline
+    assert source.read_bytes() == b"document"
+
+
+# --- metadata in an extended attribute (one inode per document, issue 13) -------------------------------------
+
+
+def test_the_default_store_keeps_one_inode_per_document(tmp_path: Path) -> None:
+    """On this filesystem (ext4: user attributes and hard links) the store puts a document's metadata in an
+    attribute of its file and makes the pending marker a link to that file: no sidecar file, no second inode."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    assert store.sidecars is False
+    source = tmp_path / "doc"
+    source.write_bytes(b"document")
+    blob = store.add("1.2.3.20", source, mime_type="text/xml", size=8, sha1="a" * 40)
+    assert blob is not None
+    final = store._path("1.2.3.20")
+    assert Path(blob.marker).stat().st_ino == final.stat().st_ino == source.stat().st_ino
+    assert {p.name for p in final.parent.iterdir()} == {final.name}
+    assert store.get("1.2.3.20") is None            # pending: not served
+    store.commit([blob])
+    assert not Path(blob.marker).exists()
+    info = store.get("1.2.3.20")
+    assert info is not None
+    assert (info.mime_type, info.size, info.sha1) == ("text/xml", 8, "a" * 40)
+    assert Path(info.content).read_bytes() == b"document"
+    assert not list(store.root.rglob("*.meta"))
+
+
+def test_recover_with_attribute_markers_and_leftovers_of_a_sidecar_store(tmp_path: Path) -> None:
+    """A crash between storing and registering, on a store that held documents of both kinds: recovery asks the
+    registry about each marker's uniqueId (read from the attribute, or from a sidecar marker's JSON), removes the
+    orphans with their names and keeps the registered documents, which stay readable."""
+    root = tmp_path / "blobs"
+    source = tmp_path / "doc"
+    source.write_bytes(b"document")
+    old = FilesystemBlobStore(root, sidecars=True)
+    old_kept = old.add("1.2.3.21", source, mime_type="text/plain", size=8, sha1="b" * 40)
+    old_orphan = old.add("1.2.3.22", source, mime_type="text/plain", size=8, sha1="c" * 40)
+    store = FilesystemBlobStore(root)
+    assert store.sidecars is False
+    orphan = store.add("1.2.3.23", source, mime_type="text/xml", size=8, sha1="d" * 40)
+    registered = store.add("1.2.3.24", source, mime_type="text/xml", size=8, sha1="e" * 40)
+    assert None not in (old_kept, old_orphan, orphan, registered)
+    asked: list[str] = []
+    removed = store.recover(lambda uid: asked.append(uid) or uid in ("1.2.3.21", "1.2.3.24"))
+    assert sorted(asked) == ["1.2.3.21", "1.2.3.22", "1.2.3.23", "1.2.3.24"]
+    assert sorted(removed) == ["1.2.3.22", "1.2.3.23"]
+    for gone in ("1.2.3.22", "1.2.3.23"):
+        assert store.get(gone) is None
+        assert not store._path(gone).exists()
+        assert not store._path(gone).with_suffix(".meta").exists()
+    kept_old, kept_new = store.get("1.2.3.21"), store.get("1.2.3.24")
+    assert kept_old is not None
+    assert (kept_old.mime_type, kept_old.sha1) == ("text/plain", "b" * 40)
+    assert kept_new is not None
+    assert (kept_new.mime_type, kept_new.sha1) == ("text/xml", "e" * 40)
+    assert not list((root / ".pending").iterdir())
+
+
+def test_one_part_under_two_unique_ids_keeps_each_document_s_metadata(tmp_path: Path) -> None:
+    """One MIME part stored under two uniqueIds (issue 13, defect 6) is one inode with one attribute per
+    document: each is served with its own metadata, and removing one leaves the other whole."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    source = tmp_path / "doc"
+    source.write_bytes(b"document")
+    a = store.add("1.2.3.25", source, mime_type="text/plain", size=8, sha1="f" * 40)
+    b = store.add("1.2.3.26", source, mime_type="application/pdf", size=8, sha1="f" * 40)
+    assert a is not None
+    assert b is not None
+    store.commit([a, b])
+    info_a, info_b = store.get("1.2.3.25"), store.get("1.2.3.26")
+    assert info_a is not None
+    assert info_a.mime_type == "text/plain"
+    assert info_b is not None
+    assert info_b.mime_type == "application/pdf"
+    store.remove([a])
+    assert store.get("1.2.3.25") is None
+    info_b = store.get("1.2.3.26")
+    assert info_b is not None
+    assert info_b.mime_type == "application/pdf"
+    assert Path(info_b.content).read_bytes() == b"document"
+
+
+def test_no_room_for_the_metadata_attribute_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The filesystem refuses the metadata attribute (ENOSPC: no room for it): add() raises that error, which the
+    repository answers with XDSRepositoryOutOfResources, and leaves no marker, document or shard directory."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    assert store.sidecars is False
+    baseline = _dirs(store.root)
+    source = tmp_path / "doc"
+    source.write_bytes(b"document")
+
+    def no_room(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "setxattr", no_room)
+    with pytest.raises(OSError) as raised:
+        store.add("1.2.3.27", source, mime_type="text/xml", size=8, sha1="f" * 40)
+    monkeypatch.undo()
+    assert raised.value.errno == errno.ENOSPC
+    assert not list((store.root / ".pending").iterdir())
+    assert not store._path("1.2.3.27").exists()
+    assert _dirs(store.root) == baseline
+
+
+def test_a_node_configured_for_sidecars_writes_sidecars_and_refuses_an_unknown_mode(tmp_path: Path) -> None:
+    """``blob_metadata`` of the node's configuration (README): "sidecar" forces sidecar files on a filesystem
+    that has extended attributes; a value that is neither "auto" nor "sidecar" stops the node from starting."""
+    import dataclasses
+
+    from nodes import make_node
+
+    from server._app import Node
+
+    cfg = make_node(tmp_path / "node")
+    auto = Node.build(cfg)
+    assert isinstance(auto.repository.blobs, FilesystemBlobStore)
+    assert auto.repository.blobs.sidecars is False
+    sidecar = Node.build(dataclasses.replace(cfg, blob_metadata="sidecar"))
+    assert isinstance(sidecar.repository.blobs, FilesystemBlobStore)
+    assert sidecar.repository.blobs.sidecars is True
+    with pytest.raises(ValueError, match="blob_metadata must be 'auto' or 'sidecar', not 'xattr'"):
+        Node.build(dataclasses.replace(cfg, blob_metadata="xattr"))
+    for node in (auto, sidecar):
+        if node.store is not None:
+            node.store.dispose()
