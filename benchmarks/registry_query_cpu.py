@@ -2,7 +2,7 @@
 loaded machine, where registry_scale's latencies move with the other processes' load.
 
 Loads ``--patients`` x 100 DocumentEntries (registry_scale's corpus and bulk load, ``--partitions`` as
-``dmp init --partitions``), then runs ``--queries`` random queries of three kinds through
+``dmp init --partitions``), then runs ``--queries`` random queries of four kinds through
 ``Registry.stored_query`` (after a tenth as warm-up) and prints, per kind, p50/p99 latency, this process's CPU
 and PostgreSQL's CPU per query. To compare two versions, run it from each checkout in turn, alternating:
 
@@ -24,7 +24,7 @@ from _registry_data import Corpus
 
 from registry import Registry, Store
 
-KINDS = ("FindDocuments (100 docs)", "FindDocuments ObjectRef", "GetDocuments 10 entryUUIDs")
+KINDS = ("FindDocuments (100 docs)", "FindDocuments ObjectRef", "GetDocuments 10 entryUUIDs", "GetDocuments 1 uniqueId")
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=0)
     parser.add_argument("--queries", type=int, default=350)
     args = parser.parse_args()
-    corpus = Corpus(args.patients, 100)
+    corpus = Corpus(per_patient=100)
     print(f"registry_query_cpu: {scale.machine()}", flush=True)
     with tempfile.TemporaryDirectory() as workdir, \
             scale.database("postgresql", Path(workdir)) as (url, _size, server_cpu, analyze):

@@ -1,11 +1,22 @@
-"""Registry at scale: load DocumentEntries through the bulk path (``Registry.bulk_register``), then measure
-stored-query latency through the Registry API, at a first size and again after loading the rest.
+"""Registry at scale: load DocumentEntries through the bulk path (``Registry.bulk_register``) into one database
+per stage, then measure stored-query latency through the Registry API on every stage side by side.
 
 Default: 10,000 patients x 100 DocumentEntries = 1,000,000 (in ITI-42 submissions of 1-4 entries, 2.0 on
-average, each with its SubmissionSet and HasMember associations; see ``_registry_data``), measured at 100,000
-(the first 1,000 patients) and at 1,000,000. Per backend it prints the load rate (DocumentEntries/s; the time
-spent generating the submissions is measured and left out), the CPU used per entry, the database size, and the
-p50/p99 latency of 500 random queries of each kind:
+average, each with its SubmissionSet and HasMember associations; see ``_registry_data``), with a first stage of
+100,000 (the first 1,000 patients). Each stage is a database of its own (SQLite: a file; PostgreSQL: a
+``CREATE DATABASE`` in the one server of the backend), loaded from zero to its size, then VACUUM ANALYZE and a
+CHECKPOINT; only then are the queries measured, **interleaved**: each query of a kind runs on every stage in
+turn, first stage to last, then last to first, and so on. Why: this VM's CPU speed drifts by +-25 % over
+minutes, and measuring the first stage, loading 900,000 more entries (~10 min) and then measuring the last
+stage put the two stages' figures under different machine speeds (every kind of query, even a single uniqueId
+look-up, came out 1.5-3x slower at one stage in some runs). Interleaved, a slow moment falls on all stages
+alike, so the growth from the first stage to the last is the registry's, not the machine's. A fixed
+pure-Python loop (the yardstick) is timed before, between and after the kinds: a run made at a slow moment
+shows there.
+
+Per backend and stage it prints the load rate of that stage's load (DocumentEntries/s from an empty database;
+the time spent generating the submissions is measured and left out), the CPU used per entry, the database size,
+and the p50/p99 latency of 500 random queries of each kind:
 
 - FindDocuments, one patient, status Approved, LeafClass (100 documents);
 - the same as ObjectRef: the SQL without the rendering of the stored XML;
@@ -16,7 +27,7 @@ p50/p99 latency of 500 random queries of each kind:
 
 A query is an ``AdhocQueryRequest`` element (as ``tests/support/xds_client.adhoc_query`` builds it) handed to
 ``Registry.stored_query``, and its answer serialized to bytes; the HTTP overhead is measured apart, on a smaller
-set, with ``--http``.
+set and on the last stage's database, with ``--http``.
 
 ``postgresql-partitioned`` is PostgreSQL with ``registry_object`` hash-partitioned by patient into
 ``--partitions`` partitions (migration 0008_scale, ``dmp init --partitions N``). On PostgreSQL each stage also
@@ -26,10 +37,12 @@ SQLite runs as a node does (WAL, synchronous=FULL). PostgreSQL is a throwaway se
 ``tests/support/pg.py``) started with durable settings (fsync, synchronous_commit, full_page_writes on) and
 shared_buffers=6GB (``--pg-shared-buffers``: a quarter of this machine's RAM, the usual sizing; this VM hands
 idle page cache back to its host, buff/cache stays near 1 GiB, so PostgreSQL's own buffers are the only cache
-that holds a 7 GiB registry: with 1GB, FindDocuments at 1M entries read most rows from disk) and
-max_wal_size=4GB; VACUUM ANALYZE and a CHECKPOINT run after each load (as after an import;
-autovacuum and the checkpointer would otherwise work through the load's pages during the measurement). Servers
-are ended and every file removed at the end.
+that holds the registry: with 1GB, FindDocuments at 1M entries read most rows from disk) and
+max_wal_size=4GB. The buffers must hold **every stage** at once, since all are measured together: 100k + 1M
+entries are ~3.4 GB (3.06 GiB per million), so 5GB is enough; each ``--stages`` value adds a database of that
+size (and its load time: each stage is loaded from zero). VACUUM ANALYZE and a CHECKPOINT run after each load
+(as after an import; autovacuum and the checkpointer would otherwise work through the load's pages during the
+measurement). Servers are ended and every file removed at the end.
 
     .venv/bin/python benchmarks/registry_scale.py [--patients 10000] [--per-patient 100] [--first 1000]
         [--stages 3000,6000] [--backends sqlite,postgresql,postgresql-partitioned] [--partitions 16]
@@ -52,8 +65,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 from _harness import machine, node_in  # also puts tests/ and tests/support/ on sys.path
 from _registry_data import Corpus, patient_id
 from lxml import etree
@@ -124,6 +139,7 @@ class Backend:
     name: str
     stages: list[Stage] = field(default_factory=list)
     http: dict[str, list[float]] = field(default_factory=dict)
+    yardstick: list[float] = field(default_factory=list)  # seconds of yardstick() during the measurement
 
 
 # --- loading -------------------------------------------------------------------------------------------
@@ -218,26 +234,42 @@ def query_kinds(corpus: Corpus, patients: int, rng: random.Random) -> dict[str, 
             "GetDocuments 10 entryUUIDs": by_uuid, "GetDocuments 1 uniqueId": by_unique_id}
 
 
-def measure(registry: Registry, kinds: dict[str, Callable[[], tuple[etree._Element, int]]], count: int
-            ) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    for kind, make in kinds.items():
-        requests = [make() for _ in range(count + count // 10)]
-        latencies = []
-        for i, (req, expected) in enumerate(requests):
+def measure(registries: list[Registry], makers: list[Callable[[], tuple[etree._Element, int]]], count: int,
+            kind: str) -> list[list[float]]:
+    """Latencies of ``count`` queries of one kind on each registry (after a tenth more as warm-up), the
+    registries taken in turn for each query, in alternating order (first to last, then last to first), so that
+    a change in the machine's speed falls on every stage alike."""
+    requests = [[make() for _ in range(count + count // 10)] for make in makers]
+    out: list[list[float]] = [[] for _ in registries]
+    order = list(range(len(registries)))
+    for i in range(count + count // 10):
+        for r in order if i % 2 == 0 else order[::-1]:
+            req, expected = requests[r][i]
             t0 = time.perf_counter()
-            body = registry.stored_query(req).data  # the bytes the server sends (in its SOAP envelope)
+            body = registries[r].stored_query(req).data  # the bytes the server sends (in its SOAP envelope)
             elapsed = time.perf_counter() - t0
-            answer = parse_xml(body)
-            returned = "ObjectRef" if req.find(f"{{{ns.QUERY}}}ResponseOption").get("returnType") == "ObjectRef" \
-                else "ExtrinsicObject"
-            found = sum(1 for _ in answer.iter(f"{{{ns.RIM}}}{returned}"))
-            if not answer.get("status", "").endswith(":Success") or (expected >= 0 and found != expected):
-                raise RuntimeError(f"{kind}: {found} documents instead of {expected}: {body[:600]!r}")
+            check_answer(kind, req, expected, body)
             if i >= count // 10:  # the first tenth warms the caches
-                latencies.append(elapsed)
-        out[kind] = latencies
+                out[r].append(elapsed)
     return out
+
+
+def check_answer(kind: str, request: etree._Element, expected: int, body: bytes) -> None:
+    answer = parse_xml(body)
+    returned = "ObjectRef" if request.find(f"{{{ns.QUERY}}}ResponseOption").get("returnType") == "ObjectRef" \
+        else "ExtrinsicObject"
+    found = sum(1 for _ in answer.iter(f"{{{ns.RIM}}}{returned}"))
+    if not answer.get("status", "").endswith(":Success") or (expected >= 0 and found != expected):
+        raise RuntimeError(f"{kind}: {found} documents instead of {expected}: {body[:600]!r}")
+
+
+def yardstick() -> float:
+    """Wall seconds of a fixed pure-Python loop (~0.3 s on this VM at its usual speed): printed before, between
+    and after the measurement, it shows whether the machine ran slow while the figures were taken."""
+    t0, x = time.perf_counter(), 0
+    for i in range(2_000_000):
+        x = (x + i * i) % 1_000_003
+    return time.perf_counter() - t0
 
 
 def measure_http(url: str, kinds: dict[str, Callable[[], tuple[etree._Element, int]]], count: int,
@@ -294,17 +326,26 @@ def plans(registry: Registry, kinds: dict[str, Callable[[], tuple[etree._Element
 # --- one backend -----------------------------------------------------------------------------------------
 
 
+@dataclass
+class Databases:
+    """Where one backend's stages go: an empty database of its own for each stage, made by :meth:`create`
+    (SQLite: a file; PostgreSQL: ``CREATE DATABASE`` in one server, so that all stages share its
+    shared_buffers and are measured side by side)."""
+
+    create: Callable[[str], str]  # stage name -> SQLAlchemy URL of a new empty database
+    size: Callable[[str], int]  # stage name -> bytes of its database
+    server_cpu: Callable[[], float]  # CPU seconds of the server's processes so far (0 for SQLite)
+    after_load: Callable[[Store], None]  # what an operator runs after an import
+
+
 @contextlib.contextmanager
-def database(backend: str, workdir: Path) -> Iterator[tuple[str, Callable[[], int], Callable[[], float],
-                                                           Callable[[Store], None]]]:
-    """(url, size in bytes, server CPU seconds, after-load step) of a fresh database; removed at the end."""
+def databases(backend: str, workdir: Path) -> Iterator[Databases]:
+    """The databases of ``backend`` under ``workdir`` (PostgreSQL: one throwaway server); all removed at the end."""
     if backend == "sqlite":
-        path = workdir / "registry.db"
+        def sqlite_size(name: str) -> int:
+            return sum(p.stat().st_size for p in workdir.glob(f"{name}.db*"))
 
-        def size() -> int:
-            return sum(p.stat().st_size for p in workdir.glob("registry.db*"))
-
-        yield f"sqlite:///{path}", size, lambda: 0.0, lambda store: None
+        yield Databases(lambda name: f"sqlite:///{workdir / name}.db", sqlite_size, lambda: 0.0, lambda store: None)
         return
     if backend not in ("postgresql", PARTITIONED):
         raise ValueError(f"unknown backend {backend!r}: sqlite, postgresql or {PARTITIONED}")
@@ -312,10 +353,18 @@ def database(backend: str, workdir: Path) -> Iterator[tuple[str, Callable[[], in
     try:
         server.start()
 
-        def pg_size() -> int:
-            import psycopg
-            with psycopg.connect(f"host={server.root} user=app dbname=postgres") as conn:
-                row = conn.execute("SELECT pg_database_size('postgres')").fetchone()
+        def admin() -> psycopg.Connection[tuple[Any, ...]]:
+            return psycopg.connect(f"host={server.root} user=app dbname=postgres", autocommit=True)
+
+        def create(name: str) -> str:
+            if name != "postgres":
+                with admin() as conn:
+                    conn.execute(f'CREATE DATABASE "{name}"')
+            return server.url.replace("/postgres?", f"/{name}?")
+
+        def pg_size(name: str) -> int:
+            with admin() as conn:
+                row = conn.execute("SELECT pg_database_size(%s)", (name,)).fetchone()
                 return int(row[0]) if row else 0
 
         def analyze(store: Store) -> None:
@@ -327,58 +376,88 @@ def database(backend: str, workdir: Path) -> Iterator[tuple[str, Callable[[], in
                 conn.exec_driver_sql("VACUUM ANALYZE")
                 conn.exec_driver_sql("CHECKPOINT")
 
-        yield server.url, pg_size, server.cpu_seconds, analyze
+        yield Databases(create, pg_size, server.cpu_seconds, analyze)
     finally:
         server.remove()
+
+
+@contextlib.contextmanager
+def database(backend: str, workdir: Path) -> Iterator[tuple[str, Callable[[], int], Callable[[], float],
+                                                           Callable[[Store], None]]]:
+    """(url, size in bytes, server CPU seconds, after-load step) of one fresh database; removed at the end."""
+    with databases(backend, workdir) as dbs:
+        name = "registry" if backend == "sqlite" else "postgres"
+        yield dbs.create(name), lambda: dbs.size(name), dbs.server_cpu, dbs.after_load
+
+
+@dataclass
+class Loaded:
+    """One stage's registry, loaded and ready to measure."""
+
+    stage: Stage
+    registry: Registry
+    patients: int
+
+
+def load_stage(backend: str, args: argparse.Namespace, corpus: Corpus, dbs: Databases, patients: int) -> Loaded:
+    """A new database holding patients 0 .. ``patients`` - 1, loaded from zero, analysed and checkpointed."""
+    name = f"stage_{patients}"
+    store = Store(dbs.create(name))
+    store.migrate(partitions=args.partitions if backend == PARTITIONED else 0)
+    if backend == PARTITIONED:
+        print(f"[{backend}] {name}: registry_object in {store.partitions()} hash partitions by patient", flush=True)
+    registry = Registry(store)
+    registry.create_patients(patient_id(p) for p in range(patients))
+    print(f"[{backend}] {name}: loading patients 0..{patients - 1} ...", flush=True)
+    done = load(registry, corpus, 0, patients, args.batch, args.workers, dbs.server_cpu)
+    dbs.after_load(store)
+    stage = Stage(patients * corpus.per_patient, done, dbs.size(name))
+    print(f"[{backend}] {stage.entries:,} entries: {done.entries / done.seconds:,.0f} entries/s, "
+          f"{stage.size_bytes / 2**30:.2f} GiB", flush=True)
+    if not store.is_sqlite:
+        stage.tables = table_sizes(store)
+        print_table_sizes(backend, stage)
+    return Loaded(stage, registry, patients)
 
 
 def run_backend(backend: str, args: argparse.Namespace, corpus: Corpus) -> Backend:
     result = Backend(backend)
     workdir = Path(tempfile.mkdtemp(prefix="regscale-", dir=args.dir))
     try:
-        with database(backend, workdir) as (url, size, server_cpu, after_load):
-            store = Store(url)
-            store.migrate(partitions=args.partitions if backend == PARTITIONED else 0)
-            if backend == PARTITIONED:
-                print(f"[{backend}] registry_object in {store.partitions()} hash partitions by patient", flush=True)
-            registry = Registry(store)
-            t0 = time.perf_counter()
-            registry.create_patients(patient_id(p) for p in range(args.patients))
-            print(f"[{backend}] {args.patients} patients created in {time.perf_counter() - t0:.1f} s", flush=True)
+        with databases(backend, workdir) as dbs:
+            sizes = {min(args.first, args.patients), args.patients}
+            sizes |= {min(int(n), args.patients) for n in args.stages.split(",") if n}
+            loaded = [load_stage(backend, args, corpus, dbs, n) for n in sorted(sizes)]
+            result.stages = [st.stage for st in loaded]
             rng = random.Random(7)
-            loaded = 0
-            stages = {min(args.first, args.patients), args.patients}
-            stages |= {min(int(n), args.patients) for n in args.stages.split(",") if n}
-            for last in sorted(stages):
-                print(f"[{backend}] loading patients {loaded}..{last - 1} ...", flush=True)
-                done = load(registry, corpus, loaded, last, args.batch, args.workers, server_cpu)
-                loaded = last
-                after_load(store)
-                stage = Stage(loaded * corpus.per_patient, done, size())
-                print(f"[{backend}] {stage.entries:,} entries: {done.entries / done.seconds:,.0f} entries/s, "
-                      f"{stage.size_bytes / 2**30:.2f} GiB", flush=True)
-                if not store.is_sqlite:
-                    stage.tables = table_sizes(store)
-                    print_table_sizes(backend, stage)
-                kinds = query_kinds(corpus, loaded, rng)
-                print(f"[{backend}] measuring, load average {os.getloadavg()[0]:.2f}", flush=True)
-                stage.latencies = measure(registry, kinds, args.queries)
-                for kind, lat in stage.latencies.items():
-                    print(f"[{backend}]   {kind:28} p50 {pct(lat, 50):6.2f} ms  p99 {pct(lat, 99):6.2f} ms",
-                          flush=True)
-                if args.explain:
-                    stage.plans = plans(registry, kinds)
-                    for kind, plan in stage.plans.items():
-                        print(f"[{backend}] plan of {kind}:\n{plan}", flush=True)
-                result.stages.append(stage)
+            kinds = [query_kinds(corpus, st.patients, rng) for st in loaded]
+            print(f"[{backend}] measuring the {len(loaded)} stages interleaved, load average "
+                  f"{os.getloadavg()[0]:.2f}", flush=True)
+            result.yardstick.append(yardstick())
+            for kind in kinds[0]:
+                latencies = measure([st.registry for st in loaded], [k[kind] for k in kinds], args.queries, kind)
+                for st, lat in zip(result.stages, latencies, strict=True):
+                    st.latencies[kind] = lat
+                print(f"[{backend}]   {kind:28} " + "  ".join(
+                    f"{st.entries:,}: p50 {pct(lat, 50):6.2f} p99 {pct(lat, 99):6.2f} ms"
+                    for st, lat in zip(result.stages, latencies, strict=True)), flush=True)
+                result.yardstick.append(yardstick())
+            print(f"[{backend}] yardstick (a fixed pure-Python loop) before, between and after the kinds: "
+                  + " ".join(f"{y:.3f}" for y in result.yardstick) + " s", flush=True)
+            if args.explain:
+                for one, stage_kinds in zip(loaded, kinds, strict=True):
+                    one.stage.plans = plans(one.registry, stage_kinds)
+                    for kind, plan in one.stage.plans.items():
+                        print(f"[{backend}] {one.stage.entries:,} entries, plan of {kind}:\n{plan}", flush=True)
+            for one in loaded:
+                one.registry.store.dispose()
             if args.http:
-                store.dispose()
+                last = loaded[-1]
                 try:
-                    result.http = measure_http(url, query_kinds(corpus, loaded, rng), args.http_queries,
-                                               workdir / "node")
+                    result.http = measure_http(last.registry.store.url, query_kinds(corpus, last.patients, rng),
+                                               args.http_queries, workdir / "node")
                 except Exception as failed:  # a long run must still print what it measured
                     print(f"[{backend}] HTTP measurement failed: {failed}", flush=True)
-            store.dispose()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
@@ -418,19 +497,19 @@ def pct(seconds: list[float], p: float) -> float:
 def report(results: list[Backend], args: argparse.Namespace) -> None:
     print(f"\nregistry_scale: {args.patients:,} patients x {args.per_patient} entries, batch {args.batch}, "
           f"workers {args.workers}; {machine()}")
-    print(f"{'backend':10} {'entries':>9} {'load/s':>7} {'cpu µs/entry':>13} {'DB size':>9} {'per 1M':>8}  "
+    print(f"{'backend':22} {'entries':>9} {'load/s':>7} {'cpu µs/entry':>13} {'DB size':>9} {'per 1M':>8}  "
           "query                        p50 ms  p99 ms")
     for b in results:
         for st in b.stages:
             ld = st.load
             cpu = f"{ld.client_cpu / ld.entries * 1e6:.0f}" + (f"+{ld.server_cpu / ld.entries * 1e6:.0f}"
                                                               if ld.server_cpu else "")
-            head = (f"{b.name:10} {st.entries:>9,} {ld.entries / ld.seconds:>7,.0f} {cpu:>13} "
+            head = (f"{b.name:22} {st.entries:>9,} {ld.entries / ld.seconds:>7,.0f} {cpu:>13} "
                     f"{st.size_bytes / 2**30:>7.2f}Gi {st.size_bytes / st.entries * 1e6 / 2**30:>6.2f}Gi")
             for i, (kind, lat) in enumerate(st.latencies.items()):
                 print(f"{head if i == 0 else '':{len(head)}}  {kind:28} {pct(lat, 50):6.2f}  {pct(lat, 99):6.2f}")
         for kind, lat in b.http.items():
-            print(f"{b.name + ' HTTP':10} {b.stages[-1].entries:>9,} {'':46}  {kind:28} {pct(lat, 50):6.2f}  "
+            print(f"{b.name + ' HTTP':22} {b.stages[-1].entries:>9,} {'':46}  {kind:28} {pct(lat, 50):6.2f}  "
                   f"{pct(lat, 99):6.2f}")
     print(f"load rate: entries/s of bulk_register's wall time, generation of the submissions left out "
           f"(target {TARGET_LOAD:,}/s); cpu µs/entry: this process and its workers (+ PostgreSQL's processes).")
@@ -446,6 +525,9 @@ def report(results: list[Backend], args: argparse.Namespace) -> None:
         rates = [st.load.entries / st.load.seconds for st in b.stages]
         growth = pct(find[-1], 50) / pct(find[0], 50) - 1 if len(find) > 1 else 0.0
         size = b.stages[-1].size_bytes / b.stages[-1].entries * 1e6 / 2**30
+        if b.yardstick:
+            print(f"{b.name}: yardstick {min(b.yardstick):.3f}-{max(b.yardstick):.3f} s during the measurement "
+                  "(the same loop: a slow machine shows as a larger figure)")
         print(f"{b.name}: FindDocuments p99 {' -> '.join(f'{pct(x, 99):.2f}' for x in find)} ms "
               f"(target < {TARGET_FIND_P99_MS} ms at 1M on PostgreSQL), p50 "
               f"{' -> '.join(f'{pct(x, 50):.2f}' for x in find)} ms ({growth:+.0%}, target <= "

@@ -43,7 +43,7 @@ def stored_query(conn: Connection, request: etree._Element, *, document_filter: 
         limit = max_results if args.return_type == "LeafClass" else max_results * 10
         runner = Runner(conn, args, document_filter, limit, leaf_class=args.return_type == "LeafClass")
         result = runner.run()
-        if patient_key is not None and not named and _patients(conn, result.ids()) - {patient_key}:
+        if patient_key is not None and not named and {k for k in runner.patients_of(result.ids()) if k} - {patient_key}:
             raise PatientMismatch
         if len(result) > limit:
             raise QueryError([Problem.TOO_MANY_RESULTS(None, count=len(result), limit=limit)])
@@ -51,14 +51,6 @@ def stored_query(conn: Connection, request: etree._Element, *, document_filter: 
     except QueryError as failed:
         return adhoc_query_response(ResponseStatus.FAILURE, failed.errors)
     return adhoc_query_response(ResponseStatus.SUCCESS, [], objects)
-
-
-def _patients(conn: Connection, ids: list[str]) -> set[str]:
-    """The patients of the objects ``ids`` (Associations have none)."""
-    found: set[str] = set()
-    for chunk in chunks(ids):
-        found |= {k for k in conn.execute(select(ro.patient_key).where(ro.id.in_(chunk)).distinct()).scalars() if k}
-    return found
 
 
 def _render(conn: Connection, result: Result, return_type: str, stored: dict[str, tuple[str, bytes]]

@@ -6,7 +6,8 @@ not see is never read, counted or paged. Results are ids by kind; ``render`` tur
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,10 @@ class Runner:
         self.conn, self.args, self.filter, self.limit = conn, args, document_filter, limit
         self.leaf_class = leaf_class
         self.stored: dict[str, tuple[str, bytes]] = {}  # id -> (status code, stored form of the XML)
+        # id -> patient key of the objects an id-based query selected, read with them: the single-patient
+        # check (and the caller's patient binding) needs no second look-up by id of the same rows, which on a
+        # partitioned registry probes every partition (docs/registry-storage.md).
+        self.patients: dict[str, str | None] = {}
 
     def run(self) -> Result:
         name = self.args.query.name
@@ -84,21 +89,27 @@ class Runner:
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    def _ids(self, stmt: Q) -> list[str]:
+    def _ids(self, stmt: Q, *, with_patients: bool = False) -> list[str]:
+        """The ids ``stmt`` selects (at most the limit); with ``with_patients`` their patient keys too
+        (:attr:`patients`)."""
+        if with_patients:
+            stmt = stmt.add_columns(ro.patient_key)
         if self.leaf_class:
-            found = self.conn.execute(stmt.add_columns(*STORED_AS_IS).limit(self.limit + 1)).all()
-            self.stored.update((r[0], (r[1], r[2])) for r in found)
-            rows = [str(r[0]) for r in found]
-        else:
-            rows = [str(r) for r in self.conn.execute(stmt.limit(self.limit + 1)).scalars()]
+            stmt = stmt.add_columns(*STORED_AS_IS)
+        found: Sequence[Any] = self.conn.execute(stmt.limit(self.limit + 1)).all()  # rows of 1 to 4 columns
+        if self.leaf_class:
+            self.stored.update((r[0], (r[-2], r[-1])) for r in found)
+        if with_patients:
+            self.patients.update((r[0], r[1]) for r in found)
+        rows = [str(r[0]) for r in found]
         if len(rows) > self.limit:
             raise QueryError([Problem.TOO_MANY_ROWS(None, limit=self.limit)])
         return rows
 
-    def _documents(self, stmt: Q) -> list[str]:
+    def _documents(self, stmt: Q, *, with_patients: bool = False) -> list[str]:
         if self.filter is not None:
             stmt = stmt.where(self.filter)
-        return self._ids(stmt.order_by(de.creation_time, ro.id))
+        return self._ids(stmt.order_by(de.creation_time, ro.id), with_patients=with_patients)
 
     def _base_documents(self) -> Q:
         return select(ro.id).join(document_entry, de.id == ro.id).where(ro.kind == "DE")
@@ -118,7 +129,8 @@ class Runner:
     def _by_id_or_unique_id(self, kind: str, uuid_param: str, uid_param: str, lid_param: str | None = None
                             ) -> list[str]:
         a = self.args
-        if a.has(uuid_param):
+        by_id = a.has(uuid_param)
+        if by_id:
             stmt = select(ro.id).where(ro.kind == kind, ro.id.in_(a.values[uuid_param]))
         elif lid_param and a.has(lid_param):
             stmt = select(ro.id).where(ro.kind == kind, with_lid(a.values[lid_param]))
@@ -126,15 +138,46 @@ class Runner:
             # A uniqueId names the latest version of each logical document holding it: versions share it
             # after ITI-57 updates, and the same document may be registered twice as two entries (ITI TF-3
             # 4.2.4.1: same uniqueId, hash and size), each a logical document of its own, both returned.
-            latest = (select(ro.lid, ro.version).where(ro.kind == kind, ro.unique_id.in_(a.values[uid_param])))
+            latest = (select(ro.lid, ro.version, ro.patient_key)
+                      .where(ro.kind == kind, ro.unique_id.in_(a.values[uid_param])))
             top: dict[str, int] = {}
-            for r in self.conn.execute(latest):
+            patients: set[str | None] = set()
+            with self._planned_once():
+                found = self.conn.execute(latest).all()
+            for r in found:
                 top[r.lid] = max(r.version, top.get(r.lid, r.version))
+                patients.add(r.patient_key)
             stmt = select(ro.id).where(ro.kind == kind, any_of([with_version(lid, v) for lid, v in top.items()]))
-        if kind == "DE":
-            stmt = stmt.join(document_entry, de.id == ro.id)
-            return self._documents(stmt)
-        return self._ids(stmt)
+            if top and None not in patients:
+                # The latest versions are among the rows just read, so their patients are among these: naming
+                # them lets a partitioned registry read only their partitions (same rows either way).
+                stmt = stmt.where(ro.patient_key.in_(sorted(patients)))
+        with self._planned_once() if by_id else nullcontext():
+            if kind == "DE":
+                return self._documents(stmt.join(document_entry, de.id == ro.id), with_patients=True)
+            return self._ids(stmt, with_patients=True)
+
+    @contextmanager
+    def _planned_once(self) -> Iterator[None]:
+        """The statements run inside use PostgreSQL's generic plan of their prepared statement (psycopg prepares
+        a statement run 5 times on a connection) instead of a plan made for each execution (the session's
+        ``force_custom_plan``, ``registry._store``). Only for look-ups by a unique key (entryUUID, uniqueId),
+        whose plan does not depend on the values: on a partitioned registry, where no patient prunes them,
+        planning such a look-up over every partition cost more than running it (10 entryUUIDs, 16
+        partitions: 0.47 ms of planning, 0.29 ms of execution; docs/registry-storage.md). SET LOCAL: a
+        rolled-back transaction undoes it too."""
+        if self.conn.dialect.name != "postgresql":
+            yield
+            return
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        try:
+            yield
+        except QueryError:  # an answer, not a failed transaction: later statements plan as usual again
+            driver.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            raise
+        driver.execute("SET LOCAL plan_cache_mode = force_custom_plan")
 
     def _associations(self, *, sources: Sequence[str] = (), targets: Sequence[str] = (),
                       types: Sequence[str] | None = None) -> list[tuple[str, str, str, str]]:
@@ -155,12 +198,23 @@ class Runner:
             found.update({r.id: r.kind for r in self.conn.execute(select(ro.id, ro.kind).where(ro.id.in_(chunk)))})
         return found
 
+    def patients_of(self, ids: Iterable[str]) -> set[str | None]:
+        """The patient keys of the registry objects ``ids`` (None for an Association; ids of no object add
+        nothing): from :attr:`patients` for the objects this query read, from the database for the others."""
+        keys: set[str | None] = set()
+        unknown: list[str] = []
+        for i in _unique(ids):
+            if i in self.patients:
+                keys.add(self.patients[i])
+            else:
+                unknown.append(i)
+        for chunk in chunks(unknown):
+            keys |= set(self.conn.execute(select(ro.patient_key).where(ro.id.in_(chunk)).distinct()).scalars())
+        return keys
+
     def _single_patient(self, result: Result) -> Result:
         """Id-based queries must not mix patients (XDSResultNotSinglePatient, ITI TF-2a 3.18.4.1.2.3.7)."""
-        ids = [*result.submission_sets, *result.folders, *result.documents]
-        keys: set[str] = set()
-        for chunk in chunks(ids):
-            keys |= set(self.conn.execute(select(ro.patient_key).where(ro.id.in_(chunk)).distinct()).scalars())
+        keys = self.patients_of([*result.submission_sets, *result.folders, *result.documents])
         if len(keys - {None}) > 1:
             raise QueryError([Problem.RESULT_NOT_SINGLE_PATIENT(None)])
         return result
