@@ -113,10 +113,10 @@ class DatabaseReplayStore:
     :class:`PurgeSchedule` as the SQLite store.
 
     Like the SQLite store's, its commits do not wait for the disk (``synchronous_commit`` off for that one
-    transaction, PostgreSQL's asynchronous commit): a crash of the database's host may forget the IDs seen in
-    the last moments (at most three times ``wal_writer_delay``, 0.6 s by default), whose assertions expire
-    minutes later; a crash of PostgreSQL alone or a restart forgets nothing. The registry's transactions on
-    the same connections keep the server's setting (issue 13: one WAL flush less per request)."""
+    transaction, PostgreSQL's asynchronous commit): a crash of PostgreSQL or of its host may forget the IDs
+    seen in the last moments (at most three times ``wal_writer_delay``, 0.6 s by default), whose assertions
+    expire minutes later; a clean shutdown forgets nothing. The registry's transactions on the same
+    connections keep the server's setting (issue 13: one WAL flush less per request)."""
 
     def __init__(self, engine: Engine, *, purge_every_s: float = 60.0) -> None:
         # Autocommit: each statement is atomic on its own, so no BEGIN and COMMIT round trips around it (two of
@@ -151,8 +151,8 @@ seen_assertion = Table(
 # The insert's own (autocommit) transaction commits without waiting for the WAL flush: the set_config(...,
 # is_local => true) is the statement's SET LOCAL, in force until that transaction ends, i.e. for its commit and
 # nothing after (the pooled connection goes back to the registry with the server's setting). PostgreSQL
-# "Asynchronous Commit" (manual, section 30.4): a crash of the server's host may lose the last such commits,
-# never corrupt the table, the same trade as the SQLite store's synchronous=NORMAL (module docstring).
+# "Asynchronous Commit" (manual, section 30.4): a crash of PostgreSQL or of its host may lose the last such
+# commits, never corrupt the table; the same trade as the SQLite store's synchronous=NORMAL (module docstring).
 _REMEMBER = text("INSERT INTO seen_assertion (assertion_id, expires_us) "
                  "SELECT CAST(:id AS VARCHAR), CAST(:expires AS BIGINT) "
                  "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit "
