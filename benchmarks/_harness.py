@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 for _p in (ROOT / "tests" / "support", ROOT):
@@ -23,8 +24,9 @@ for _p in (ROOT / "tests" / "support", ROOT):
 
 from nodes import RunningNode, make_node, start_node  # noqa: E402
 
-__all__ = ["RunningNode", "clear_peak_rss", "cpu_seconds", "durable_postgres", "machine", "node_in", "peak_rss_mb",
-           "process_tree", "pss_mb", "rss_mb", "tree_cpu_seconds", "tree_cpu_split", "tree_pss_mb", "tree_rss_mb"]
+__all__ = ["RunningNode", "clear_peak_rss", "cpu_seconds", "durable_postgres", "durable_postgres_server", "machine",
+           "node_in", "peak_rss_mb", "postgres_cpu_seconds", "process_tree", "pss_mb", "rss_mb", "tree_cpu_seconds",
+           "tree_cpu_split", "tree_pss_mb", "tree_rss_mb"]
 
 
 @contextlib.contextmanager
@@ -51,19 +53,41 @@ def node_in(data_dir: Path, *serve_args: str, empty_database_url: str | None = N
 
 
 @contextlib.contextmanager
-def durable_postgres() -> Iterator[str]:
+def durable_postgres(*settings: str) -> Iterator[str]:
     """A throwaway PostgreSQL cluster (``tests/support/pg.py``) with durable settings (fsync, synchronous_commit
-    and full_page_writes on, unlike the tests' cluster), removed at the end; yields its SQLAlchemy URL."""
+    and full_page_writes on, unlike the tests' cluster), removed at the end; yields its SQLAlchemy URL.
+    ``settings``: more ``name=value`` server settings (e.g. ``shared_preload_libraries=pg_stat_statements``)."""
+    with durable_postgres_server(*settings) as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def durable_postgres_server(*settings: str) -> Iterator[Any]:
+    """As `durable_postgres`, yielding the ``pg.PostgresServer`` itself (its ``url``, ``data`` directory, ...)."""
     import pg
 
     server = pg.PostgresServer()
+    extra = " ".join(f"-c {setting}" for setting in settings)
     try:
         server._run("pg_ctl", "-D", str(server.data), "-l", str(server.log), "-w", "-t", "60", "start",
                     "-o", f"-c listen_addresses='' -k {server.root} -c fsync=on -c synchronous_commit=on "
-                    "-c full_page_writes=on -c shared_buffers=256MB")
-        yield server.url
+                    f"-c full_page_writes=on -c shared_buffers=256MB {extra}")
+        yield server
     finally:
         server.remove()
+
+
+def postgres_cpu_seconds(data_dir: Path) -> float:
+    """CPU time (user + system) used so far by every process of the PostgreSQL cluster in ``data_dir``: the
+    postmaster, its live backends and auxiliary processes, and (through the postmaster's counters of waited-for
+    children) the backends that have exited."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for p in process_tree(postmaster):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / tick
+    return total
 
 
 def _interrupt(signum: int, _frame: object) -> None:

@@ -10,6 +10,12 @@ of the standard library (``--client http``, ~0.3 ms of CPU per request); ``--cli
 
     .venv/bin/python benchmarks/iti41_throughput.py [--requests 2000] [--clients 1,8] [--client http|httpx]
                                                     [--py-spy OUT.txt]
+                                                    [--database postgresql [--pg-statements]]
+
+With ``--database postgresql`` the PostgreSQL server's CPU per document (all its processes) is a column of its
+own, and the node + PostgreSQL sum another; ``--pg-statements`` also prints, for the last run, the statements
+PostgreSQL ran per document (``pg_stat_statements``), its commits and WAL flushes per document (that extension
+costs some server CPU: compare CPU figures between runs with the same options).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,9 +45,10 @@ from _harness import (
     RunningNode,
     clear_peak_rss,
     cpu_seconds,
-    durable_postgres,
+    durable_postgres_server,
     machine,
     node_in,
+    postgres_cpu_seconds,
     process_tree,
     pss_mb,
     rss_mb,
@@ -48,6 +56,7 @@ from _harness import (
     tree_pss_mb,
     tree_rss_mb,
 )
+from _pg_stats import SETTINGS, PgStats, print_per_document
 from xds_client import ITI41, envelope, parse_reply
 from xds_factory import PATIENT, Doc, content_id, provide_and_register
 
@@ -78,6 +87,7 @@ class RunResult:
     server_cpu: float = 0.0  # seconds of CPU the server used during the run (user + system)
     server_system: float = 0.0  # of which in the kernel (system time)
     client_cpu: float = 0.0  # seconds of CPU this process (the clients) used during the run
+    database_cpu: float = 0.0  # seconds of CPU the PostgreSQL server used during the run (0 on SQLite)
     latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
     failures: list[str] = field(default_factory=list)
 
@@ -174,10 +184,11 @@ CLIENTS: dict[str, Callable[[str], _Connection | _Httpx]] = {"http": _Connection
 
 
 def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: float, spool: Path,
-        kind: str = "http") -> RunResult:
+        kind: str = "http", database_cpu: Callable[[], float] = lambda: 0.0) -> RunResult:
     """Send ``requests`` from ``clients`` threads, each with its own connection (``kind``: a key of
     :data:`CLIENTS`), until all are sent or ``max_seconds`` have passed. Answers that are not the expected
-    Success are decoded with ``spool`` as their spool directory."""
+    Success are decoded with ``spool`` as their spool directory; ``database_cpu`` reads the CPU seconds the
+    database server has used so far."""
     result = RunResult(clients)
     lock = threading.Lock()
     todo = iter(requests)
@@ -209,7 +220,7 @@ def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: f
 
     threads = [threading.Thread(target=client, name=f"client-{i}", daemon=True) for i in range(clients)]
     pid = node.process.pid
-    t0, server0, client0 = time.perf_counter(), tree_cpu_split(pid), time.process_time()
+    t0, server0, client0, database0 = time.perf_counter(), tree_cpu_split(pid), time.process_time(), database_cpu()
     try:
         for t in threads:
             t.start()
@@ -222,6 +233,7 @@ def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: f
     server1, result.client_cpu = tree_cpu_split(pid), time.process_time() - client0
     result.server_cpu = sum(server1) - sum(server0)
     result.server_system = server1[1] - server0[1]
+    result.database_cpu = database_cpu() - database0
     return result
 
 
@@ -298,6 +310,9 @@ def main() -> None:
     ap.add_argument("--strace", type=Path, metavar="OUT",
                     help="count the server's system calls with `strace -c -f` during the last run (summary to OUT; "
                          "the calls per document are printed; strace slows the server: not a CPU or rate figure)")
+    ap.add_argument("--pg-statements", action="store_true",
+                    help="with --database postgresql: load pg_stat_statements and print, for the last run, the "
+                         "statements, commits and WAL flushes of PostgreSQL per document")
     ap.add_argument("--py-spy", type=Path, metavar="OUT",
                     help="record the server with py-spy (collapsed stacks to OUT) during the last run")
     args = ap.parse_args()
@@ -313,38 +328,54 @@ def main() -> None:
     overrides = {"sqlite_synchronous": args.sqlite_synchronous} if args.sqlite_synchronous else {}
     serve_args = ("--workers", str(args.workers)) if args.workers > 1 else ()
     with contextlib.ExitStack() as stack:
-        url = stack.enter_context(durable_postgres()) if args.database == "postgresql" else None
+        server = None
+        if args.database == "postgresql":
+            server = stack.enter_context(durable_postgres_server(*(SETTINGS if args.pg_statements else ())))
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dmp-bench-"))
-        node = stack.enter_context(node_in(Path(tmp) / "node", *serve_args, empty_database_url=url, **overrides))
-        measure(args, node, Path(tmp), requests, levels, py_spy)
+        node = stack.enter_context(node_in(Path(tmp) / "node", *serve_args,
+                                           empty_database_url=server.url if server else None, **overrides))
+        measure(args, node, Path(tmp), requests, levels, py_spy, server)
 
 
 def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: list[Request], levels: list[int],
-            py_spy: str) -> None:
+            py_spy: str, database: Any = None) -> None:
+    """``database``: the ``pg.PostgresServer`` the node uses, or None (SQLite)."""
     pid = node.process.pid
+    database_cpu: Callable[[], float] = (
+        functools.partial(postgres_cpu_seconds, database.data) if database is not None else lambda: 0.0)
+    stats = PgStats(database.url) if database is not None and args.pg_statements else None
+    pg_before = pg_after = None
     spool = Path(tmp) / "client-spool"
     spool.mkdir()
-    warm = run(node, requests[: args.warmup], 2, args.max_seconds, spool, args.client)
+    warm = run(node, requests[: args.warmup], 2, args.max_seconds, spool, args.client, database_cpu)
     print(f"warm-up: {warm.sent} requests, {len(warm.failures)} failures; "
           f"server peak RSS {tree_rss_mb(pid):.1f} MB")
     start = args.warmup
     print(f"{'clients':>7} {'sent':>6} {'failures':>8} {'docs/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
           f"{'p99 ms':>8} {'max ms':>8} {'peak RSS MB':>12} {'srv CPU ms/doc':>14} {'srv sys ms/doc':>14} "
           f"{'srv CPU %':>9} "
-          f"{'cli CPU %':>9} {'cli CPU ms/req':>14} {'PSS MB':>7}")
+          f"{'cli CPU %':>9} {'cli CPU ms/req':>14} {'PSS MB':>7}"
+          + (f" {'pg CPU ms/doc':>13} {'node+pg ms/doc':>14}" if database is not None else ""))
     results = []
     for n, clients in enumerate(levels):
         batch = requests[start : start + args.requests]
         start += args.requests
         clear_peak_rss(pid)
+        last = n == len(levels) - 1
+        if stats is not None and last:
+            pg_before = stats.snapshot()
         if args.py_spy and n == len(levels) - 1:
             res = profiled(py_spy, args.py_spy, pid,
-                           functools.partial(run, node, batch, clients, args.max_seconds, spool, args.client))
+                           functools.partial(run, node, batch, clients, args.max_seconds, spool, args.client,
+                                             database_cpu))
         elif args.strace and n == len(levels) - 1:
             res = straced(args.strace, pid,
-                          functools.partial(run, node, batch, clients, args.max_seconds, spool, args.client))
+                          functools.partial(run, node, batch, clients, args.max_seconds, spool, args.client,
+                                             database_cpu))
         else:
-            res = run(node, batch, clients, args.max_seconds, spool, args.client)
+            res = run(node, batch, clients, args.max_seconds, spool, args.client, database_cpu)
+        if stats is not None and last:
+            pg_after = stats.snapshot()
         lat = sorted(x * 1000 for x in res.latencies)
         print(f"{clients:>7} {res.sent:>6} {len(res.failures):>8} {len(res.latencies) / res.elapsed:>8.1f} "
               f"{percentile(lat, 50):>8.1f} {percentile(lat, 90):>8.1f} {percentile(lat, 99):>8.1f} "
@@ -352,7 +383,10 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
               f"{1000 * res.server_cpu / max(1, res.sent):>14.2f} {1000 * res.server_system / max(1, res.sent):>14.2f} "
               f"{100 * res.server_cpu / res.elapsed:>9.0f} "
               f"{100 * res.client_cpu / res.elapsed:>9.0f} {1000 * res.client_cpu / max(1, res.sent):>14.2f} "
-              f"{tree_pss_mb(pid):>7.1f}")
+              f"{tree_pss_mb(pid):>7.1f}"
+              + (f" {1000 * res.database_cpu / max(1, res.sent):>13.2f} "
+                 f"{1000 * (res.server_cpu + res.database_cpu) / max(1, res.sent):>14.2f}"
+                 if database is not None else ""))
         results.append(res)
     print("server processes, RSS / PSS now (MB), CPU since start (s): "
           + ", ".join(f"{p} {rss_mb(p):.1f} / {pss_mb(p):.1f} {cpu_seconds(p):.1f}s"
@@ -364,6 +398,8 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
     print(f"best: {best:.1f} docs/s (target {TARGET_DOCS_PER_S} docs/s: "
           f"{'met' if best >= TARGET_DOCS_PER_S else 'NOT met'}); failures: "
           f"{sum(len(r.failures) for r in results)}")
+    if pg_before is not None and pg_after is not None:
+        print_per_document(pg_before, pg_after, results[-1].sent)
     if args.strace:
         print_syscalls(args.strace, results[-1].sent)
     if args.py_spy:
