@@ -153,13 +153,7 @@ class FilesystemBlobStore:
             _fsync_dir(shard)                                    # fsync 3: both names in the shard directory
             return pending
         except BaseException:
-            # Failed half-way (disk full while writing the marker or the sidecar...): the caller only undoes
-            # what add() returned, so leave nothing behind here.
-            if linked:
-                self.remove([pending])
-            else:
-                _unlink(marker)
-                self._prune(Path(shard))
+            self._undo(pending, shard, linked=linked)
             raise
 
     def _add_with_attribute(self, pending: PendingBlob, source: Path, final: str, meta: bytes
@@ -175,12 +169,11 @@ class FilesystemBlobStore:
         a document's name always comes with its metadata and, until :meth:`commit`, with a marker that
         :meth:`recover` finds and reads (the uniqueId is in the same attribute)."""
         marker, (shard, name) = pending.marker, os.path.split(final)
-        marked = linked = False
+        linked = False
         try:
             os.setxattr(source, _ATTRIBUTE + name, meta)
             _fsync_file(source)                                  # fsync 1: data and metadata of the document
             os.link(source, marker)
-            marked = True
             _fsync_dir(self._pending_dir)                        # fsync 2: the marker's name
             if not _link_new(source, final, copy=False):
                 _unlink(marker)
@@ -189,13 +182,18 @@ class FilesystemBlobStore:
             _fsync_dir(shard)                                    # fsync 3: the document's name
             return pending
         except BaseException:
-            if linked:
-                self.remove([pending])
-            else:
-                if marked:
-                    _unlink(marker)
-                self._prune(Path(shard))
+            self._undo(pending, shard, linked=linked)
             raise
+
+    def _undo(self, pending: PendingBlob, shard: str, *, linked: bool) -> None:
+        """Leave nothing behind of an :meth:`add` that failed half-way (disk full while writing the marker or
+        the sidecar, a failed fsync...): the caller only undoes what add() returned. Before the document was
+        linked there is at most its marker (none yet is fine) and maybe a shard directory made for it."""
+        if linked:
+            self.remove([pending])
+        else:
+            _unlink(pending.marker)
+            self._prune(Path(shard))
 
     def commit(self, blobs: list[PendingBlob]) -> None:
         """The registry accepted these documents: they are no longer pending."""
