@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, exists, false, not_, or_, select, true
 
 from registry import _hl7, _model
-from registry._rim import Classification, Kind, RimSubmission, read_object
+from registry._rim import Kind, RimSubmission, read_object
 from registry._schema import document_entry, object_value, registry_object, submission_origin, with_lid
 from registry._vocabulary import AssociationType, IdScheme, Scheme, Status
 from soap_wsdl import parse_xml
@@ -172,7 +172,7 @@ def submitted_documents(sub: RimSubmission, patient_key: str, origin: Origin | N
             class_code=(classes[0].node_representation or "") if classes else None,
             type_code=(types[0].node_representation or "") if types else None,
             authors=frozenset(person.split("^", 1)[0] for c in o.classified(_AUTHOR)
-                              if (person := _author_person(c))),
+                              if (person := _model.author_of(c).person)),
             submitter=origin.submitter if origin else None,
             submitter_structure=origin.structure if origin else None,
             filed_by_patient=origin.by_patient if origin else False))
@@ -182,15 +182,6 @@ def submitted_documents(sub: RimSubmission, patient_key: str, origin: Origin | N
 _CLASS, _TYPE = Scheme.DE_CLASS_CODE.uuid, Scheme.DE_TYPE_CODE.uuid
 _CONFIDENTIALITY, _AUTHOR = Scheme.DE_CONFIDENTIALITY_CODE.uuid, Scheme.DE_AUTHOR.uuid
 _UNIQUE_ID = IdScheme.DE_UNIQUE_ID.uuid
-
-
-def _author_person(c: Classification) -> str | None:
-    """The author's authorPerson as ``_model.author_of`` reads it (the last such slot's first value)."""
-    person = None
-    for s in c.slots:
-        if s.name == "authorPerson":
-            person = s.values[0] if s.values else None
-    return person
 
 
 def submission_patient(sub: RimSubmission) -> str | None:
