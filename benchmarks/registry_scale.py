@@ -58,7 +58,6 @@ import random
 import resource
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,7 +68,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from _harness import machine, node_in  # also puts tests/ and tests/support/ on sys.path
+from _harness import machine, node_in, postgres_cpu_seconds  # also puts tests/ and tests/support/ on sys.path
 from _registry_data import Corpus, patient_id
 from lxml import etree
 from pg import PostgresServer
@@ -100,18 +99,7 @@ class DurablePostgres(PostgresServer):
 
     def cpu_seconds(self) -> float:
         """CPU used so far by every process of this server (postmaster, backends, checkpointer, ...)."""
-        pid = int((self.data / "postmaster.pid").read_text().split()[0])
-        total, tick = 0.0, os.sysconf("SC_CLK_TCK")
-        for child in [pid, *_children(pid)]:
-            with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
-        return total
-
-
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
-    return [int(p) for p in out.split()]
+        return postgres_cpu_seconds(self.data)
 
 
 @dataclass
