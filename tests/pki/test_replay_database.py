@@ -18,18 +18,24 @@ T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
+def url() -> Iterator[str]:
+    """A migrated PostgreSQL of this module's own, removed at the end."""
     server = PostgresServer()
     try:
         server.start()
         store = Store(server.url)
         store.migrate()
         store.dispose()
-        engine = create_engine(server.url, pool_size=8)
-        yield engine
-        engine.dispose()
+        yield server.url
     finally:
         server.remove()
+
+
+@pytest.fixture(scope="module")
+def engine(url: str) -> Iterator[Engine]:
+    engine = create_engine(url, pool_size=8)
+    yield engine
+    engine.dispose()
 
 
 def test_a_second_use_is_refused_through_another_engine_until_the_window_ends(engine):
@@ -76,35 +82,31 @@ def test_an_unreachable_database_refuses(engine):
         nowhere.dispose()
 
 
-def test_a_check_commits_without_waiting_for_the_disk_and_leaves_the_connection_as_it_was():
+def test_a_check_commits_without_waiting_for_the_disk_and_leaves_the_connection_as_it_was(url):
     """The check's own transaction runs with synchronous_commit off (seen by a trigger at the insert, in that
     transaction), and the pooled connection, on which the registry then writes, still has the server's
-    setting (on here, the durable default) afterwards."""
-    server = PostgresServer()
+    setting (on here, the durable default) afterwards. The trigger is dropped at the end: the module's other
+    tests share the table."""
+    engine = create_engine(url, pool_size=1, max_overflow=0, connect_args={"options": "-c synchronous_commit=on"})
     try:
-        server.start()
-        store = Store(server.url)
-        store.migrate()
-        store.dispose()
-        engine = create_engine(server.url, pool_size=1, max_overflow=0,
-                               connect_args={"options": "-c synchronous_commit=on"})
-        try:
-            with engine.begin() as conn:
-                conn.exec_driver_sql("CREATE TABLE commit_mode (assertion_id text, synchronous_commit text)")
-                conn.exec_driver_sql(
-                    "CREATE FUNCTION note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                    "INSERT INTO commit_mode VALUES (NEW.assertion_id, current_setting('synchronous_commit')); "
-                    "RETURN NEW; END $$")
-                conn.exec_driver_sql("CREATE TRIGGER note_commit_mode AFTER INSERT ON seen_assertion "
-                                     "FOR EACH ROW EXECUTE FUNCTION note_commit_mode()")
-            replay = DatabaseReplayStore(engine)
-            assert replay.remember("_async", T0 + timedelta(minutes=5), T0)
-            assert not replay.remember("_async", T0 + timedelta(minutes=5), T0 + timedelta(minutes=1))
-            with engine.connect() as conn:
-                assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
-                assert conn.exec_driver_sql("SELECT assertion_id, synchronous_commit FROM commit_mode").all() \
-                    == [("_async", "off")]
-        finally:
-            engine.dispose()
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE commit_mode (assertion_id text, synchronous_commit text)")
+            conn.exec_driver_sql(
+                "CREATE FUNCTION note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "INSERT INTO commit_mode VALUES (NEW.assertion_id, current_setting('synchronous_commit')); "
+                "RETURN NEW; END $$")
+            conn.exec_driver_sql("CREATE TRIGGER note_commit_mode AFTER INSERT ON seen_assertion "
+                                 "FOR EACH ROW EXECUTE FUNCTION note_commit_mode()")
+        replay = DatabaseReplayStore(engine)
+        assert replay.remember("_async", T0 + timedelta(minutes=5), T0)
+        assert not replay.remember("_async", T0 + timedelta(minutes=5), T0 + timedelta(minutes=1))
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
+            assert conn.exec_driver_sql("SELECT assertion_id, synchronous_commit FROM commit_mode").all() \
+                == [("_async", "off")]
     finally:
-        server.remove()
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS note_commit_mode ON seen_assertion")
+            conn.exec_driver_sql("DROP FUNCTION IF EXISTS note_commit_mode()")
+            conn.exec_driver_sql("DROP TABLE IF EXISTS commit_mode")
+        engine.dispose()
