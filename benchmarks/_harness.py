@@ -30,12 +30,14 @@ __all__ = ["RunningNode", "clear_peak_rss", "cpu_seconds", "durable_postgres", "
 
 
 @contextlib.contextmanager
-def node_in(data_dir: Path, *serve_args: str, empty_database_url: str | None = None, **config: object
-            ) -> Iterator[RunningNode]:
+def node_in(data_dir: Path, *serve_args: str, empty_database_url: str | None = None,
+            patients: tuple[str, ...] = (), **config: object) -> Iterator[RunningNode]:
     """A fresh node (SQLite file, or the empty PostgreSQL database ``empty_database_url``, + filesystem blobs in
     ``data_dir``) served by `dmp serve`; the server process is ended by its PID when the block ends, whatever
-    happened inside it. ``config`` overrides fields of the node's `Config` (e.g. ``sqlite_synchronous="NORMAL"``)."""
-    cfg = make_node(data_dir, database_url=empty_database_url)
+    happened inside it. ``patients``: those with a DMP the test professional may feed (default: make_node's two).
+    ``config`` overrides fields of the node's `Config` (e.g. ``sqlite_synchronous="NORMAL"``)."""
+    cfg = (make_node(data_dir, database_url=empty_database_url, patients=patients) if patients
+           else make_node(data_dir, database_url=empty_database_url))
     if config:
         cfg = dataclasses.replace(cfg, **config)  # type: ignore[arg-type]
         cfg.save()

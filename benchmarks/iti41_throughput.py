@@ -57,6 +57,7 @@ from _harness import (
     tree_rss_mb,
 )
 from _pg_stats import SETTINGS, PgStats, print_per_document
+from _registry_data import patient_id
 from xds_client import ITI41, envelope, parse_reply
 from xds_factory import PATIENT, Doc, content_id, provide_and_register
 
@@ -99,12 +100,12 @@ class RunResult:
 _seed = itertools.count(1)
 
 
-def encode_requests(count: int, patient: str = PATIENT) -> list[Request]:
-    """``count`` ITI-41 MTOM messages, each with one distinct CDA document (distinct uniqueIds) for ``patient``
-    (the VIHF names it)."""
+def encode_requests(count: int, patients: tuple[str, ...] = (PATIENT,)) -> list[Request]:
+    """``count`` ITI-41 MTOM messages, each with one distinct CDA document (distinct uniqueIds), for each of
+    ``patients`` in turn (the VIHF names it)."""
     out = []
-    for _ in range(count):
-        doc = Doc(b"", "Document01", mime_type="text/xml", patient_id=patient)
+    for i in range(count):
+        doc = Doc(b"", "Document01", mime_type="text/xml", patient_id=patients[i % len(patients)])
         doc.content = consultation_report(doc.unique_id, doc.patient_id, next(_seed))
         env = envelope(ITI41, provide_and_register([doc]))
         boundary, root = new_boundary(), f"root.{uuid.uuid4().hex}@bench.dmp-xds"
@@ -238,21 +239,32 @@ def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: f
 
 
 def profiled(py_spy: str, out: Path, pid: int, measure: Callable[[], RunResult]) -> RunResult:
-    """Run ``measure`` while py-spy samples the GIL-holding thread (on-CPU Python time) of the server and of its
-    worker processes."""
-    spy = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--subprocesses", "--gil", "--format", "raw",
-                            "--rate", "250", "--output", str(out)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """Run ``measure`` while py-spy samples the GIL-holding thread (on-CPU Python time) of the server's workers
+    (of the server itself when it has none), one py-spy per process, their collapsed stacks concatenated into
+    ``out``. The supervisor of `--workers N` is left alone: it only reaps workers, and with py-spy attached to it
+    under load (``--subprocesses``, or alone) it exited in the middle of the run, taking its workers with it."""
+    pids = sorted(set(process_tree(pid)) - {pid}) or [pid]
+    parts = [out.with_name(f"{out.name}.{p}") for p in pids]
+    spies = [subprocess.Popen([py_spy, "record", "--pid", str(p), "--gil", "--format", "raw", "--rate", "250",
+                               "--output", str(part)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for p, part in zip(pids, parts, strict=True)]
     try:
-        time.sleep(1)  # let it attach
+        time.sleep(1)  # let them attach
         return measure()
     finally:
-        spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
-        try:
-            spy.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            spy.kill()
-            spy.wait()
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
+        for spy in spies:
+            try:
+                spy.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
+        with out.open("wb") as joined:
+            for part in parts:
+                if part.exists():
+                    joined.write(part.read_bytes())
+                    part.unlink()
 
 
 def straced(out: Path, pid: int, measure: Callable[[], RunResult]) -> RunResult:
@@ -313,18 +325,23 @@ def main() -> None:
     ap.add_argument("--pg-statements", action="store_true",
                     help="with --database postgresql: load pg_stat_statements and print, for the last run, the "
                          "statements, commits and WAL flushes of PostgreSQL per document")
+    ap.add_argument("--patients", type=int, default=1,
+                    help="spread the documents over this many patients, each with a DMP the professional may feed "
+                         "(default 1: every request takes the same patient's access-history lock, the worst case; "
+                         "a hospital's traffic spreads over its patients)")
     ap.add_argument("--py-spy", type=Path, metavar="OUT",
                     help="record the server with py-spy (collapsed stacks to OUT) during the last run")
     args = ap.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
     py_spy = shutil.which("py-spy") or str(Path(__file__).resolve().parent.parent / ".venv/bin/py-spy")
 
-    requests = encode_requests(args.warmup + args.requests * len(levels))
+    patients = (PATIENT,) if args.patients <= 1 else tuple(patient_id(p) for p in range(args.patients))
+    requests = encode_requests(args.warmup + args.requests * len(levels), patients)
     sizes = [len(r.body) for r in requests]
     print(f"ITI-41 throughput; {machine()}")
     print(f"node: {'SQLite' if args.database == 'sqlite' else 'PostgreSQL'} + filesystem blobs, `dmp serve` "
           f"({args.workers} worker process(es)); client: {args.client}; requests: MTOM, one CDA document each, "
-          f"message {statistics.mean(sizes) / 1024:.1f} KiB on average")
+          f"message {statistics.mean(sizes) / 1024:.1f} KiB on average; {len(patients)} patient(s)")
     overrides = {"sqlite_synchronous": args.sqlite_synchronous} if args.sqlite_synchronous else {}
     serve_args = ("--workers", str(args.workers)) if args.workers > 1 else ()
     with contextlib.ExitStack() as stack:
@@ -333,7 +350,8 @@ def main() -> None:
             server = stack.enter_context(durable_postgres_server(*(SETTINGS if args.pg_statements else ())))
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dmp-bench-"))
         node = stack.enter_context(node_in(Path(tmp) / "node", *serve_args,
-                                           empty_database_url=server.url if server else None, **overrides))
+                                           empty_database_url=server.url if server else None,
+                                           patients=patients, **overrides))
         measure(args, node, Path(tmp), requests, levels, py_spy, server)
 
 
