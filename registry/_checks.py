@@ -14,14 +14,28 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, any_, bindparam, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Integer,
+    LargeBinary,
+    String,
+    any_,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from registry import _hl7
 from registry._catalogue import Problem
 from registry._direct import DirectStatement
 from registry._errors import RegistryError
-from registry._query_run import chunks
+from registry._query_run import CHUNK, chunks
 from registry._schema import document_entry, patient, registry_object
 from registry._validate import Classified, Validator
 from registry._vocabulary import REPLACEMENTS, AssociationType, IdScheme, Status
@@ -114,25 +128,52 @@ class Known:
         claims = list(claims)
         k = cls()
         keys = {c.patient_key for c in claims if c.patient_is_cx and c.patient_key}
-        statements = _statements(conn.dialect.name == "postgresql")
-        for chunk in _ordered_chunks(keys):
-            rows = statements.patients.rows(conn, {"values": chunk})
-            k.patients.update({r.patient_key: r.closed_at for r in rows})
         ids = {i for c in claims for i in c.object_ids if i.startswith("urn:uuid:")}
-        for chunk in _ordered_chunks(ids.union(*(c.outside_refs() for c in claims))):
-            k.objects.update(_existing(conn, chunk))
+        ids = ids.union(*(c.outside_refs() for c in claims))
         # The SubmissionSets' and Folders' uniqueIds and the DocumentEntries' in one look-up (issue 13: one
         # statement fewer per registration); each row counts only for the kind of uniqueId it was asked for.
         packages = {u for c in claims for u, _ in c.package_unique_ids}
         documents = {d[0] for c in claims for d in c.document_unique_ids}
+        together = _statements(conn.dialect.name == "postgresql").together is not None
+        if together and max(len(keys), len(ids), len(packages | documents)) <= CHUNK:
+            k._load_together(conn, keys, ids, packages, documents)
+        else:
+            k._load_apart(conn, keys, ids, packages, documents)
+        return k
+
+    def _load_together(self, conn: Connection, keys: set[str], ids: set[str], packages: set[str],
+                       documents: set[str]) -> None:
+        """The three look-ups of :meth:`_load_apart` in one statement, one round trip (PostgreSQL; issue 13):
+        the rows of each are those its own statement returns."""
+        together = _statements(True).together
+        assert together is not None
+        for r in together.rows(conn, {"keys": sorted(keys), "ids": sorted(ids),
+                                      "unique_ids": sorted(packages | documents)}):
+            if r.what == _PATIENT:
+                self.patients[r.patient_key] = r.closed_at
+            elif r.what == _OBJECT:
+                self.objects[r.id] = Existing(r.id, r.kind, r.status, r.patient_key, r.unique_id)
+            else:
+                self._count_unique_id(r, packages, documents)
+
+    def _load_apart(self, conn: Connection, keys: set[str], ids: set[str], packages: set[str],
+                    documents: set[str]) -> None:
+        k, statements = self, _statements(conn.dialect.name == "postgresql")
+        for chunk in _ordered_chunks(keys):
+            rows = statements.patients.rows(conn, {"values": chunk})
+            k.patients.update({r.patient_key: r.closed_at for r in rows})
+        for chunk in _ordered_chunks(ids):
+            k.objects.update(_existing(conn, chunk))
         for chunk in _ordered_chunks(packages | documents):
             for r in statements.unique_ids.rows(conn, {"values": chunk}):
-                if r.kind == "DE":
-                    if r.unique_id in documents:
-                        k.document_unique_ids.setdefault(r.unique_id, []).append((r.hash, r.size))
-                elif r.unique_id in packages:
-                    k.package_unique_ids[r.unique_id] = k.package_unique_ids.get(r.unique_id, 0) + 1
-        return k
+                k._count_unique_id(r, packages, documents)
+
+    def _count_unique_id(self, r: Any, packages: set[str], documents: set[str]) -> None:
+        if r.kind == "DE":
+            if r.unique_id in documents:
+                self.document_unique_ids.setdefault(r.unique_id, []).append((r.hash, r.size))
+        elif r.unique_id in packages:
+            self.package_unique_ids[r.unique_id] = self.package_unique_ids.get(r.unique_id, 0) + 1
 
     def add(self, objects: Iterable[Row], documents: Iterable[Row]) -> None:
         """The ``registry_object`` and ``document_entry`` rows of a submission registered in this transaction:
@@ -165,30 +206,56 @@ def _existing(conn: Connection, ids: Iterable[str]) -> dict[str, Existing]:
 class _Statements:
     """The look-ups of :meth:`Known.load`, built once per dialect and executed directly (``registry._direct``:
     every registration runs them, and SQLAlchemy's execution costs more CPU than SQLite's). Each takes the
-    parameter ``values``."""
+    parameter ``values``; ``together`` (PostgreSQL only) is the three in one statement, with ``keys``, ``ids``
+    and ``unique_ids``, each row saying which look-up it answers (``what``)."""
 
     patients: DirectStatement
     existing: DirectStatement
     unique_ids: DirectStatement   # SubmissionSets, Folders (hash, size NULL) and DocumentEntries holding them
+    together: DirectStatement | None
+
+
+_OBJECT, _PATIENT, _UNIQUE_ID = 0, 1, 2
 
 
 @functools.cache
 def _statements(postgresql: bool) -> _Statements:
-    def among(column: ColumnElement[str | None]) -> ColumnElement[bool]:
+    def among(column: ColumnElement[Any], name: str = "values") -> ColumnElement[bool]:
         # On PostgreSQL one array parameter (``= ANY``): building and sending a 500-item IN list cost ~0.1 ms of
         # this process's CPU per DocumentEntry in the bulk path. Elsewhere an IN list expanded when executed.
         if postgresql:
-            return column == any_(bindparam("values", type_=ARRAY(column.type)))
-        return column.in_(bindparam("values", expanding=True))
+            return column == any_(bindparam(name, type_=ARRAY(column.type)))
+        return column.in_(bindparam(name, expanding=True))
 
-    ro, de = registry_object.c, document_entry.c
+    ro, de, pt = registry_object.c, document_entry.c, patient.c
+    patients = select(pt.patient_key, pt.closed_at)
+    existing = select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id)
+    unique_ids = (select(ro.unique_id, ro.kind, de.hash, de.size).outerjoin(document_entry, de.id == ro.id)
+                  .where(ro.kind.in_(("SS", "FD", "DE"))))
+    together = None
+    if postgresql:
+        def nothing(t: Any) -> Any:
+            return cast(null(), t)
+
+        def what(n: int) -> Any:
+            return literal_column(str(n), Integer)
+
+        # The first branch names and types the columns (its ObjectId and StatusCode decode the results).
+        together = DirectStatement(union_all(
+            select(what(_OBJECT).label("what"), ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id,
+                   nothing(de.hash.type).label("hash"), nothing(de.size.type).label("size"),
+                   nothing(pt.closed_at.type).label("closed_at")).where(among(ro.id, "ids")),
+            select(what(_PATIENT), nothing(LargeBinary), nothing(String), nothing(String), pt.patient_key,
+                   nothing(String), nothing(String), nothing(BigInteger), pt.closed_at)
+            .where(among(pt.patient_key, "keys")),
+            unique_ids.with_only_columns(what(_UNIQUE_ID), nothing(LargeBinary), ro.kind, nothing(String),
+                                        nothing(String), ro.unique_id, de.hash, de.size, nothing(String))
+            .where(among(ro.unique_id, "unique_ids"))))
     return _Statements(
-        patients=DirectStatement(
-            select(patient.c.patient_key, patient.c.closed_at).where(among(patient.c.patient_key))),
-        existing=DirectStatement(select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id).where(among(ro.id))),
-        unique_ids=DirectStatement(
-            select(ro.unique_id, ro.kind, de.hash, de.size).outerjoin(document_entry, de.id == ro.id)
-            .where(among(ro.unique_id), ro.kind.in_(("SS", "FD", "DE")))))
+        patients=DirectStatement(patients.where(among(pt.patient_key))),
+        existing=DirectStatement(existing.where(among(ro.id))),
+        unique_ids=DirectStatement(unique_ids.where(among(ro.unique_id))),
+        together=together)
 
 
 def _ordered_chunks(values: Iterable[str]) -> Iterable[list[str]]:
