@@ -124,7 +124,9 @@ class Known:
     document_unique_ids: dict[str, list[tuple[str | None, int | None]]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, conn: Connection, claims: Iterable[Claims]) -> Known:
+    def load(cls, conn: Connection, claims: Iterable[Claims], *, one_statement: bool = True) -> Known:
+        """What the registry holds about what ``claims`` name. On PostgreSQL (unless ``one_statement`` is False:
+        benchmarks/pg_write_path.py compares both) one statement when each set of values fits in one chunk."""
         claims = list(claims)
         k = cls()
         keys = {c.patient_key for c in claims if c.patient_is_cx and c.patient_key}
@@ -135,7 +137,7 @@ class Known:
         packages = {u for c in claims for u, _ in c.package_unique_ids}
         documents = {d[0] for c in claims for d in c.document_unique_ids}
         together = _statements(conn.dialect.name == "postgresql").together is not None
-        if together and max(len(keys), len(ids), len(packages | documents)) <= CHUNK:
+        if together and one_statement and max(len(keys), len(ids), len(packages | documents)) <= CHUNK:
             k._load_together(conn, keys, ids, packages, documents)
         else:
             k._load_apart(conn, keys, ids, packages, documents)
