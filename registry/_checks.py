@@ -15,12 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Connection,
     Integer,
-    LargeBinary,
-    String,
     any_,
     bindparam,
     cast,
@@ -136,8 +133,8 @@ class Known:
         # statement fewer per registration); each row counts only for the kind of uniqueId it was asked for.
         packages = {u for c in claims for u, _ in c.package_unique_ids}
         documents = {d[0] for c in claims for d in c.document_unique_ids}
-        together = _statements(conn.dialect.name == "postgresql").together is not None
-        if together and one_statement and max(len(keys), len(ids), len(packages | documents)) <= CHUNK:
+        together = conn.dialect.name == "postgresql" and one_statement
+        if together and max(len(keys), len(ids), len(packages | documents)) <= CHUNK:
             k._load_together(conn, keys, ids, packages, documents)
         else:
             k._load_apart(conn, keys, ids, packages, documents)
@@ -146,11 +143,14 @@ class Known:
     def _load_together(self, conn: Connection, keys: set[str], ids: set[str], packages: set[str],
                        documents: set[str]) -> None:
         """The three look-ups of :meth:`_load_apart` in one statement, one round trip (PostgreSQL; issue 13):
-        the rows of each are those its own statement returns."""
-        together = _statements(True).together
-        assert together is not None
-        for r in together.rows(conn, {"keys": sorted(keys), "ids": sorted(ids),
-                                      "unique_ids": sorted(packages | documents)}):
+        the rows of each are those its own statement returns. Only the look-ups with values to look up are in
+        the statement (one text per combination, each prepared by psycopg): an empty one still costs PostgreSQL
+        its planning, on every partition of a partitioned registry."""
+        unique_ids = packages | documents
+        if not (keys or ids or unique_ids):
+            return
+        together = _together(bool(ids), bool(keys), bool(unique_ids))
+        for r in together.rows(conn, {"keys": sorted(keys), "ids": sorted(ids), "unique_ids": sorted(unique_ids)}):
             if r.what == _PATIENT:
                 self.patients[r.patient_key] = r.closed_at
             elif r.what == _OBJECT:
@@ -208,13 +208,11 @@ def _existing(conn: Connection, ids: Iterable[str]) -> dict[str, Existing]:
 class _Statements:
     """The look-ups of :meth:`Known.load`, built once per dialect and executed directly (``registry._direct``:
     every registration runs them, and SQLAlchemy's execution costs more CPU than SQLite's). Each takes the
-    parameter ``values``; ``together`` (PostgreSQL only) is the three in one statement, with ``keys``, ``ids``
-    and ``unique_ids``, each row saying which look-up it answers (``what``)."""
+    parameter ``values``."""
 
     patients: DirectStatement
     existing: DirectStatement
     unique_ids: DirectStatement   # SubmissionSets, Folders (hash, size NULL) and DocumentEntries holding them
-    together: DirectStatement | None
 
 
 _OBJECT, _PATIENT, _UNIQUE_ID = 0, 1, 2
@@ -234,30 +232,43 @@ def _statements(postgresql: bool) -> _Statements:
     existing = select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id)
     unique_ids = (select(ro.unique_id, ro.kind, de.hash, de.size).outerjoin(document_entry, de.id == ro.id)
                   .where(ro.kind.in_(("SS", "FD", "DE"))))
-    together = None
-    if postgresql:
-        def nothing(t: Any) -> Any:
-            return cast(null(), t)
-
-        def what(n: int) -> Any:
-            return literal_column(str(n), Integer)
-
-        # The first branch names and types the columns (its ObjectId and StatusCode decode the results).
-        together = DirectStatement(union_all(
-            select(what(_OBJECT).label("what"), ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id,
-                   nothing(de.hash.type).label("hash"), nothing(de.size.type).label("size"),
-                   nothing(pt.closed_at.type).label("closed_at")).where(among(ro.id, "ids")),
-            select(what(_PATIENT), nothing(LargeBinary), nothing(String), nothing(String), pt.patient_key,
-                   nothing(String), nothing(String), nothing(BigInteger), pt.closed_at)
-            .where(among(pt.patient_key, "keys")),
-            unique_ids.with_only_columns(what(_UNIQUE_ID), nothing(LargeBinary), ro.kind, nothing(String),
-                                        nothing(String), ro.unique_id, de.hash, de.size, nothing(String))
-            .where(among(ro.unique_id, "unique_ids"))))
     return _Statements(
         patients=DirectStatement(patients.where(among(pt.patient_key))),
         existing=DirectStatement(existing.where(among(ro.id))),
-        unique_ids=DirectStatement(unique_ids.where(among(ro.unique_id))),
-        together=together)
+        unique_ids=DirectStatement(unique_ids.where(among(ro.unique_id))))
+
+
+@functools.cache
+def _together(ids: bool, keys: bool, unique_ids: bool) -> DirectStatement:
+    """The look-ups of :class:`_Statements` asked for in one statement (PostgreSQL): registered objects by id
+    (parameter ``ids``), patients (``keys``), uniqueIds (``unique_ids``), each row saying which one it answers
+    (``what``). Every branch selects the same typed columns (NULL where it has none), so the results decode as
+    the separate look-ups' do (``ObjectId``, ``StatusCode``)."""
+    ro, de, pt = registry_object.c, document_entry.c, patient.c
+
+    def among(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+
+    def columns(what: int, **given: Any) -> list[Any]:
+        wanted = {"id": ro.id, "kind": ro.kind, "status": ro.status, "patient_key": ro.patient_key,
+                  "unique_id": ro.unique_id, "hash": de.hash, "size": de.size, "closed_at": pt.closed_at}
+        return [literal_column(str(what), Integer).label("what"),
+                *(given[n].label(n) if n in given else cast(null(), c.type).label(n) for n, c in wanted.items())]
+
+    branches = []
+    if ids:
+        branches.append(select(*columns(_OBJECT, id=ro.id, kind=ro.kind, status=ro.status,
+                                        patient_key=ro.patient_key, unique_id=ro.unique_id))
+                        .where(among(ro.id, "ids")))
+    if keys:
+        branches.append(select(*columns(_PATIENT, patient_key=pt.patient_key, closed_at=pt.closed_at))
+                        .where(among(pt.patient_key, "keys")))
+    if unique_ids:
+        branches.append(select(*columns(_UNIQUE_ID, kind=ro.kind, unique_id=ro.unique_id, hash=de.hash,
+                                        size=de.size))
+                        .outerjoin(document_entry, de.id == ro.id)
+                        .where(among(ro.unique_id, "unique_ids"), ro.kind.in_(("SS", "FD", "DE"))))
+    return DirectStatement(union_all(*branches) if len(branches) > 1 else branches[0])
 
 
 def _ordered_chunks(values: Iterable[str]) -> Iterable[list[str]]:
