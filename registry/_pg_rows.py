@@ -5,8 +5,8 @@
 one fixed statement text made of data-modifying CTEs, each ``INSERT INTO t (columns) SELECT ... FROM
 unnest(arrays)``, with one array parameter per column (an empty array inserts nothing). The text never changes,
 so psycopg prepares it once per connection and PostgreSQL parses it once (issue 13: five COPYs and an INSERT
-cost ten round trips, ~1.5 ms of the node's CPU and ~2 ms of PostgreSQL's per document). :func:`copy_rows`
-(one COPY per table: fewer bytes for thousands of rows) stays for the bulk path's large batches.
+cost 11 round trips and ~1.5 ms of the node's CPU per document in a profile; benchmarks/pg_write_path.py).
+:func:`copy_rows` (one COPY per table: fewer bytes for thousands of rows) stays for the bulk path's large batches.
 
 Both write exactly the same rows, and a row the database refuses is refused with the same error:
 
@@ -21,6 +21,12 @@ Both write exactly the same rows, and a row the database refuses is refused with
   the text: the statement is spelled so that the tables are written in COPY's order (``registry_object``
   first), so the first refused row is the one COPY would have refused first (a test checks it);
 - a refusal is raised as SQLAlchemy raises a failed statement (IntegrityError, DataError, ...).
+
+One difference remains, within one table: COPY converts a batch of rows before inserting any of them, the
+statement converts and inserts row by row. Rows of which an earlier one takes a key already taken and a later
+one holds a value too wide for its column are refused by COPY for the width (DataError), by the statement for
+the key (IntegrityError). For a registration that needs a concurrent registration of the same id between its
+checks and its insert: it is refused either way, as REGISTERED_CONCURRENTLY instead of VALUE_DOES_NOT_FIT_STORAGE.
 """
 
 from __future__ import annotations
