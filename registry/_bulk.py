@@ -4,7 +4,8 @@ Contract: ``bulk_register(subs)`` gives every submission the outcome ``register(
 submissions were registered one after the other, in order — same structural validation, same checks against
 the registry's content (each submission sees the ones accepted before it, in the same batch too), same rows,
 same effects on registered objects — but with set-based checks (``_checks.Known``: a few queries per batch)
-and one bulk write per table per batch (``_submission.insert_rows``: COPY on PostgreSQL, executemany on SQLite).
+and bulk writes per batch (``_submission.insert_rows``: on PostgreSQL one statement for every table, or one
+COPY per table for a batch of over ``ONE_STATEMENT_ROWS`` rows; executemany per table on SQLite).
 
 - A submission that breaks a rule is left out of its batch and reported with exactly register()'s errors; the
   others of the batch are registered (chosen over refusing the whole batch: an import then only has to fix and

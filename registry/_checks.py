@@ -14,14 +14,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, any_, bindparam, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    any_,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from registry import _hl7
 from registry._catalogue import Problem
 from registry._direct import DirectStatement
 from registry._errors import RegistryError
-from registry._query_run import chunks
+from registry._query_run import CHUNK, chunks
 from registry._schema import document_entry, patient, registry_object
 from registry._validate import Classified, Validator
 from registry._vocabulary import REPLACEMENTS, AssociationType, IdScheme, Status
@@ -110,29 +121,61 @@ class Known:
     document_unique_ids: dict[str, list[tuple[str | None, int | None]]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, conn: Connection, claims: Iterable[Claims]) -> Known:
+    def load(cls, conn: Connection, claims: Iterable[Claims], *, one_statement: bool = True) -> Known:
+        """What the registry holds about what ``claims`` name. On PostgreSQL (unless ``one_statement`` is False:
+        benchmarks/pg_write_path.py compares both) one statement when each set of values fits in one chunk."""
         claims = list(claims)
         k = cls()
         keys = {c.patient_key for c in claims if c.patient_is_cx and c.patient_key}
-        statements = _statements(conn.dialect.name == "postgresql")
-        for chunk in _ordered_chunks(keys):
-            rows = statements.patients.rows(conn, {"values": chunk})
-            k.patients.update({r.patient_key: r.closed_at for r in rows})
         ids = {i for c in claims for i in c.object_ids if i.startswith("urn:uuid:")}
-        for chunk in _ordered_chunks(ids.union(*(c.outside_refs() for c in claims))):
-            k.objects.update(_existing(conn, chunk))
+        ids = ids.union(*(c.outside_refs() for c in claims))
         # The SubmissionSets' and Folders' uniqueIds and the DocumentEntries' in one look-up (issue 13: one
         # statement fewer per registration); each row counts only for the kind of uniqueId it was asked for.
         packages = {u for c in claims for u, _ in c.package_unique_ids}
         documents = {d[0] for c in claims for d in c.document_unique_ids}
+        together = conn.dialect.name == "postgresql" and one_statement
+        if together and max(len(keys), len(ids), len(packages | documents)) <= CHUNK:
+            k._load_together(conn, keys, ids, packages, documents)
+        else:
+            k._load_apart(conn, keys, ids, packages, documents)
+        return k
+
+    def _load_together(self, conn: Connection, keys: set[str], ids: set[str], packages: set[str],
+                       documents: set[str]) -> None:
+        """The three look-ups of :meth:`_load_apart` in one statement, one round trip (PostgreSQL; issue 13):
+        the rows of each are those its own statement returns. Only the look-ups with values to look up are in
+        the statement (one text per combination, each prepared by psycopg): an empty one still costs PostgreSQL
+        its planning, on every partition of a partitioned registry."""
+        unique_ids = packages | documents
+        if not (keys or ids or unique_ids):
+            return
+        together = _together(bool(ids), bool(keys), bool(unique_ids))
+        for r in together.rows(conn, {"keys": sorted(keys), "ids": sorted(ids), "unique_ids": sorted(unique_ids)}):
+            if r.what == _PATIENT:
+                self.patients[r.patient_key] = r.closed_at
+            elif r.what == _OBJECT:
+                self.objects[r.id] = Existing(r.id, r.kind, r.status, r.patient_key, r.unique_id)
+            else:
+                self._count_unique_id(r, packages, documents)
+
+    def _load_apart(self, conn: Connection, keys: set[str], ids: set[str], packages: set[str],
+                    documents: set[str]) -> None:
+        k, statements = self, _statements(conn.dialect.name == "postgresql")
+        for chunk in _ordered_chunks(keys):
+            rows = statements.patients.rows(conn, {"values": chunk})
+            k.patients.update({r.patient_key: r.closed_at for r in rows})
+        for chunk in _ordered_chunks(ids):
+            k.objects.update(_existing(conn, chunk))
         for chunk in _ordered_chunks(packages | documents):
             for r in statements.unique_ids.rows(conn, {"values": chunk}):
-                if r.kind == "DE":
-                    if r.unique_id in documents:
-                        k.document_unique_ids.setdefault(r.unique_id, []).append((r.hash, r.size))
-                elif r.unique_id in packages:
-                    k.package_unique_ids[r.unique_id] = k.package_unique_ids.get(r.unique_id, 0) + 1
-        return k
+                k._count_unique_id(r, packages, documents)
+
+    def _count_unique_id(self, r: Any, packages: set[str], documents: set[str]) -> None:
+        if r.kind == "DE":
+            if r.unique_id in documents:
+                self.document_unique_ids.setdefault(r.unique_id, []).append((r.hash, r.size))
+        elif r.unique_id in packages:
+            self.package_unique_ids[r.unique_id] = self.package_unique_ids.get(r.unique_id, 0) + 1
 
     def add(self, objects: Iterable[Row], documents: Iterable[Row]) -> None:
         """The ``registry_object`` and ``document_entry`` rows of a submission registered in this transaction:
@@ -172,23 +215,60 @@ class _Statements:
     unique_ids: DirectStatement   # SubmissionSets, Folders (hash, size NULL) and DocumentEntries holding them
 
 
+_OBJECT, _PATIENT, _UNIQUE_ID = 0, 1, 2
+
+
 @functools.cache
 def _statements(postgresql: bool) -> _Statements:
-    def among(column: ColumnElement[str | None]) -> ColumnElement[bool]:
+    def among(column: ColumnElement[Any], name: str = "values") -> ColumnElement[bool]:
         # On PostgreSQL one array parameter (``= ANY``): building and sending a 500-item IN list cost ~0.1 ms of
         # this process's CPU per DocumentEntry in the bulk path. Elsewhere an IN list expanded when executed.
         if postgresql:
-            return column == any_(bindparam("values", type_=ARRAY(column.type)))
-        return column.in_(bindparam("values", expanding=True))
+            return column == any_(bindparam(name, type_=ARRAY(column.type)))
+        return column.in_(bindparam(name, expanding=True))
 
-    ro, de = registry_object.c, document_entry.c
+    ro, de, pt = registry_object.c, document_entry.c, patient.c
+    patients = select(pt.patient_key, pt.closed_at)
+    existing = select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id)
+    unique_ids = (select(ro.unique_id, ro.kind, de.hash, de.size).outerjoin(document_entry, de.id == ro.id)
+                  .where(ro.kind.in_(("SS", "FD", "DE"))))
     return _Statements(
-        patients=DirectStatement(
-            select(patient.c.patient_key, patient.c.closed_at).where(among(patient.c.patient_key))),
-        existing=DirectStatement(select(ro.id, ro.kind, ro.status, ro.patient_key, ro.unique_id).where(among(ro.id))),
-        unique_ids=DirectStatement(
-            select(ro.unique_id, ro.kind, de.hash, de.size).outerjoin(document_entry, de.id == ro.id)
-            .where(among(ro.unique_id), ro.kind.in_(("SS", "FD", "DE")))))
+        patients=DirectStatement(patients.where(among(pt.patient_key))),
+        existing=DirectStatement(existing.where(among(ro.id))),
+        unique_ids=DirectStatement(unique_ids.where(among(ro.unique_id))))
+
+
+@functools.cache
+def _together(ids: bool, keys: bool, unique_ids: bool) -> DirectStatement:
+    """The look-ups of :class:`_Statements` asked for in one statement (PostgreSQL): registered objects by id
+    (parameter ``ids``), patients (``keys``), uniqueIds (``unique_ids``), each row saying which one it answers
+    (``what``). Every branch selects the same typed columns (NULL where it has none), so the results decode as
+    the separate look-ups' do (``ObjectId``, ``StatusCode``)."""
+    ro, de, pt = registry_object.c, document_entry.c, patient.c
+
+    def among(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+
+    def columns(what: int, **given: Any) -> list[Any]:
+        wanted = {"id": ro.id, "kind": ro.kind, "status": ro.status, "patient_key": ro.patient_key,
+                  "unique_id": ro.unique_id, "hash": de.hash, "size": de.size, "closed_at": pt.closed_at}
+        return [literal_column(str(what), Integer).label("what"),
+                *(given[n].label(n) if n in given else cast(null(), c.type).label(n) for n, c in wanted.items())]
+
+    branches = []
+    if ids:
+        branches.append(select(*columns(_OBJECT, id=ro.id, kind=ro.kind, status=ro.status,
+                                        patient_key=ro.patient_key, unique_id=ro.unique_id))
+                        .where(among(ro.id, "ids")))
+    if keys:
+        branches.append(select(*columns(_PATIENT, patient_key=pt.patient_key, closed_at=pt.closed_at))
+                        .where(among(pt.patient_key, "keys")))
+    if unique_ids:
+        branches.append(select(*columns(_UNIQUE_ID, kind=ro.kind, unique_id=ro.unique_id, hash=de.hash,
+                                        size=de.size))
+                        .outerjoin(document_entry, de.id == ro.id)
+                        .where(among(ro.unique_id, "unique_ids"), ro.kind.in_(("SS", "FD", "DE"))))
+    return DirectStatement(union_all(*branches) if len(branches) > 1 else branches[0])
 
 
 def _ordered_chunks(values: Iterable[str]) -> Iterable[list[str]]:

@@ -32,7 +32,7 @@ from registry._vocabulary import DE_STABLE, AssociationType
 Q = Select[Any]  # a one-column SELECT of object ids
 ro, de, ov, asc = registry_object.c, document_entry.c, object_value.c, association.c
 HAS_MEMBER = AssociationType.HAS_MEMBER.value
-_CHUNK = 500  # ids per IN (...) list: well under SQLite's parameter limit
+CHUNK = 500  # ids per IN (...) list: well under SQLite's parameter limit
 _DE_CODES = {"ClassCode": "class", "TypeCode": "type", "PracticeSettingCode": "practice",
              "HealthcareFacilityTypeCode": "hcft", "FormatCode": "format"}
 _P = "$XDSDocumentEntry"
@@ -62,8 +62,8 @@ def _unique(ids: Iterable[str]) -> list[str]:
 
 
 def chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
-    for i in range(0, len(ids), _CHUNK):
-        yield ids[i : i + _CHUNK]
+    for i in range(0, len(ids), CHUNK):
+        yield ids[i : i + CHUNK]
 
 
 class Runner:

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, exc, insert, select, text, update
+from sqlalchemy import Connection, exc, insert, select, text, update
 
-from registry import _hl7, _model, _uuids
+from registry import _hl7, _model, _pg_rows, _uuids
 from registry._catalogue import Problem
 from registry._checks import Claims, Known, check, claims_of
 from registry._direct import DirectStatement
@@ -63,9 +63,8 @@ def register_prepared(conn: Connection, p: Prepared, *, now: str, origin: Origin
     findings = p.findings + (check(p.claims, Known.load(conn, [p.claims])) if p.claims else [])
     if refuses(findings) or p.rows is None:
         raise SubmissionRefused(findings)
-    insert_rows(conn, [p.rows])
+    insert_rows(conn, [p.rows], origin)
     apply_lifecycle(conn, p.rows, now)
-    write_origin(conn, p.rows.submission_set_id, origin)
     return findings
 
 
@@ -100,9 +99,12 @@ def _partitioned(conn: Connection) -> bool:
 
 def write_origin(conn: Connection, submission_set_id: str, origin: Origin | None) -> None:
     if origin is not None:
-        _INSERT_ORIGIN.run(conn, {
-            "submission_set_id": submission_set_id, "submitter": origin.submitter[:64],
-            "structure_id": origin.structure[:64] if origin.structure else None, "by_patient": origin.by_patient})
+        _INSERT_ORIGIN.run(conn, _origin_row(submission_set_id, origin))
+
+
+def _origin_row(submission_set_id: str, origin: Origin) -> Row:
+    return {"submission_set_id": submission_set_id, "submitter": origin.submitter[:64],
+            "structure_id": origin.structure[:64] if origin.structure else None, "by_patient": origin.by_patient}
 
 
 _INSERT_ORIGIN = DirectStatement(insert(submission_origin))
@@ -263,34 +265,37 @@ _TABLES = ((registry_object, "objects"), (document_entry, "documents"), (submiss
 
 _INSERTS = {table.name: DirectStatement(table.insert()) for table, _ in _TABLES}   # compiled once per dialect
 
-
-def insert_rows(conn: Connection, rows: Sequence[Rows]) -> None:
-    """Insert the rows of one or more submissions: one bulk write per table (COPY on PostgreSQL, a few times
-    cheaper than INSERTs on both ends; executemany elsewhere)."""
-    for table, attr in _TABLES:
-        batch = [row for r in rows for row in getattr(r, attr)]
-        if not batch:
-            continue
-        if conn.dialect.name == "postgresql":
-            _copy(conn, table, batch)
-        else:
-            _INSERTS[table.name].run_many(conn, batch)
+ONE_STATEMENT_ROWS = 2000
+"""On PostgreSQL, registrations of at most this many rows in all are written with one statement
+(``_pg_rows.insert_in_one_statement``: one round trip); more (the bulk path's batches) with one COPY per table."""
 
 
-def _copy(conn: Connection, table: Table, rows: list[Row]) -> None:
-    columns = list(rows[0])  # every row of a table has the same keys (made by the same code above)
-    sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-    dbapi: Any = conn.connection.dbapi_connection  # psycopg 3, inside the connection's transaction
-    # COPY bypasses SQLAlchemy's binding: each value goes through its column type's own bind processing here
-    # (the stored form of ids, statuses, attribute names; StoredXml leaves the bytes rows_of made as they are).
-    stored = [(c, table.c[c].type.bind_processor(conn.dialect)) for c in columns]
-    try:
-        with dbapi.cursor() as cur, cur.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(tuple(row[c] if form is None or row[c] is None else form(row[c]) for c, form in stored))
-    except conn.dialect.loaded_dbapi.Error as failed:
-        # As SQLAlchemy reports a failed statement (IntegrityError, DataError, OperationalError, ...).
-        raise exc.DBAPIError.instance(sql, None, failed, conn.dialect.loaded_dbapi.Error) from failed
+def insert_rows(conn: Connection, rows: Sequence[Rows], origin: Origin | None = None, *,
+                one_statement: bool | None = None) -> None:
+    """Insert the rows of one or more submissions, and ``origin`` (who filed the submission: only with one).
+
+    On PostgreSQL, one statement for every table (``ONE_STATEMENT_ROWS`` at most, or ``one_statement``) or one
+    COPY per table (a few times cheaper than INSERTs on both ends for many rows); elsewhere executemany per
+    table, then the origin."""
+    if origin is not None and len(rows) != 1:
+        raise ValueError("an origin is written with the rows of one submission")
+    if conn.dialect.name != "postgresql":
+        for table, attr in _TABLES:
+            if batch := [row for r in rows for row in getattr(r, attr)]:
+                _INSERTS[table.name].run_many(conn, batch)
+        if origin is not None:
+            write_origin(conn, rows[0].submission_set_id, origin)
+        return
+    by_table = [[row for r in rows for row in getattr(r, attr)] for _, attr in _TABLES]
+    origins = [] if origin is None else [_origin_row(rows[0].submission_set_id, origin)]
+    if one_statement is None:
+        one_statement = sum(map(len, by_table)) <= ONE_STATEMENT_ROWS
+    if one_statement:
+        _pg_rows.insert_in_one_statement(conn, [*by_table, origins])
+        return
+    for (table, _), batch in zip((*_TABLES, (submission_origin, "")), (*by_table, origins), strict=True):
+        if batch:
+            _pg_rows.copy_rows(conn, table, batch)
 
 
 def _store(conn: Connection, c: Classified, now: str, versions: dict[int, tuple[str, int]] | None = None) -> str:
