@@ -135,10 +135,19 @@ class Guard:
         self.store = store
         self.clock = clock
         self.notices = notices
+        # PostgreSQL: a read of one statement runs in autocommit (the engine's pool, the connection's option).
+        self._one_statement = None if store.is_sqlite else store.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def dossier(self, patient_key: str, caller: Caller | None = None) -> Dossier | None:
-        """The dossier as the rules need it for ``caller`` (its own authorisation only), or whole."""
+        """The dossier as the rules need it for ``caller`` (its own authorisation only), or whole.
+
+        For a caller it is one statement, which PostgreSQL runs on one snapshot whether or not a transaction
+        surrounds it: it runs in autocommit there, without the BEGIN and COMMIT round trips of a transaction
+        (issue 13); the whole dossier (two statements) is read in one transaction."""
         only = caller.professional_id if isinstance(caller, Principal) else None
+        if only is not None and self._one_statement is not None:
+            with database(), self._one_statement.connect() as conn:
+                return _dossiers.load(conn, patient_key, only=only)
         with database(), self.store.read() as conn:
             return _dossiers.load(conn, patient_key, only=only)
 
