@@ -15,6 +15,7 @@ SQLAlchemy's (``sqlalchemy.exc.DBAPIError``), as a read through the engine would
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 from collections import namedtuple
 from collections.abc import Mapping
@@ -22,16 +23,20 @@ from typing import Any
 
 from sqlalchemy import Engine, Executable
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 
 class OneStatementReads:
-    """Runs single-statement SELECTs in autocommit on PostgreSQL connections of its own (at most ``max_idle``
-    idle); see the module's docstring."""
+    """Runs single-statement SELECTs in autocommit on PostgreSQL connections of its own: at most ``max_open``
+    (a read beyond waits up to ``wait_s`` for one, then fails as a pool time-out), at most ``max_idle`` of them
+    kept between reads. See the module's docstring."""
 
-    def __init__(self, engine: Engine, *, max_idle: int = 8) -> None:
+    def __init__(self, engine: Engine, *, max_open: int = 10, max_idle: int = 4, wait_s: float = 30.0) -> None:
         self._engine = engine
         self._idle: list[Any] = []      # list.pop and list.append are atomic: no lock around the pool
         self._max_idle = max_idle
+        self._slots = threading.BoundedSemaphore(max_open)
+        self._wait_s = wait_s
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._finalizer = weakref.finalize(self, _close_all, self._idle)
 
@@ -43,6 +48,14 @@ class OneStatementReads:
 
     def first(self, sql: str, row: Any, params: Mapping[str, Any]) -> Any:
         """The first row of ``sql`` (from :meth:`compile`) with ``params``, as ``row``; None when there is none."""
+        if not self._slots.acquire(timeout=self._wait_s):
+            raise PoolTimeout(f"no connection free for a consent read within {self._wait_s:g} s")
+        try:
+            return self._first(sql, row, params)
+        finally:
+            self._slots.release()
+
+    def _first(self, sql: str, row: Any, params: Mapping[str, Any]) -> Any:
         for attempt in (1, 2):
             try:
                 conn = self._idle.pop() if self._idle else self._connect()

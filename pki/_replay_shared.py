@@ -133,7 +133,10 @@ class DatabaseReplayStore:
     fails too, or no connection can be made, the check raises :class:`~pki.ReplayCacheFull` naming the shared
     replay table."""
 
-    def __init__(self, engine: Engine, *, purge_every_s: float = 60.0, max_idle: int = 8) -> None:
+    def __init__(self, engine: Engine, *, purge_every_s: float = 60.0, max_open: int = 12, max_idle: int = 4,
+                 wait_s: float = 30.0) -> None:
+        """At most ``max_open`` connections (checks beyond wait up to ``wait_s`` for one, then are refused), of
+        which at most ``max_idle`` are kept between checks (the engine's pool before: 4 + 8 overflow)."""
         if engine.dialect.paramstyle not in ("format", "pyformat"):
             raise ValueError(f"the shared replay table needs a PostgreSQL driver (psycopg), not "
                              f"{engine.dialect.driver}")
@@ -141,6 +144,8 @@ class DatabaseReplayStore:
         self._purges = PurgeSchedule(timedelta(seconds=purge_every_s))
         self._idle: list[Any] = []      # list.pop and list.append are atomic: no lock around the pool
         self._max_idle = max_idle
+        self._slots = threading.BoundedSemaphore(max_open)
+        self._wait_s = wait_s
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         # The idle connections are closed with the store (garbage-collected, or at exit) if not before.
         self._finalizer = weakref.finalize(self, _close_all, self._idle)
@@ -148,6 +153,15 @@ class DatabaseReplayStore:
     def remember(self, assertion_id: str, expires_at: datetime, now: datetime) -> bool:
         params = (_key(assertion_id), _micros(expires_at), _micros(now))
         purge = self._purges.due(now)
+        if not self._slots.acquire(timeout=self._wait_s):
+            raise ReplayCacheFull(f"the shared replay table cannot record the assertion (no connection free "
+                                  f"within {self._wait_s:g} s)")
+        try:
+            return self._remember(params, purge)
+        finally:
+            self._slots.release()
+
+    def _remember(self, params: tuple[str, int, int], purge: bool) -> bool:
         for attempt in (1, 2):
             try:
                 conn = self._idle.pop() if self._idle else self._connect()

@@ -182,3 +182,34 @@ def test_a_database_error_other_than_a_lost_connection_is_not_retried(engine):
         assert store.remember("_locked", T0 + timedelta(minutes=5), T0)
     finally:
         store.close()
+
+
+def test_connections_are_bounded_and_a_check_that_finds_none_free_is_refused(engine):
+    """At most ``max_open`` connections: while the one allowed waits (its statement blocked on a lock), another
+    check waits ``wait_s`` for it and is then refused clearly; once the first is answered both can run."""
+    store = DatabaseReplayStore(engine, max_open=1, wait_s=0.3)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("LOCK TABLE seen_assertion IN ACCESS EXCLUSIVE MODE")
+                blocked = pool.submit(store.remember, "_held", T0 + timedelta(minutes=5), T0)
+                _wait_for_lock_waiter(engine)
+                with pytest.raises(ReplayCacheFull, match=r"\(no connection free within 0\.3 s\)$"):
+                    store.remember("_waiting", T0 + timedelta(minutes=5), T0)
+            assert blocked.result(timeout=30)
+        assert store.remember("_waiting", T0 + timedelta(minutes=5), T0)
+    finally:
+        store.close()
+
+
+def _wait_for_lock_waiter(engine: Engine) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.exec_driver_sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                    ).scalar_one():
+                return
+        time.sleep(0.02)
+    raise AssertionError("the first check never waited on the lock")
