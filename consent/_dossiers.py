@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from consent._history import GENESIS
 from consent._model import AuthorizationState, Dossier
+from consent._reads import OneStatementReads
 from consent._schema import dossier, professional_access, ps_authorization
 from registry import DirectStatement
 
@@ -40,21 +41,38 @@ _FIRST_ACCESS = {name: DirectStatement(dialect.insert(professional_access).on_co
 def load(conn: Connection, patient_key: str, *, only: str | None = None) -> Dossier | None:
     """The dossier; with ``only``, its authorisations are that professional's alone and ``accessed_by`` says
     whether they have accessed it before (one statement: what a request needs), else all its authorisations."""
-    row: Any
-    accessed_by: frozenset[str] = frozenset()
     if only is not None:
-        row = _WITH_ONE_AUTHORIZATION.first(conn, {"patient_key": patient_key, "only": only})
-        if row is None:
-            return None
-        auths = {only: AuthorizationState(row.only_state)} if row.only_state else {}
-        if row.only_first_at is not None:
-            accessed_by = frozenset((only,))
-    else:
-        row = conn.execute(_DOSSIER, {"patient_key": patient_key}).first()
-        if row is None:
-            return None
-        auths = {r.professional_id: AuthorizationState(r.state)
-                 for r in conn.execute(select(a.professional_id, a.state).where(a.patient_key == patient_key))}
+        return _one(patient_key, only, _WITH_ONE_AUTHORIZATION.first(conn, {"patient_key": patient_key, "only": only}))
+    row = conn.execute(_DOSSIER, {"patient_key": patient_key}).first()
+    if row is None:
+        return None
+    auths = {r.professional_id: AuthorizationState(r.state)
+             for r in conn.execute(select(a.professional_id, a.state).where(a.patient_key == patient_key))}
+    return _dossier(patient_key, row, auths, frozenset())
+
+
+class OneReader:
+    """:func:`load` for one professional through :class:`~consent._reads.OneStatementReads` (PostgreSQL: one
+    round trip, no transaction; the same statement, compiled once for the reader's driver)."""
+
+    def __init__(self, reads: OneStatementReads) -> None:
+        self._reads = reads
+        self._sql, self._row = reads.compile(_WITH_ONE_AUTHORIZATION.statement)
+
+    def load(self, patient_key: str, only: str) -> Dossier | None:
+        return _one(patient_key, only, self._reads.first(self._sql, self._row, {"patient_key": patient_key,
+                                                                                 "only": only}))
+
+
+def _one(patient_key: str, only: str, row: Any) -> Dossier | None:
+    if row is None:
+        return None
+    auths = {only: AuthorizationState(row.only_state)} if row.only_state else {}
+    return _dossier(patient_key, row, auths, frozenset((only,)) if row.only_first_at is not None else frozenset())
+
+
+def _dossier(patient_key: str, row: Any, auths: dict[str, AuthorizationState], accessed_by: frozenset[str]
+             ) -> Dossier:
     return Dossier(patient_key=patient_key, closed=row.closed_at is not None, minor=bool(row.minor),
                    treating_doctor=row.treating_doctor, authorizations=auths,
                    allow_break_glass=bool(row.allow_break_glass), allow_centre_15=bool(row.allow_centre_15),

@@ -25,6 +25,7 @@ from consent._model import Action, Caller, Decision, Dossier, Notice, PatientCal
 from consent._notice_text import Contacts
 from consent._notices import queue_notice
 from consent._outbox import CONTACT_COLUMNS, contacts_of
+from consent._reads import OneStatementReads
 from consent._rules import column, decide, visibility
 from pki import Principal
 from registry import DocumentFacts, DocumentFilter, Store
@@ -135,10 +136,20 @@ class Guard:
         self.store = store
         self.clock = clock
         self.notices = notices
+        # PostgreSQL: a caller's dossier (one statement) is read in autocommit on connections of the guard's own.
+        self._reader = None if store.is_sqlite else _dossiers.OneReader(OneStatementReads(store.engine))
 
     def dossier(self, patient_key: str, caller: Caller | None = None) -> Dossier | None:
-        """The dossier as the rules need it for ``caller`` (its own authorisation only), or whole."""
+        """The dossier as the rules need it for ``caller`` (its own authorisation only), or whole.
+
+        For a caller it is one statement, which PostgreSQL runs on one snapshot whether or not a transaction
+        surrounds it: there it is one round trip, in autocommit on the guard's own connections (no pool ping, no
+        BEGIN and COMMIT: ``consent._reads``, issue 13); the whole dossier (two statements) is read in one
+        transaction."""
         only = caller.professional_id if isinstance(caller, Principal) else None
+        if only is not None and self._reader is not None:
+            with database():
+                return self._reader.load(patient_key, only)
         with database(), self.store.read() as conn:
             return _dossiers.load(conn, patient_key, only=only)
 

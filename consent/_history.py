@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from sqlalchemy import Column, Connection, bindparam, insert, select, update
+from sqlalchemy import text as sql_text
 
 from consent._schema import access_history, dossier
 from registry import DirectStatement
@@ -71,15 +72,22 @@ def link(prev_hash: str, patient_key: str, seq: int, at: str, entry_json: str) -
 def append(conn: Connection, patient_key: str, entry: HistoryEntry, at: str,
            also: tuple[Column[Any], ...] = ()) -> Any:
     """Append ``entry`` to the patient's history in the caller's transaction. Returns the dossier's row as read
-    for it (its head, and the columns ``also`` names: one statement for what the caller needs next of the same
-    row, e.g. the notices' recipients), None when the patient has no dossier (nothing appended). The dossier row
-    is locked for the update on PostgreSQL, so concurrent appends to one history are serialised (SQLite writers
-    already are)."""
+    for it (its head before the entry: ``history_seq``, ``history_head``, and the columns ``also`` names: one
+    statement for what the caller needs next of the same row, e.g. the notices' recipients), None when the
+    patient has no dossier (nothing appended). The dossier row is locked for the update on PostgreSQL, so
+    concurrent appends to one history are serialised (SQLite writers already are).
+
+    On PostgreSQL the whole append is one statement (:func:`_append_in_one`: one round trip instead of three
+    while the row is locked, issue 13), the link computed by the server with the same bytes as :func:`link`;
+    on SQLite (in-process: no round trips) the head is read, the link computed here, the entry inserted and the
+    head moved."""
+    text = entry.to_json()
+    if conn.dialect.name == "postgresql":
+        return _append_in_one(also).first(conn, {"key": patient_key, "at": at, "entry": text})
     head = _head(also).first(conn, {"key": patient_key})
     if head is None:
         return None
     seq = int(head.history_seq) + 1
-    text = entry.to_json()
     digest = link(head.history_head, patient_key, seq, at, text)
     _INSERT.run(conn, {"patient_key": patient_key, "seq": seq, "at": at, "entry": text,
                            "prev_hash": head.history_head, "hash": digest})
@@ -96,6 +104,30 @@ def _head(also: tuple[Column[Any], ...]) -> DirectStatement:
 
 _INSERT = DirectStatement(insert(access_history))
 _MOVE_HEAD = DirectStatement(update(dossier).where(d.patient_key == bindparam("key")))
+
+
+@functools.cache
+def _append_in_one(also: tuple[Column[Any], ...]) -> DirectStatement:
+    """PostgreSQL: lock and read the head (``head``), link the entry to it (``chained``: :func:`link`'s
+    material, fields joined by U+001F, as UTF-8, SHA-256 in hex: ``sha256`` is PostgreSQL's own since 11),
+    move the head and insert the entry, and return the head as read. ``FOR UPDATE`` in READ COMMITTED waits
+    for a concurrent append and then reads the head it committed; the UPDATE of the same row, in the same
+    statement, updates that newest version (locked by this transaction), so no append is lost or forked
+    (tests/consent/test_history_append.py appends from many connections at once and verifies the chain). All
+    the parameters are text (one type per parameter wherever it is used)."""
+    extra = "".join(f", {c.name}" for c in also)   # the schema's column names, never input
+    key = "CAST(:key AS TEXT)"
+    return DirectStatement(sql_text(
+        f"WITH head AS (SELECT history_seq, history_head{extra} FROM dossier WHERE patient_key = {key} "  # noqa: S608
+        "FOR UPDATE), "
+        "chained AS (SELECT history_seq + 1 AS seq, history_head AS prev_hash, "
+        f"encode(sha256(convert_to(concat_ws(chr(31), history_head, {key}, (history_seq + 1)::text, "
+        "CAST(:at AS TEXT), CAST(:entry AS TEXT)), 'UTF8')), 'hex') AS hash FROM head), "
+        "moved AS (UPDATE dossier SET history_seq = chained.seq, history_head = chained.hash FROM chained "
+        f"WHERE dossier.patient_key = {key}), "
+        "added AS (INSERT INTO access_history (patient_key, seq, at, entry, prev_hash, hash) "
+        f"SELECT {key}, seq, CAST(:at AS TEXT), CAST(:entry AS TEXT), prev_hash, hash FROM chained) "
+        f"SELECT history_seq, history_head{extra} FROM head").columns(d.history_seq, d.history_head, *also))
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,14 @@ as "service unavailable", never accepted unchecked)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import threading
+import weakref
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Engine, Index, MetaData, String, Table, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -115,30 +118,117 @@ class DatabaseReplayStore:
     Like the SQLite store's, its commits do not wait for the disk (``synchronous_commit`` off for that one
     transaction, PostgreSQL's asynchronous commit): a crash of PostgreSQL or of its host may forget the IDs
     seen in the last moments (at most three times ``wal_writer_delay``, 0.6 s by default), whose assertions
-    expire minutes later; a clean shutdown forgets nothing. The registry's transactions on the same
-    connections keep the server's setting (issue 13: one WAL flush less per request)."""
+    expire minutes later; a clean shutdown forgets nothing.
 
-    def __init__(self, engine: Engine, *, purge_every_s: float = 60.0) -> None:
-        # Autocommit: each statement is atomic on its own, so no BEGIN and COMMIT round trips around it (two of
-        # the four a check cost in a transaction; issue 13). The option is the engine's, for this store only.
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    A check is one round trip (issue 13): the store keeps DB-API connections of its own (made through
+    ``engine``, so with its URL and ``connect_args``, then detached from the engine's pool), in autocommit (the
+    statement is its own transaction: no BEGIN, no COMMIT), at most ``max_idle`` of them idle, and runs the
+    statement on the driver's cursor. No ping before the statement: a connection the server closed (a
+    restart) fails the statement itself, and the check is run again, once, on a new connection, every idle
+    connection (made before the failure) being dropped. The retry never accepts a replay: the statement is
+    atomic, so of the two attempts and any other node at most one gets a row back. A failed attempt that had
+    committed before the connection was lost (the server gone between its commit and its answer) makes the
+    retry find the ID live: that one request is refused as a replay, never accepted twice (fail closed); a
+    connection the server has already closed runs nothing, the usual case after a restart. When the retry
+    fails too, or no connection can be made, the check raises :class:`~pki.ReplayCacheFull` naming the shared
+    replay table."""
+
+    def __init__(self, engine: Engine, *, purge_every_s: float = 60.0, max_open: int = 12, max_idle: int = 4,
+                 wait_s: float = 30.0) -> None:
+        """At most ``max_open`` connections (checks beyond wait up to ``wait_s`` for one, then are refused), of
+        which at most ``max_idle`` are kept between checks (the engine's pool before: 4 + 8 overflow)."""
+        if engine.dialect.paramstyle not in ("format", "pyformat"):
+            raise ValueError(f"the shared replay table needs a PostgreSQL driver (psycopg), not "
+                             f"{engine.dialect.driver}")
+        self._engine = engine
         self._purges = PurgeSchedule(timedelta(seconds=purge_every_s))
+        self._idle: list[Any] = []      # list.pop and list.append are atomic: no lock around the pool
+        self._max_idle = max_idle
+        self._slots = threading.BoundedSemaphore(max_open)
+        self._wait_s = wait_s
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        # The idle connections are closed with the store (garbage-collected, or at exit) if not before.
+        self._finalizer = weakref.finalize(self, _close_all, self._idle)
 
     def remember(self, assertion_id: str, expires_at: datetime, now: datetime) -> bool:
+        params = (_key(assertion_id), _micros(expires_at), _micros(now))
+        purge = self._purges.due(now)
+        if not self._slots.acquire(timeout=self._wait_s):
+            raise ReplayCacheFull(f"the shared replay table cannot record the assertion (no connection free "
+                                  f"within {self._wait_s:g} s)")
         try:
-            with self._engine.connect() as conn:
-                if self._purges.due(now):
-                    conn.execute(_PURGE, {"now": _micros(now)})
-                row = conn.execute(_REMEMBER, {"id": _key(assertion_id), "expires": _micros(expires_at),
-                                               "now": _micros(now)}).first()
-        except SQLAlchemyError as failed:
-            raise ReplayCacheFull(f"the shared replay table cannot record the assertion "
-                                  f"({type(getattr(failed, 'orig', None) or failed).__name__})") from None
-        return row is not None
+            return self._remember(params, purge)
+        finally:
+            self._slots.release()
+
+    def _remember(self, params: tuple[str, int, int], purge: bool) -> bool:
+        for attempt in (1, 2):
+            try:
+                conn = self._idle.pop() if self._idle else self._connect()
+            except (SQLAlchemyError, self._driver_error) as failed:
+                raise _unreachable(failed) from None
+            try:
+                cursor = conn.cursor()
+                try:
+                    if purge:
+                        cursor.execute(_PURGE_SQL, params[2:])
+                    cursor.execute(_REMEMBER_SQL, params)
+                    inserted = cursor.fetchone() is not None
+                finally:
+                    cursor.close()
+            except self._driver_error as failed:
+                lost = self._engine.dialect.is_disconnect(failed, conn, None)  # type: ignore[arg-type]
+                _close(conn)
+                if not lost or attempt == 2:
+                    raise _unreachable(failed) from None
+                self._drop_idle()   # made before the server went away: as dead as this one
+                continue
+            if len(self._idle) < self._max_idle:
+                self._idle.append(conn)
+            else:
+                _close(conn)
+            return inserted
+        raise AssertionError("unreachable")   # pragma: no cover
 
     def __len__(self) -> int:
         with self._engine.connect() as conn:
             return int(conn.execute(text("SELECT count(*) FROM seen_assertion")).scalar_one())
+
+    def close(self) -> None:
+        """Close the idle connections (a check afterwards makes a new one)."""
+        self._drop_idle()
+
+    def _connect(self) -> Any:
+        proxied = self._engine.raw_connection()
+        proxied.detach()     # the store's own from now on: the engine's pool neither counts, pings nor resets it
+        conn: Any = proxied.dbapi_connection
+        conn.autocommit = True
+        return conn
+
+    def _drop_idle(self) -> None:
+        _close_all(self._idle)
+
+
+def _close_all(idle: list[Any]) -> None:
+    while idle:
+        try:
+            conn = idle.pop()
+        except IndexError:   # emptied by another thread meanwhile
+            return
+        _close(conn)
+
+
+def _close(conn: Any) -> None:
+    # A connection already broken may fail to close: it is gone either way.
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+def _unreachable(failed: BaseException) -> ReplayCacheFull:
+    """The refusal when the table cannot be written: the driver's error class only (its message may quote the
+    statement's parameters, the assertion ID)."""
+    return ReplayCacheFull(f"the shared replay table cannot record the assertion "
+                           f"({type(getattr(failed, 'orig', None) or failed).__name__})")
 
 
 replay_metadata = MetaData()
@@ -150,15 +240,15 @@ seen_assertion = Table(
 )
 # The insert's own (autocommit) transaction commits without waiting for the WAL flush: the set_config(...,
 # is_local => true) is the statement's SET LOCAL, in force until that transaction ends, i.e. for its commit and
-# nothing after (the pooled connection goes back to the registry with the server's setting). PostgreSQL
+# nothing after (the purge, and any later use of the connection, keep the server's setting). PostgreSQL
 # "Asynchronous Commit" (manual, section 30.4): a crash of PostgreSQL or of its host may lose the last such
 # commits, never corrupt the table; the same trade as the SQLite store's synchronous=NORMAL (module docstring).
-_REMEMBER = text("INSERT INTO seen_assertion (assertion_id, expires_us) "
-                 "SELECT CAST(:id AS VARCHAR), CAST(:expires AS BIGINT) "
+_REMEMBER_SQL = ("INSERT INTO seen_assertion (assertion_id, expires_us) "
+                 "SELECT CAST(%s AS VARCHAR), CAST(%s AS BIGINT) "
                  "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit "
                  "ON CONFLICT (assertion_id) DO UPDATE SET expires_us = excluded.expires_us "
-                 "WHERE seen_assertion.expires_us <= :now RETURNING 1")
-_PURGE = text("DELETE FROM seen_assertion WHERE expires_us <= :now")
+                 "WHERE seen_assertion.expires_us <= %s RETURNING 1")
+_PURGE_SQL = "DELETE FROM seen_assertion WHERE expires_us <= %s"
 _MAX_KEY = 256
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from sqlalchemy import create_engine
+from sqlalchemy import NullPool, create_engine
 
 from pki import (
     DatabaseReplayStore,
@@ -120,9 +120,9 @@ def replay_store(config: Config) -> ReplayStore:
     """Where this node remembers seen assertion IDs: the shared database's table when several nodes may share
     it (PostgreSQL), else ``replay.db`` beside the node's SQLite registry."""
     if config.shared_database:
-        # an engine of its own, small: one short statement per request, on a connection no registry
-        # transaction holds
-        engine = create_engine(config.database_url, pool_size=4, max_overflow=8, pool_pre_ping=True)
+        # An engine of its own, without a pool: the store only makes its connections through it and keeps them
+        # itself (one round trip per check, no ping: DatabaseReplayStore), apart from any registry transaction.
+        engine = create_engine(config.database_url, poolclass=NullPool)
         return DatabaseReplayStore(engine)
     return SharedReplayStore(config.path(REPLAY_FILE))
 

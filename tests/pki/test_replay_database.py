@@ -110,3 +110,106 @@ def test_a_check_commits_without_waiting_for_the_disk_and_leaves_the_connection_
             conn.exec_driver_sql("DROP FUNCTION IF EXISTS note_commit_mode()")
             conn.exec_driver_sql("DROP TABLE IF EXISTS commit_mode")
         engine.dispose()
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresServer]:
+    """A migrated PostgreSQL for one test that stops and restarts it (the module's stays up for the others)."""
+    server = PostgresServer()
+    try:
+        server.start()
+        store = Store(server.url)
+        store.migrate()
+        store.dispose()
+        yield server
+    finally:
+        server.remove()
+
+
+def _fill_pool(store: DatabaseReplayStore, prefix: str) -> None:
+    """Checks from 8 threads at once, so that the store keeps several idle connections."""
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(lambda i: store.remember(f"{prefix}{i}", T0 + timedelta(minutes=5), T0), range(64)))
+
+
+def test_a_check_after_a_restart_of_postgresql_succeeds_on_a_new_connection(own_server):
+    """No ping before the statement: the connections made before the restart fail their statement, the check
+    is run again once on a new connection and the dead idle ones are dropped, so every check after the
+    restart is answered. What was seen before a clean shutdown is still refused."""
+    engine = create_engine(own_server.url)
+    store = DatabaseReplayStore(engine)
+    try:
+        _fill_pool(store, "_before")
+        own_server.stop("fast")
+        own_server.start()
+        for i in range(8):
+            assert store.remember(f"_after{i}", T0 + timedelta(minutes=5), T0)
+        assert not store.remember("_before0", T0 + timedelta(minutes=5), T0 + timedelta(minutes=1))
+        own_server.stop("immediate")   # a crash: the connections are cut without a goodbye
+        own_server.start()
+        assert store.remember("_after_crash", T0 + timedelta(minutes=5), T0)
+    finally:
+        store.close()
+        engine.dispose()
+
+
+def test_a_check_while_postgresql_is_down_is_refused_clearly_then_served_again(own_server):
+    engine = create_engine(own_server.url)
+    store = DatabaseReplayStore(engine)
+    try:
+        _fill_pool(store, "_up")
+        own_server.stop("fast")
+        for _ in range(2):   # with idle connections made before, then with none left
+            with pytest.raises(ReplayCacheFull, match=r"^the shared replay table cannot record the assertion "
+                                                      r"\(OperationalError\)$"):
+                store.remember("_down", T0 + timedelta(minutes=5), T0)
+        own_server.start()
+        assert store.remember("_down", T0 + timedelta(minutes=5), T0)   # the refused check recorded nothing
+    finally:
+        store.close()
+        engine.dispose()
+
+
+def test_a_database_error_other_than_a_lost_connection_is_not_retried(engine):
+    """A statement the server refuses (here: the table is locked and the statement times out) is a refusal at
+    once, not a retry; the connection it used is not kept."""
+    store = DatabaseReplayStore(create_engine(engine.url, connect_args={"options": "-c statement_timeout=200"}))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("LOCK TABLE seen_assertion IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(ReplayCacheFull, match=r"\(QueryCanceled\)$"):
+                store.remember("_locked", T0 + timedelta(minutes=5), T0)
+        assert store.remember("_locked", T0 + timedelta(minutes=5), T0)
+    finally:
+        store.close()
+
+
+def test_connections_are_bounded_and_a_check_that_finds_none_free_is_refused(engine):
+    """At most ``max_open`` connections: while the one allowed waits (its statement blocked on a lock), another
+    check waits ``wait_s`` for it and is then refused clearly; once the first is answered both can run."""
+    store = DatabaseReplayStore(engine, max_open=1, wait_s=0.3)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("LOCK TABLE seen_assertion IN ACCESS EXCLUSIVE MODE")
+                blocked = pool.submit(store.remember, "_held", T0 + timedelta(minutes=5), T0)
+                _wait_for_lock_waiter(engine)
+                with pytest.raises(ReplayCacheFull, match=r"\(no connection free within 0\.3 s\)$"):
+                    store.remember("_waiting", T0 + timedelta(minutes=5), T0)
+            assert blocked.result(timeout=30)
+        assert store.remember("_waiting", T0 + timedelta(minutes=5), T0)
+    finally:
+        store.close()
+
+
+def _wait_for_lock_waiter(engine: Engine) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.exec_driver_sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                    ).scalar_one():
+                return
+        time.sleep(0.02)
+    raise AssertionError("the first check never waited on the lock")
