@@ -13,6 +13,7 @@ import os
 import platform
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from nodes import RunningNode, make_node, start_node  # noqa: E402
 
 __all__ = ["RunningNode", "clear_peak_rss", "cpu_seconds", "durable_postgres", "durable_postgres_server", "machine",
            "node_in", "peak_rss_mb", "postgres_cpu_seconds", "process_tree", "pss_mb", "rss_mb", "tree_cpu_seconds",
-           "tree_cpu_split", "tree_pss_mb", "tree_rss_mb"]
+           "tree_cpu_split", "tree_pss_mb", "tree_rss_mb", "yardstick"]
 
 
 @contextlib.contextmanager
@@ -77,6 +78,16 @@ def durable_postgres_server(*settings: str) -> Iterator[Any]:
         yield server
     finally:
         server.remove()
+
+
+def yardstick() -> float:
+    """Wall seconds of a fixed pure-Python loop (~0.3 s on this VM at its usual speed), timed while nothing else
+    of the benchmark runs: this VM's speed drifts by +-25 % over minutes, and a CPU or latency figure taken at a
+    slow moment shows it here."""
+    t0, x = time.perf_counter(), 0
+    for i in range(2_000_000):
+        x = (x + i * i) % 1_000_003
+    return time.perf_counter() - t0
 
 
 def postgres_cpu_seconds(data_dir: Path) -> float:

@@ -55,6 +55,7 @@ from _harness import (
     tree_cpu_split,
     tree_pss_mb,
     tree_rss_mb,
+    yardstick,
 )
 from _pg_stats import SETTINGS, PgStats, print_per_document
 from _registry_data import patient_id
@@ -372,7 +373,7 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
     print(f"{'clients':>7} {'sent':>6} {'failures':>8} {'docs/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
           f"{'p99 ms':>8} {'max ms':>8} {'peak RSS MB':>12} {'srv CPU ms/doc':>14} {'srv sys ms/doc':>14} "
           f"{'srv CPU %':>9} "
-          f"{'cli CPU %':>9} {'cli CPU ms/req':>14} {'PSS MB':>7}"
+          f"{'cli CPU %':>9} {'cli CPU ms/req':>14} {'PSS MB':>7} {'yardstick s':>11}"
           + (f" {'pg CPU ms/doc':>13} {'node+pg ms/doc':>14}" if database is not None else ""))
     results = []
     for n, clients in enumerate(levels):
@@ -401,7 +402,7 @@ def measure(args: argparse.Namespace, node: RunningNode, tmp: Path, requests: li
               f"{1000 * res.server_cpu / max(1, res.sent):>14.2f} {1000 * res.server_system / max(1, res.sent):>14.2f} "
               f"{100 * res.server_cpu / res.elapsed:>9.0f} "
               f"{100 * res.client_cpu / res.elapsed:>9.0f} {1000 * res.client_cpu / max(1, res.sent):>14.2f} "
-              f"{tree_pss_mb(pid):>7.1f}"
+              f"{tree_pss_mb(pid):>7.1f} {yardstick():>11.3f}"
               + (f" {1000 * res.database_cpu / max(1, res.sent):>13.2f} "
                  f"{1000 * (res.server_cpu + res.database_cpu) / max(1, res.sent):>14.2f}"
                  if database is not None else ""))

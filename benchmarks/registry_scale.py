@@ -68,7 +68,12 @@ from typing import Any
 
 import httpx
 import psycopg
-from _harness import machine, node_in, postgres_cpu_seconds  # also puts tests/ and tests/support/ on sys.path
+from _harness import (  # also puts tests/ and tests/support/ on sys.path
+    machine,
+    node_in,
+    postgres_cpu_seconds,
+    yardstick,
+)
 from _registry_data import Corpus, patient_id
 from lxml import etree
 from pg import PostgresServer
@@ -249,15 +254,6 @@ def check_answer(kind: str, request: etree._Element, expected: int, body: bytes)
     found = sum(1 for _ in answer.iter(f"{{{ns.RIM}}}{returned}"))
     if not answer.get("status", "").endswith(":Success") or (expected >= 0 and found != expected):
         raise RuntimeError(f"{kind}: {found} documents instead of {expected}: {body[:600]!r}")
-
-
-def yardstick() -> float:
-    """Wall seconds of a fixed pure-Python loop (~0.3 s on this VM at its usual speed): printed before, between
-    and after the measurement, it shows whether the machine ran slow while the figures were taken."""
-    t0, x = time.perf_counter(), 0
-    for i in range(2_000_000):
-        x = (x + i * i) % 1_000_003
-    return time.perf_counter() - t0
 
 
 def measure_http(url: str, kinds: dict[str, Callable[[], tuple[etree._Element, int]]], count: int,
