@@ -19,19 +19,21 @@ as "service unavailable", never accepted unchecked)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import sqlite3
 import threading
-import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import BigInteger, Column, Engine, Index, MetaData, String, Table, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from pki._replay import ReplayCacheFull
+
+T = TypeVar("T")
 
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS seen_assertion (assertion_id TEXT PRIMARY KEY, expires_us INTEGER NOT NULL)"
            " WITHOUT ROWID",
@@ -120,115 +122,61 @@ class DatabaseReplayStore:
     seen in the last moments (at most three times ``wal_writer_delay``, 0.6 s by default), whose assertions
     expire minutes later; a clean shutdown forgets nothing.
 
-    A check is one round trip (issue 13): the store keeps DB-API connections of its own (made through
-    ``engine``, so with its URL and ``connect_args``, then detached from the engine's pool), in autocommit (the
-    statement is its own transaction: no BEGIN, no COMMIT), at most ``max_idle`` of them idle, and runs the
-    statement on the driver's cursor. No ping before the statement: a connection the server closed (a
-    restart) fails the statement itself, and the check is run again, once, on a new connection, every idle
-    connection (made before the failure) being dropped. The retry never accepts a replay: the statement is
-    atomic, so of the two attempts and any other node at most one gets a row back. A failed attempt that had
-    committed before the connection was lost (the server gone between its commit and its answer) makes the
-    retry find the ID live: that one request is refused as a replay, never accepted twice (fail closed); a
-    connection the server has already closed runs nothing, the usual case after a restart. When the retry
-    fails too, or no connection can be made, the check raises :class:`~pki.ReplayCacheFull` naming the shared
-    replay table."""
+    A check is one round trip (issue 13): the statement runs in autocommit (it is its own transaction: no BEGIN,
+    no COMMIT) on ``connections``, PostgreSQL connections kept apart from any pool, without a ping
+    (``registry.AutocommitConnections``, which the server passes in; here any :class:`OneStatementRunner`). A
+    connection the server closed (a restart) fails the statement, and the check is run again, once, on a new
+    connection. The retry never accepts a replay: the statement is atomic, so of the two attempts and any other
+    node at most one gets a row back. A failed attempt that had committed before the connection was lost (the
+    server gone between its commit and its answer) makes the retry find the ID live: that one request is
+    refused as a replay, never accepted twice (fail closed); a connection the server has already closed runs
+    nothing, the usual case after a restart. When the retry fails too, no connection can be made, or none is
+    free in time, the check raises :class:`~pki.ReplayCacheFull` naming the shared replay table."""
 
-    def __init__(self, engine: Engine, *, purge_every_s: float = 60.0, max_open: int = 12, max_idle: int = 4,
-                 wait_s: float = 30.0) -> None:
-        """At most ``max_open`` connections (checks beyond wait up to ``wait_s`` for one, then are refused), of
-        which at most ``max_idle`` are kept between checks (the engine's pool before: 4 + 8 overflow)."""
-        if engine.dialect.paramstyle not in ("format", "pyformat"):
-            raise ValueError(f"the shared replay table needs a PostgreSQL driver (psycopg), not "
-                             f"{engine.dialect.driver}")
-        self._engine = engine
+    def __init__(self, connections: OneStatementRunner, *, purge_every_s: float = 60.0) -> None:
+        self._connections = connections
         self._purges = PurgeSchedule(timedelta(seconds=purge_every_s))
-        self._idle: list[Any] = []      # list.pop and list.append are atomic: no lock around the pool
-        self._max_idle = max_idle
-        self._slots = threading.BoundedSemaphore(max_open)
-        self._wait_s = wait_s
-        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
-        # The idle connections are closed with the store (garbage-collected, or at exit) if not before.
-        self._finalizer = weakref.finalize(self, _close_all, self._idle)
 
     def remember(self, assertion_id: str, expires_at: datetime, now: datetime) -> bool:
         params = (_key(assertion_id), _micros(expires_at), _micros(now))
         purge = self._purges.due(now)
-        if not self._slots.acquire(timeout=self._wait_s):
-            raise ReplayCacheFull(f"the shared replay table cannot record the assertion (no connection free "
-                                  f"within {self._wait_s:g} s)")
-        try:
-            return self._remember(params, purge)
-        finally:
-            self._slots.release()
 
-    def _remember(self, params: tuple[str, int, int], purge: bool) -> bool:
-        for attempt in (1, 2):
-            try:
-                conn = self._idle.pop() if self._idle else self._connect()
-            except (SQLAlchemyError, self._driver_error) as failed:
-                raise _unreachable(failed) from None
-            try:
-                cursor = conn.cursor()
-                try:
-                    if purge:
-                        cursor.execute(_PURGE_SQL, params[2:])
-                    cursor.execute(_REMEMBER_SQL, params)
-                    inserted = cursor.fetchone() is not None
-                finally:
-                    cursor.close()
-            except self._driver_error as failed:
-                lost = self._engine.dialect.is_disconnect(failed, conn, None)  # type: ignore[arg-type]
-                _close(conn)
-                if not lost or attempt == 2:
-                    raise _unreachable(failed) from None
-                self._drop_idle()   # made before the server went away: as dead as this one
-                continue
-            if len(self._idle) < self._max_idle:
-                self._idle.append(conn)
-            else:
-                _close(conn)
-            return inserted
-        raise AssertionError("unreachable")   # pragma: no cover
+        def check(cursor: Any) -> bool:
+            if purge:
+                cursor.execute(_PURGE_SQL, params[2:])
+            cursor.execute(_REMEMBER_SQL, params)
+            return cursor.fetchone() is not None
+
+        try:
+            return self._connections.run(check)
+        except PoolTimeout as failed:
+            raise ReplayCacheFull(f"the shared replay table cannot record the assertion ({failed.args[0]})") from None
+        except SQLAlchemyError as failed:
+            # The driver's error class only: its message may quote the statement's parameters (the assertion ID).
+            raise ReplayCacheFull(f"the shared replay table cannot record the assertion "
+                                  f"({type(getattr(failed, 'orig', None) or failed).__name__})") from None
 
     def __len__(self) -> int:
-        with self._engine.connect() as conn:
+        with self._connections.engine.connect() as conn:
             return int(conn.execute(text("SELECT count(*) FROM seen_assertion")).scalar_one())
 
     def close(self) -> None:
         """Close the idle connections (a check afterwards makes a new one)."""
-        self._drop_idle()
-
-    def _connect(self) -> Any:
-        proxied = self._engine.raw_connection()
-        proxied.detach()     # the store's own from now on: the engine's pool neither counts, pings nor resets it
-        conn: Any = proxied.dbapi_connection
-        conn.autocommit = True
-        return conn
-
-    def _drop_idle(self) -> None:
-        _close_all(self._idle)
+        self._connections.close()
 
 
-def _close_all(idle: list[Any]) -> None:
-    while idle:
-        try:
-            conn = idle.pop()
-        except IndexError:   # emptied by another thread meanwhile
-            return
-        _close(conn)
+class OneStatementRunner(Protocol):
+    """Runs one-statement work in autocommit on a driver cursor (``registry.AutocommitConnections``)."""
 
+    @property
+    def engine(self) -> Engine: ...
 
-def _close(conn: Any) -> None:
-    # A connection already broken may fail to close: it is gone either way.
-    with contextlib.suppress(Exception):
-        conn.close()
+    def run(self, work: Callable[[Any], T]) -> T:
+        """``work(cursor)``; raises ``sqlalchemy.exc.SQLAlchemyError`` (``TimeoutError`` when no connection is
+        free in time)."""
+        ...
 
-
-def _unreachable(failed: BaseException) -> ReplayCacheFull:
-    """The refusal when the table cannot be written: the driver's error class only (its message may quote the
-    statement's parameters, the assertion ID)."""
-    return ReplayCacheFull(f"the shared replay table cannot record the assertion "
-                           f"({type(getattr(failed, 'orig', None) or failed).__name__})")
+    def close(self) -> None: ...
 
 
 replay_metadata = MetaData()

@@ -2,6 +2,7 @@
 public, so clients build submissions from it), validation with XDS error codes,
 the SQL store, and the registry transactions (ITI-42 now; ITI-18 and ITI-57 build on the same store)."""
 
+from registry._autocommit import AutocommitConnections
 from registry._bulk import BulkReport, SubmissionOutcome
 from registry._catalogue import Problem
 from registry._direct import DirectStatement
@@ -53,6 +54,7 @@ __all__ = [
     "REPLACEMENTS",
     "Association",
     "Author",
+    "AutocommitConnections",
     "BulkReport",
     "Code",
     "DirectStatement",

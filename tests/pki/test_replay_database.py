@@ -12,9 +12,14 @@ from pg import PostgresServer
 from sqlalchemy import Engine, create_engine
 
 from pki import DatabaseReplayStore, ReplayCacheFull
-from registry import Store
+from registry import AutocommitConnections, Store
 
 T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
+
+
+def _store(engine: Engine, **options: float) -> DatabaseReplayStore:
+    """The store as the server makes it: on autocommit connections of its own, at most 12 open."""
+    return DatabaseReplayStore(AutocommitConnections(engine, max_open=12), **options)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +45,7 @@ def engine(url: str) -> Iterator[Engine]:
 
 def test_a_second_use_is_refused_through_another_engine_until_the_window_ends(engine):
     second_engine = create_engine(engine.url)
-    first, other_node = DatabaseReplayStore(engine), DatabaseReplayStore(second_engine)
+    first, other_node = _store(engine), _store(second_engine)
     try:
         _second_use(first, other_node)
     finally:
@@ -57,14 +62,14 @@ def _second_use(first: DatabaseReplayStore, other_node: DatabaseReplayStore) -> 
 
 
 def test_concurrent_uses_of_one_id_are_accepted_exactly_once(engine):
-    stores = [DatabaseReplayStore(engine) for _ in range(8)]
+    stores = [_store(engine) for _ in range(8)]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda s: s.remember("_same", T0 + timedelta(minutes=5), T0), stores))
     assert results.count(True) == 1
 
 
 def test_expired_rows_are_purged_and_long_ids_fit(engine):
-    store = DatabaseReplayStore(engine, purge_every_s=0)
+    store = _store(engine, purge_every_s=0)
     long_id = "_" + "x" * 5000   # an xs:ID has no length limit
     assert store.remember(long_id, T0 + timedelta(minutes=5), T0)
     assert not store.remember(long_id, T0 + timedelta(minutes=5), T0 + timedelta(minutes=1))
@@ -77,7 +82,7 @@ def test_an_unreachable_database_refuses(engine):
     nowhere = create_engine("postgresql+psycopg://app@/none?host=/nonexistent")
     try:
         with pytest.raises(ReplayCacheFull, match="shared replay table"):
-            DatabaseReplayStore(nowhere).remember("_b", T0 + timedelta(minutes=5), T0)
+            _store(nowhere).remember("_b", T0 + timedelta(minutes=5), T0)
     finally:
         nowhere.dispose()
 
@@ -97,7 +102,7 @@ def test_a_check_commits_without_waiting_for_the_disk_and_leaves_the_connection_
                 "RETURN NEW; END $$")
             conn.exec_driver_sql("CREATE TRIGGER note_commit_mode AFTER INSERT ON seen_assertion "
                                  "FOR EACH ROW EXECUTE FUNCTION note_commit_mode()")
-        replay = DatabaseReplayStore(engine)
+        replay = _store(engine)
         assert replay.remember("_async", T0 + timedelta(minutes=5), T0)
         assert not replay.remember("_async", T0 + timedelta(minutes=5), T0 + timedelta(minutes=1))
         with engine.connect() as conn:
@@ -137,7 +142,7 @@ def test_a_check_after_a_restart_of_postgresql_succeeds_on_a_new_connection(own_
     is run again once on a new connection and the dead idle ones are dropped, so every check after the
     restart is answered. What was seen before a clean shutdown is still refused."""
     engine = create_engine(own_server.url)
-    store = DatabaseReplayStore(engine)
+    store = _store(engine)
     try:
         _fill_pool(store, "_before")
         own_server.stop("fast")
@@ -155,7 +160,7 @@ def test_a_check_after_a_restart_of_postgresql_succeeds_on_a_new_connection(own_
 
 def test_a_check_while_postgresql_is_down_is_refused_clearly_then_served_again(own_server):
     engine = create_engine(own_server.url)
-    store = DatabaseReplayStore(engine)
+    store = _store(engine)
     try:
         _fill_pool(store, "_up")
         own_server.stop("fast")
@@ -173,7 +178,7 @@ def test_a_check_while_postgresql_is_down_is_refused_clearly_then_served_again(o
 def test_a_database_error_other_than_a_lost_connection_is_not_retried(engine):
     """A statement the server refuses (here: the table is locked and the statement times out) is a refusal at
     once, not a retry; the connection it used is not kept."""
-    store = DatabaseReplayStore(create_engine(engine.url, connect_args={"options": "-c statement_timeout=200"}))
+    store = _store(create_engine(engine.url, connect_args={"options": "-c statement_timeout=200"}))
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql("LOCK TABLE seen_assertion IN ACCESS EXCLUSIVE MODE")
@@ -187,7 +192,7 @@ def test_a_database_error_other_than_a_lost_connection_is_not_retried(engine):
 def test_connections_are_bounded_and_a_check_that_finds_none_free_is_refused(engine):
     """At most ``max_open`` connections: while the one allowed waits (its statement blocked on a lock), another
     check waits ``wait_s`` for it and is then refused clearly; once the first is answered both can run."""
-    store = DatabaseReplayStore(engine, max_open=1, wait_s=0.3)
+    store = DatabaseReplayStore(AutocommitConnections(engine, max_open=1, wait_s=0.3))
     try:
         with ThreadPoolExecutor(1) as pool:
             with engine.begin() as conn:
