@@ -29,8 +29,8 @@ T = TypeVar("T")
 
 class AutocommitConnections:
     """At most ``max_open`` PostgreSQL connections of their own (work beyond waits up to ``wait_s`` for one,
-    then fails with SQLAlchemy's pool ``TimeoutError``, whose first argument says so), at most ``max_idle`` of them kept between works. See the
-    module's docstring."""
+    then fails with SQLAlchemy's pool ``TimeoutError``, whose first argument says so), at most ``max_idle`` of
+    them kept between works. See the module's docstring."""
 
     def __init__(self, engine: Engine, *, max_open: int, max_idle: int = 4, wait_s: float = 30.0) -> None:
         if engine.dialect.paramstyle not in ("format", "pyformat"):
