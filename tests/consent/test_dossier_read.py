@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from notify_servers import add_dossier
-from pg import PostgresServer
+from pg import PostgresServer, migrated_postgres
 
 from consent import AccessRefused, AuthorizationState, Guard, Reason, _dossiers
 from pki import AuthMode, CodedValue, PatientIns, Principal, PurposeOfUse, Software
@@ -31,15 +31,8 @@ def _ps(idnat: str) -> Principal:
 @pytest.fixture
 def server() -> Iterator[PostgresServer]:
     """A migrated PostgreSQL of the test's own (stopped and restarted by the tests)."""
-    server = PostgresServer()
-    try:
-        server.start()
-        store = Store(server.url)
-        store.migrate()
-        store.dispose()
+    with migrated_postgres() as server:
         yield server
-    finally:
-        server.remove()
 
 
 def test_the_one_statement_read_is_the_transactional_read(server):

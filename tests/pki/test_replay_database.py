@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pg import PostgresServer
+from pg import PostgresServer, migrated_postgres
 from sqlalchemy import Engine, create_engine
 
 from pki import DatabaseReplayStore, ReplayCacheFull
-from registry import AutocommitConnections, Store
+from registry import AutocommitConnections
 
 T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 
@@ -25,15 +25,8 @@ def _store(engine: Engine, **options: float) -> DatabaseReplayStore:
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
     """A migrated PostgreSQL of this module's own, removed at the end."""
-    server = PostgresServer()
-    try:
-        server.start()
-        store = Store(server.url)
-        store.migrate()
-        store.dispose()
+    with migrated_postgres() as server:
         yield server.url
-    finally:
-        server.remove()
 
 
 @pytest.fixture(scope="module")
@@ -120,15 +113,8 @@ def test_a_check_commits_without_waiting_for_the_disk_and_leaves_the_connection_
 @pytest.fixture
 def own_server() -> Iterator[PostgresServer]:
     """A migrated PostgreSQL for one test that stops and restarts it (the module's stays up for the others)."""
-    server = PostgresServer()
-    try:
-        server.start()
-        store = Store(server.url)
-        store.migrate()
-        store.dispose()
+    with migrated_postgres() as server:
         yield server
-    finally:
-        server.remove()
 
 
 def _fill_pool(store: DatabaseReplayStore, prefix: str) -> None:

@@ -7,6 +7,7 @@ system user (``runuser -u postgres --``) and the temp dir is handed over to that
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from registry import Store
 
 _BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name)
                    if p.parent.name.isdigit() else 0)
@@ -86,6 +89,20 @@ def postgres_fixture() -> Iterator[PostgresServer]:
     server = PostgresServer()
     try:
         server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@contextlib.contextmanager
+def migrated_postgres() -> Iterator[PostgresServer]:
+    """A running throwaway PostgreSQL with the registry's schema (every migration); removed at the end."""
+    server = PostgresServer()
+    try:
+        server.start()
+        store = Store(server.url)
+        store.migrate()
+        store.dispose()
         yield server
     finally:
         server.remove()
