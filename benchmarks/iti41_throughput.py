@@ -242,8 +242,8 @@ def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: f
 def profiled(py_spy: str, out: Path, pid: int, measure: Callable[[], RunResult]) -> RunResult:
     """Run ``measure`` while py-spy samples the GIL-holding thread (on-CPU Python time) of the server's workers
     (of the server itself when it has none), one py-spy per process, their collapsed stacks concatenated into
-    ``out``. The supervisor of `--workers N` is left alone: it only reaps workers, and with py-spy attached to it
-    under load (``--subprocesses``, or alone) it exited in the middle of the run, taking its workers with it."""
+    ``out``. The supervisor of `--workers N` is left alone: it only reaps workers (attached to it under load,
+    py-spy once made it shut the server down: ``server._supervisor.stop_requested``)."""
     pids = sorted(set(process_tree(pid)) - {pid}) or [pid]
     parts = [out.with_name(f"{out.name}.{p}") for p in pids]
     spies = [subprocess.Popen([py_spy, "record", "--pid", str(p), "--gil", "--format", "raw", "--rate", "250",

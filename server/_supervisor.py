@@ -288,6 +288,15 @@ def _exit_now(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
+def stop_requested(info: signal.struct_siginfo | None) -> bool:
+    """Whether an answer of ``sigtimedwait`` asks the supervisor to stop: SIGTERM or SIGINT, nothing else. A
+    time-out (None), SIGCHLD, or an answer that names no signal of the set means: reap and carry on. The last
+    happens: with py-spy attached to the supervisor under load, ``sigtimedwait`` came back with a siginfo whose
+    signal number was a large negative value (the interrupted system call's structure never filled in), and
+    taking any signal but SIGCHLD for a stop request made the whole server shut down mid-run (issue 13)."""
+    return info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT)
+
+
 def _supervise(started: dict[int, float], workers: int, board: Board) -> bool:
     """Reap the workers that exit until SIGTERM or SIGINT arrives (False) or a worker must be started in place
     of one that died (True)."""
@@ -296,7 +305,8 @@ def _supervise(started: dict[int, float], workers: int, board: Board) -> bool:
         if len(started) < workers and time.monotonic() >= pause_until:
             return True
         info = signal.sigtimedwait(_SIGNALS, 1.0)
-        if info is not None and info.si_signo != signal.SIGCHLD:
+        if stop_requested(info):
+            assert info is not None
             log.info("signal %d: stopping %d worker process(es)", info.si_signo, len(started))
             return False
         for pid, status in _reaped():
