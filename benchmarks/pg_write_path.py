@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from _harness import durable_postgres_server, machine, postgres_cpu_seconds
 from _pg_stats import SETTINGS, PgStats, Snapshot, print_per_document
+from _registry_data import patient_id
 from xds_factory import Doc, submission_set, submit_objects_request  # tests/support: on sys.path through _harness
 
 from registry import Origin, Registry, RegistryResponse, Store
@@ -33,11 +34,6 @@ from registry._submission import Prepared, apply_lifecycle, insert_rows, lock_ne
 
 WAYS = ("copy", "one")
 WARM = 20   # registrations per way before measuring: psycopg prepares a statement run 5 times on a connection
-
-
-def patient_id(n: int) -> str:
-    body = f"1{n % 100:02d}0175{n:06d}"
-    return f"{body}{97 - int(body) % 97:02d}^^^&1.2.250.1.213.1.4.10&ISO"
 
 
 def submissions(registry: Registry, patients: list[str], count: int, start: int, now: str) -> list[Prepared]:

@@ -31,12 +31,9 @@ from registry._rim import Classification, Kind, RimObject, RimSubmission, Slot
 from registry._rim_write import object_xml
 from registry._schema import (
     association,
-    document_entry,
     folder,
-    object_value,
     registry_object,
     submission_origin,
-    submission_set,
 )
 from registry._stored_form import encode
 from registry._validate import Classified, Validator
@@ -259,8 +256,11 @@ def rows_of(c: Classified, now: str, versions: dict[int, tuple[str, int]] | None
     return out
 
 
-_TABLES = ((registry_object, "objects"), (document_entry, "documents"), (submission_set, "submission_sets"),
-           (folder, "folders"), (association, "associations"), (object_value, "values"))
+_ROWS_OF = {"registry_object": "objects", "document_entry": "documents", "submission_set": "submission_sets",
+            "folder": "folders", "association": "associations", "object_value": "values"}
+# The tables of a registration with the ``Rows`` attribute that holds each one's rows, in the one order both
+# PostgreSQL ways write them (``_pg_rows.TABLES``); submission_origin's row comes from the origin instead.
+_TABLES = tuple((table, _ROWS_OF[table.name]) for table in _pg_rows.TABLES if table is not submission_origin)
 
 
 _INSERTS = {table.name: DirectStatement(table.insert()) for table, _ in _TABLES}   # compiled once per dialect
@@ -293,7 +293,7 @@ def insert_rows(conn: Connection, rows: Sequence[Rows], origin: Origin | None = 
     if one_statement:
         _pg_rows.insert_in_one_statement(conn, [*by_table, origins])
         return
-    for (table, _), batch in zip((*_TABLES, (submission_origin, "")), (*by_table, origins), strict=True):
+    for table, batch in zip(_pg_rows.TABLES, (*by_table, origins), strict=True):
         if batch:
             _pg_rows.copy_rows(conn, table, batch)
 
