@@ -242,10 +242,16 @@ class _GroupCommit:
         return mine.result  # type: ignore[return-value]
 
     def _commit_next(self) -> None:
-        with self._mutex:
-            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+        group: list[_Pending[Any]] = []
+
+        def take() -> list[_Pending[Any]]:
+            nonlocal group
+            with self._mutex:
+                group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            return group
+
         try:
-            self._commit(group)
+            self._commit(take)
         finally:
             with self._mutex:
                 successor = self._queue[0] if self._queue else None
@@ -257,9 +263,14 @@ class _GroupCommit:
                 successor.lead = True
                 successor.done.set()
 
-    def _commit(self, group: list[_Pending[Any]]) -> None:
+    def _commit(self, take: Callable[[], list[_Pending[Any]]]) -> None:
+        """The works queued once the write transaction has started (``take``), in it. Taken only then: while
+        the leader waited for the write lock (another process of ``--workers N`` committing), the works queued
+        meanwhile join its group instead of waiting for the next commit."""
+        group: list[_Pending[Any]] = []
         try:
             with self._store.write() as conn:
+                group = take()
                 if len(group) == 1:
                     group[0].result = group[0].work(conn)   # its exception rolls the transaction back
                     return
@@ -277,7 +288,7 @@ class _GroupCommit:
                         p.result, p.error = None, failed
                         driver.execute("ROLLBACK TO SAVEPOINT grouped_work")
                     driver.execute("RELEASE SAVEPOINT grouped_work")
-        except BaseException as failed:   # the commit (or the only work) failed: nothing of the group is stored
-            for p in group:
+        except BaseException as failed:   # no transaction, or the commit (or the only work) failed: nothing stored
+            for p in group or take():     # not taken yet if the transaction could not start: they hear why
                 if p.error is None:
                     p.result, p.error = None, failed

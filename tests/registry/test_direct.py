@@ -199,7 +199,7 @@ def test_a_failing_work_of_a_commit_group_is_undone_and_the_others_kept(store):
 
     group = [_Pending(lambda conn: _INSERT_OBJECT.run(conn, _object(duplicate))), _Pending(fails),
              _Pending(lambda conn: _INSERT_OBJECT.run(conn, _object(good)))]
-    store._group._commit(group)
+    store._group._commit(lambda: group)
     assert [p.result for p in group] == [1, None, 1]
     assert isinstance(group[1].error, exc.IntegrityError)
     with store.read() as conn:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -191,3 +192,45 @@ def test_sqlite_writers_of_other_processes_wait_on_the_writer_lock(tmp_path):
         assert try_lock() == "held"
     assert try_lock() == "free"
     store.dispose()
+
+
+def test_works_queued_while_the_leader_waits_for_another_process_join_its_group(tmp_path):
+    """A leader that waits for the writer lock (another process of `dmp serve --workers N` writing) takes the
+    works queued meanwhile into its transaction: one commit for the three works, not one for the leader alone
+    and one for the others."""
+    store = Store(f"sqlite:///{tmp_path / 'gc.db'}")
+    metadata.create_all(store.engine)
+    commits = _commits(store)
+    with subprocess.Popen(   # the other process: holds the writer lock until its stdin closes
+            [sys.executable, "-c", "import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+             "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\nsys.stdin.read()\n",
+             str(tmp_path / "gc.db-writer.lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdin is not None
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "held"
+
+            def send(n: int) -> int:
+                def work(conn: Connection) -> int:
+                    conn.execute(insert(item).values(id=n, label=str(n)))
+                    return n
+                return store.grouped_write(work)
+
+            with ThreadPoolExecutor(3) as pool:
+                leader = pool.submit(send, 1)
+                _wait_until(lambda: store._group._committing)     # leading, waiting for the lock
+                followers = [pool.submit(send, n) for n in (2, 3)]
+                _wait_until(lambda: len(store._group._queue) == 3)
+                holder.stdin.close()                              # the other process's write ends
+                assert [leader.result(30), *(f.result(30) for f in followers)] == [1, 2, 3]
+        finally:
+            holder.kill()
+    assert len(commits) == 1
+    assert _stored(store) == {1: "1", 2: "2", 3: "3"}
+    store.dispose()
+
+
+def _wait_until(condition: Callable[[], bool], seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
