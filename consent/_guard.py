@@ -120,11 +120,17 @@ class Trace:
     def __call__(self, conn: Connection) -> None:
         self.guard.write_trace(conn, self)
 
+    @property
+    def lock_order(self) -> str:
+        """Writing the entry locks the patient's dossier row (its history head): a group commit orders the
+        works by patient (``Store.grouped_write``)."""
+        return self.patient_key
+
     def record(self) -> None:
         """Record in a write transaction of its own, or shared with other requests' (reads; the entry is
         committed when this returns: ``Store.grouped_write``)."""
         with database():
-            self.guard.store.grouped_write(self)
+            self.guard.store.grouped_write(self, order=self.lock_order)
 
 
 class Guard:

@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 
 Recorder = Callable[[Connection], None]
-"""Work to do in a registration's transaction (the access history of the consent checker)."""
+"""What a request records in the transaction of its registration or update (the consent checker's access-history
+entry). One that locks a patient's rows says which patient by a ``lock_order`` attribute, the order its work takes
+in a group commit (``Store.grouped_write``)."""
 
 
 class PatientError(ValueError):
@@ -172,7 +174,7 @@ class Registry:
             return warnings
 
         try:
-            warnings = self.store.grouped_write(both)
+            warnings = self.store.grouped_write(both, order=getattr(record, "lock_order", ""))
         except SubmissionRefused as refused:
             return RegistryResponse.of(refused.errors)
         except (exc.IntegrityError, exc.DataError) as refused:

@@ -101,12 +101,18 @@ class Store:
             self._begin_sqlite(conn, "BEGIN IMMEDIATE")
             yield conn
 
-    def grouped_write(self, work: Callable[[Connection], T]) -> T:
+    def grouped_write(self, work: Callable[[Connection], T], *, order: str = "") -> T:
         """``work(conn)`` in a write transaction that may be shared with the works other threads of this process
         submit meanwhile (group commit). Returns its result, or raises its exception, once the transaction
         is committed (or rolled back: then the commit's exception). A work that raises has its writes undone
-        (its savepoint) and the others' kept. Like :meth:`write`, the work must not open another write."""
-        return self._group.run(work)
+        (its savepoint) and the others' kept. Like :meth:`write`, the work must not open another write.
+
+        The works of a group run sorted by ``order`` (in arrival order among equals). A work that locks rows of
+        one key (the consent checker's access-history head of a patient: ``SELECT ... FOR UPDATE``) gives that
+        key, so that every group takes such locks in the same order: two groups of two processes on PostgreSQL
+        that lock two patients' rows crosswise would deadlock, and PostgreSQL, after a second, refuse one of them
+        whole (valid requests answered "database unavailable")."""
+        return self._group.run(work, order)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -206,11 +212,16 @@ class _ProcessLock:
 @dataclass(eq=False)
 class _Pending(Generic[T]):
     work: Callable[[Connection], T]
+    order: str = ""
     done: threading.Event = field(default_factory=threading.Event)
     lead: bool = False             # woken to commit the next group (rather than with its outcome)
     finished: bool = False
     result: T | None = None
     error: BaseException | None = None
+
+
+def _by_order(p: _Pending[Any]) -> str:
+    return p.order
 
 
 class _GroupCommit:
@@ -224,8 +235,8 @@ class _GroupCommit:
         self._queue: list[_Pending[Any]] = []
         self._committing = False
 
-    def run(self, work: Callable[[Connection], T]) -> T:
-        mine: _Pending[T] = _Pending(work)
+    def run(self, work: Callable[[Connection], T], order: str = "") -> T:
+        mine: _Pending[T] = _Pending(work, order)
         with self._mutex:
             self._queue.append(mine)
             mine.lead = not self._committing
@@ -271,6 +282,7 @@ class _GroupCommit:
         try:
             with self._store.write() as conn:
                 group = take()
+                group.sort(key=_by_order)
                 if len(group) == 1:
                     group[0].result = group[0].work(conn)   # its exception rolls the transaction back
                     return

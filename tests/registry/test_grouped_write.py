@@ -4,6 +4,8 @@ a work that fails leaves the others of its group stored. SQLite and PostgreSQL (
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import subprocess
 import sys
 import threading
@@ -230,7 +232,68 @@ def test_works_queued_while_the_leader_waits_for_another_process_join_its_group(
     store.dispose()
 
 
+def _queued(store: Store, n: int) -> bool:
+    return len(store._group._queue) == n
+
+
 def _wait_until(condition: Callable[[], bool], seconds: float = 5) -> None:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def test_groups_of_two_processes_lock_keys_in_one_order_and_do_not_deadlock(shared_postgres):
+    """Two processes' groups each run a work per key that locks that key's row (as the consent checker's
+    access-history head of a patient); queued in opposite orders, [b, a] and [a, b]. Run in arrival order, each
+    group would lock its first key, then wait for the other's: a deadlock, and PostgreSQL refuses one group
+    whole. Run in ``order`` (the key), both lock a then b: both groups committed, every work done."""
+    import psycopg
+
+    name = f"gc_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"host={shared_postgres.root} user=app dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://app@/{name}?host={shared_postgres.root}"
+    first, second = Store(url), Store(url)    # two processes of `dmp serve --workers 2`: a pool and a group each
+    metadata.create_all(first.engine)
+    with first.write() as conn:
+        conn.execute(insert(item), [{"id": 1, "label": "a"}, {"id": 2, "label": "b"}])
+    both_hold_a_lock = threading.Barrier(2)
+
+    def lock(key: str) -> Callable[[Connection], str]:
+        def work(conn: Connection) -> str:
+            conn.execute(select(item.c.id).where(item.c.label == key).with_for_update())
+            if not getattr(conn, "first_lock_taken", False):
+                conn.first_lock_taken = True  # type: ignore[attr-defined]
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    both_hold_a_lock.wait(timeout=3)   # arrival order: both hold their first key here
+            return key
+        return work
+
+    def group(store: Store, keys: list[str]) -> list[str]:
+        hold, release = threading.Event(), threading.Event()
+
+        def holder(_conn: Connection) -> str:    # a commit under way, while the group's works queue
+            hold.set()
+            assert release.wait(30)
+            return "held"
+
+        with ThreadPoolExecutor(3) as pool:
+            held = pool.submit(store.grouped_write, holder)
+            assert hold.wait(30)
+            works = []
+            for key in keys:        # queued in this order
+                works.append(pool.submit(store.grouped_write, lock(key), order=key))
+                _wait_until(functools.partial(_queued, store, len(works)))
+            release.set()
+            assert held.result(30) == "held"
+            return [w.result(60) for w in works]
+
+    try:
+        with ThreadPoolExecutor(2) as processes:
+            one = processes.submit(group, first, ["b", "a"])
+            other = processes.submit(group, second, ["a", "b"])
+            assert one.result(90) == ["b", "a"]
+            assert other.result(90) == ["a", "b"]
+    finally:
+        first.dispose()
+        second.dispose()
