@@ -1,17 +1,20 @@
-"""Soak: N clients for M minutes of mixed XDS traffic against one `dmp serve` (SQLite + filesystem blobs).
+"""Soak: N clients for M minutes of mixed XDS traffic against one `dmp serve` (SQLite or PostgreSQL + filesystem
+blobs; one process, or `--workers N`).
 
 Each client loops over: ITI-41 (one ~10 KB CDA as an MTOM attachment, for one of 50 patients), ITI-18
 GetDocuments of that uniqueId, ITI-43 Retrieve of it (bytes compared), every fourth round ITI-57 (Approved ->
 Archived), and ITI-18 FindDocuments (ObjectRef) of the patient. Every request carries its own fresh VIHF for
-that patient. Prints, per minute, the operations done, ITI-41 documents stored, errors, and the server's RSS;
-then the totals. Targets (issue 13): 0 errors; RSS flat after warm-up.
+that patient. Prints, per minute, the operations done, ITI-41 documents stored, errors, and the server's RSS and
+PSS (all its processes); then the totals. Targets (issue 13): 0 errors; RSS flat after warm-up.
 
-    .venv/bin/python benchmarks/soak.py [--clients 8] [--minutes 10] [--no-vihf]
+    .venv/bin/python benchmarks/soak.py [--clients 8] [--minutes 10] [--patients 50] [--no-vihf]
+                                        [--database postgresql] [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import httpx
 from _cda import consultation_report
-from _harness import _end, machine, rss_mb
+from _harness import _end, durable_postgres_server, machine, tree_pss_mb, tree_rss_mb
 from lxml import etree
 from nodes import make_node, start_node
 from vihf_client import alice_claims, fresh_vihf, patient_ins
@@ -136,13 +139,31 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=50)
     parser.add_argument("--no-vihf", action="store_true",
                         help="diagnosis: serve with --no-vihf (no verification, no replay store) to compare")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the node's SQLite file (default) or a throwaway durable PostgreSQL cluster")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (`dmp serve --workers`)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print(f"soak: {args.clients} clients, {args.minutes:g} min, {args.patients} patients, SQLite + blobs"
+    print(f"soak: {args.clients} clients, {args.minutes:g} min, {args.patients} patients, "
+          f"{'SQLite' if args.database == 'sqlite' else 'PostgreSQL'} + blobs, {args.workers} process(es)"
           + (", server --no-vihf" if args.no_vihf else ""))
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(durable_postgres_server()) if args.database == "postgresql" else None
+        soak(args, server.url if server is not None else None)
+
+
+def memory(pid: int) -> str:
+    """RSS and PSS of the server's processes, summed: with `--workers N` the RSS counts the pages the workers
+    share with their supervisor once per process; the PSS counts each page once in all."""
+    return f"{tree_rss_mb(pid, 'VmRSS'):>13.1f} {tree_pss_mb(pid):>7.1f}"
+
+
+def soak(args: argparse.Namespace, database_url: str | None) -> None:
     work = Path(tempfile.mkdtemp(prefix="dmp-soak-"))
     pool = patients(args.patients)
-    node = start_node(make_node(work / "node", patients=tuple(pool)), *(["--no-vihf"] if args.no_vihf else []))
+    serve_args = [*(["--no-vihf"] if args.no_vihf else []), *(["--workers", str(args.workers)] if args.workers > 1
+                                                              else [])]
+    node = start_node(make_node(work / "node", database_url=database_url, patients=tuple(pool)), *serve_args)
     try:
         tally, stop = Tally(), threading.Event()
         spool = work / "client-spool"
@@ -150,8 +171,8 @@ def main() -> None:
         threads = [threading.Thread(target=client_loop, args=(node.url, pool, i, stop, tally, spool), daemon=True)
                    for i in range(args.clients)]
         start = time.monotonic()
-        print(f"{'min':>4} {'ops':>7} {'ITI-41 docs':>11} {'errors':>6} {'server RSS MB':>13}")
-        print(f"{0:>4} {0:>7} {0:>11} {0:>6} {rss_mb(node.process.pid):>13.1f}")
+        print(f"{'min':>4} {'ops':>7} {'ITI-41 docs':>11} {'errors':>6} {'server RSS MB':>13} {'PSS MB':>7}")
+        print(f"{0:>4} {0:>7} {0:>11} {0:>6} {memory(node.process.pid)}")
         for t in threads:
             t.start()
         previous: Counter[str] = Counter()
@@ -164,8 +185,8 @@ def main() -> None:
             delta = now - previous
             previous = now
             ops = sum(v for k, v in delta.items() if k != "errors")
-            print(f"{minute:>4} {ops:>7} {delta['ITI-41']:>11} {delta['errors']:>6} "
-                  f"{rss_mb(node.process.pid):>13.1f}", flush=True)
+            print(f"{minute:>4} {ops:>7} {delta['ITI-41']:>11} {delta['errors']:>6} {memory(node.process.pid)}",
+                  flush=True)
         stop.set()
         for t in threads:
             t.join(timeout=180)
