@@ -226,8 +226,9 @@ def _by_order(p: _Pending[Any]) -> str:
 
 class _GroupCommit:
     """Leader/follower group commit: the first caller to find no commit under way becomes the leader and commits
-    the queued works (its own first); works queued meanwhile wait, and when the leader's group is committed the
-    oldest of them leads the next group. No thread of its own: a caller's work runs in some caller's thread."""
+    the queued works (its own among them, sorted by their order); works queued meanwhile wait, and when the
+    leader's group is committed the oldest of them leads the next group. No thread of its own: a caller's work
+    runs in some caller's thread."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
