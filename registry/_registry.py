@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from lxml import etree
 from sqlalchemy import Connection, exc, insert, select, update
@@ -31,10 +32,15 @@ from soap_wsdl import SerializedElement, ns
 log = logging.getLogger(__name__)
 
 
-Recorder = Callable[[Connection], None]
-"""What a request records in the transaction of its registration or update (the consent checker's access-history
-entry). One that locks a patient's rows says which patient by a ``lock_order`` attribute, the order its work takes
-in a group commit (``Store.grouped_write``)."""
+class Recorder(Protocol):
+    """What a request records in the transaction of its registration or update (the consent checker's
+    access-history entry), and the key of the rows that locks (its patient): the order its work takes in a group
+    commit (``Store.grouped_write``)."""
+
+    @property
+    def lock_order(self) -> str: ...
+
+    def __call__(self, conn: Connection) -> None: ...
 
 
 class PatientError(ValueError):
@@ -174,7 +180,7 @@ class Registry:
             return warnings
 
         try:
-            warnings = self.store.grouped_write(both, order=getattr(record, "lock_order", ""))
+            warnings = self.store.grouped_write(both, order=record.lock_order if record is not None else "")
         except SubmissionRefused as refused:
             return RegistryResponse.of(refused.errors)
         except (exc.IntegrityError, exc.DataError) as refused:
