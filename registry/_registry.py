@@ -171,13 +171,17 @@ class Registry:
 
     def _transaction(self, work: Callable[[Connection], list[RegistryError]], record: Recorder | None = None
                      ) -> RegistryResponse:
-        """Run ``work``, then ``record``, in one write transaction (possibly shared with other requests':
-        ``Store.grouped_write``) and map every outcome to a RegistryResponse."""
+        """Run ``record``, then ``work``, in one write transaction (possibly shared with other requests':
+        ``Store.grouped_write``) and map every outcome to a RegistryResponse; a refused ``work`` undoes both.
+
+        ``record`` first: the row it locks (the patient's dossier, for the access-history entry) is then the first
+        lock of every work about that patient. After ``work``, an ITI-57 update would lock the document's rows
+        first and the dossier second, while a read's entry locks the dossier alone: two groups of two processes
+        holding [update, read] and [read, update] of one patient could deadlock on PostgreSQL."""
         def both(conn: Connection) -> list[RegistryError]:
-            warnings = work(conn)
             if record is not None:
                 record(conn)
-            return warnings
+            return work(conn)
 
         try:
             warnings = self.store.grouped_write(both, order=record.lock_order if record is not None else "")
