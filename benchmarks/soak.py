@@ -147,8 +147,7 @@ def main() -> None:
     print(f"soak: {args.clients} clients, {args.minutes:g} min, {args.patients} patients, "
           f"{'SQLite' if args.database == 'sqlite' else 'PostgreSQL'} + blobs, {args.workers} process(es)"
           + (", server --no-vihf" if args.no_vihf else ""))
-    with contextlib.ExitStack() as stack:
-        server = stack.enter_context(durable_postgres_server()) if args.database == "postgresql" else None
+    with durable_postgres_server() if args.database == "postgresql" else contextlib.nullcontext() as server:
         soak(args, server.url if server is not None else None)
 
 
@@ -161,8 +160,9 @@ def memory(pid: int) -> str:
 def soak(args: argparse.Namespace, database_url: str | None) -> None:
     work = Path(tempfile.mkdtemp(prefix="dmp-soak-"))
     pool = patients(args.patients)
-    serve_args = [*(["--no-vihf"] if args.no_vihf else []), *(["--workers", str(args.workers)] if args.workers > 1
-                                                              else [])]
+    serve_args = ["--no-vihf"] if args.no_vihf else []
+    if args.workers > 1:
+        serve_args += ["--workers", str(args.workers)]
     node = start_node(make_node(work / "node", database_url=database_url, patients=tuple(pool)), *serve_args)
     try:
         tally, stop = Tally(), threading.Event()

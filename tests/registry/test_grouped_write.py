@@ -159,14 +159,17 @@ def test_a_failed_commit_fails_every_work_of_the_group(store):
     assert _stored(store) == {}
 
 
+def _send(store: Store, n: int) -> int:
+    """Item ``n`` stored through a group commit; ``n`` once committed."""
+    def work(conn: Connection) -> int:
+        conn.execute(insert(item).values(id=n, label=str(n)))
+        return n
+    return store.grouped_write(work)
+
+
 def test_many_threads_every_work_stored_once(store):
     commits = _commits(store)
-
-    def send(n: int) -> int:
-        def work(conn: Connection) -> int:
-            conn.execute(insert(item).values(id=n, label=str(n)))
-            return n
-        return store.grouped_write(work)
+    send = functools.partial(_send, store)
 
     with ThreadPoolExecutor(16) as pool:
         assert list(pool.map(send, range(1, 401))) == list(range(1, 401))
@@ -211,17 +214,10 @@ def test_works_queued_while_the_leader_waits_for_another_process_join_its_group(
             assert holder.stdin is not None
             assert holder.stdout is not None
             assert holder.stdout.readline().strip() == "held"
-
-            def send(n: int) -> int:
-                def work(conn: Connection) -> int:
-                    conn.execute(insert(item).values(id=n, label=str(n)))
-                    return n
-                return store.grouped_write(work)
-
             with ThreadPoolExecutor(3) as pool:
-                leader = pool.submit(send, 1)
+                leader = pool.submit(_send, store, 1)
                 _wait_until(lambda: store._group._committing)     # leading, waiting for the lock
-                followers = [pool.submit(send, n) for n in (2, 3)]
+                followers = [pool.submit(_send, store, n) for n in (2, 3)]
                 _wait_until(lambda: len(store._group._queue) == 3)
                 holder.stdin.close()                              # the other process's write ends
                 assert [leader.result(30), *(f.result(30) for f in followers)] == [1, 2, 3]
