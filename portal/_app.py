@@ -11,10 +11,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from consent import ChannelKind, DossierAdmin, Guard, NotificationChannel
-from portal import _rules
 from portal._accounts import Accounts, now_utc
 from portal._documents import PatientDocuments
 from portal._pages import Pages, PortalServices
+from portal._rate import RateLimit
 from portal._web import SECURITY_HEADERS, Sessions, redirect, wrap
 from registry import Registry, Store
 from repository import Repository
@@ -48,7 +48,7 @@ def portal_app(deps: PortalDeps) -> Starlette:
         accounts=accounts, admin=DossierAdmin(deps.registry, deps.guard),
         documents=PatientDocuments(deps.registry, deps.repository, deps.guard), channels=deps.channels,
         source_id=deps.source_id, secure_cookies=deps.secure_cookies,
-        limiter=_rules.RateLimiter(limit=30, window_s=300))
+        limiter=RateLimit(deps.store))
     pages = Pages(services)
     sessions = Sessions(lambda token: accounts.session(token, now_utc()), deps.secure_cookies)
 

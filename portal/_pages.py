@@ -30,6 +30,7 @@ from portal._accounts import Accounts, now_utc, patient_keys_for_nir, stamp
 from portal._documents import PATIENT_TYPES, DocumentsError, DocumentView, PatientDocuments
 from portal._export import write_export
 from portal._labels import action_label, actor_label, reason_label
+from portal._rate import RateLimit
 from portal._web import PageRequest, end_session, redirect, render, start_session
 from repository import BlobInfo
 
@@ -71,7 +72,7 @@ class PortalServices:
     channels: dict[ChannelKind, NotificationChannel]
     source_id: str              # the submission sets' sourceId (the node's OID)
     secure_cookies: bool
-    limiter: _rules.RateLimiter
+    limiter: RateLimit
 
 
 class Pages:
@@ -94,7 +95,7 @@ class Pages:
         return render(page, template, status, info_text=info, **values)
 
     def _limited(self, page: PageRequest) -> bool:
-        return not self.s.limiter.allow(page.client)
+        return not self.s.limiter.allow(page.client, now_utc())
 
     def _send_code(self, key: str, purpose: str) -> str | None:
         """A new one-time code sent directly (not through the outbox: it is only good for 10 minutes); where

@@ -1,15 +1,12 @@
 """The pure rules of the patients' space (docs/portal.md; DMP account rules R30-R32): login ids, passwords,
-one-time codes, lockout and rate limiting. No I/O: times are given, randomness comes from ``secrets``."""
+one-time codes, lockout, and the rate limit's figures (``portal._rate`` keeps its counts). No I/O: times are
+given, randomness comes from ``secrets``."""
 
 from __future__ import annotations
 
 import re
 import secrets
 import string
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -28,6 +25,8 @@ MAX_FAILED_LOGINS: Final = 5
 LOCK_DURATION: Final = timedelta(minutes=15)
 SESSION_IDLE: Final = timedelta(minutes=15)
 SESSION_PENDING: Final = timedelta(minutes=10)           # between the password and the code (the code's life)
+RATE_LIMIT: Final = 30                                   # sign-in attempts per client address and window
+RATE_WINDOW: Final = timedelta(minutes=5)
 
 
 def new_login_id() -> str:
@@ -107,28 +106,3 @@ def mask_email(email: str) -> str:
 def mask_mobile(mobile: str) -> str:
     digits = "".join(c for c in mobile if c.isdigit())
     return f"** ** ** {digits[-4:-2]} {digits[-2:]}" if len(digits) >= 4 else "***"
-
-
-class RateLimiter:
-    """At most ``limit`` attempts per key (the client address) within ``window_s`` seconds, in this process.
-    The per-account lock (stored) is the durable limit; this one slows down guessing across accounts."""
-
-    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window_s, self.clock = limit, window_s, clock
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        """Count an attempt for ``key``; False when it goes over the limit (not counted then)."""
-        now = self.clock()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window_s:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return False
-            hits.append(now)
-            if len(self._hits) > 10_000:     # forget idle keys: memory stays bounded
-                for k in [k for k, v in self._hits.items() if not v]:
-                    del self._hits[k]
-            return True

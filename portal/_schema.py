@@ -7,6 +7,8 @@
 - ``portal_session``: browser sessions, known by the SHA-256 of their cookie value; their CSRF token.
 - ``portal_wishes``: what the patient records beside the documents (R34): trusted person, emergency contact,
   advance directives, organ-donation position.
+- ``portal_rate``: the sign-in forms' attempts per client address in its current window (docs/portal.md
+  "Security"); a row is deleted once its window is over.
 """
 
 from __future__ import annotations
@@ -61,4 +63,13 @@ portal_wishes = Table(
     Column("advance_directives", Text, nullable=True),
     Column("organ_donation", String(16), nullable=True),       # accepts | refuses | undecided
     Column("updated_at", String(32), nullable=False),
+)
+
+portal_rate = Table(
+    "portal_rate",
+    metadata,
+    Column("client", String(64), primary_key=True),             # the client's address as the node sees it
+    Column("window_start", String(32), nullable=False),         # first attempt of the window (ISO 8601 UTC)
+    Column("hits", Integer, nullable=False),
+    Index("ix_portal_rate_window_start", "window_start"),
 )

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 from nodes import ROOT, RunningNode, free_port, make_node, start_node
 from vihf_client import fresh_vihf
+from worker_procs import client_port, serving_process, workers_of
 from xds_client import ITI41, ITI43, Reply, envelope, parse_reply, post, retrieve_request
 from xds_factory import REPOSITORY_ID, Doc, content_id, provide_and_register
 
@@ -55,10 +56,6 @@ def _iti41(node: RunningNode, d: Doc) -> str:
                     attachments=[OutgoingAttachment(content_id(d), d.mime_type, d.content)]).status
 
 
-def _workers(node: RunningNode) -> set[int]:
-    return _descendants(node.process.pid) - {node.process.pid}
-
-
 def _gone(pid: int) -> bool:
     """``pid`` has exited and been reaped (a zombie still has a /proc entry)."""
     return not Path(f"/proc/{pid}").exists()
@@ -81,7 +78,7 @@ def test_the_supervisor_has_not_opened_the_database(tmp_path):
     try:
         assert _iti41(node, Doc(b"x", "Document01")) == "Success"
         supervisor = node.process.pid
-        workers = _workers(node)
+        workers = workers_of(node)
         assert len(workers) == 2
         data = str(node.config.data_dir.resolve())
 
@@ -141,19 +138,19 @@ def test_a_port_in_use_is_refused_before_any_worker(tmp_path):
 def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(tmp_path):
     node = start_node(make_node(tmp_path / "node"), "--workers", "2")
     try:
-        first = _workers(node)
+        first = workers_of(node)
         assert len(first) == 2
         killed = min(first)
         os.kill(killed, signal.SIGKILL)
-        _wait(lambda: _gone(killed) and len(_workers(node)) == 2, "the killed worker reaped and replaced")
-        now = _workers(node)
+        _wait(lambda: _gone(killed) and len(workers_of(node)) == 2, "the killed worker reaped and replaced")
+        now = workers_of(node)
         assert killed not in now
         assert first - {killed} <= now
         assert node.process.poll() is None
         for worker in now:   # both at once: the supervisor forks two
             os.kill(worker, signal.SIGKILL)
-        _wait(lambda: all(_gone(w) for w in now) and len(_workers(node)) == 2, "both workers reaped and replaced")
-        assert not _workers(node) & (now | first)
+        _wait(lambda: all(_gone(w) for w in now) and len(workers_of(node)) == 2, "both workers reaped and replaced")
+        assert not workers_of(node) & (now | first)
         docs = [Doc(f"after the kill {i}".encode(), f"Document{i:02d}") for i in range(8)]
         with ThreadPoolExecutor(4) as pool:
             assert list(pool.map(lambda d: _iti41(node, d), docs)) == ["Success"] * len(docs)
@@ -165,7 +162,7 @@ def test_sigterm_to_the_supervisor_ends_every_worker_after_its_requests(tmp_path
     """SIGTERM to the PID that was started: a request in flight is answered (graceful shutdown), then every
     worker and the supervisor exit; no process of the server is left behind."""
     node = start_node(make_node(tmp_path / "node"), "--workers", "2")
-    workers = _workers(node)
+    workers = workers_of(node)
     d = Doc(b"sent across the shutdown", "Document01")
     body = envelope(ITI41, provide_and_register([d], inline=True))
     started, release = threading.Event(), threading.Event()
@@ -213,11 +210,11 @@ def test_both_workers_serve_requests(tmp_path):
             with httpx.Client(timeout=60) as client:
                 r = client.get(f"{node.url}/health")
                 assert r.status_code == 200
-                return _serving_process(node.process.pid, port, _client_port(r))
+                return serving_process(node.process.pid, port, client_port(r))
 
         with ThreadPoolExecutor(8) as pool:
             per_worker = Counter(pool.map(served_by, range(64)))
-        assert set(per_worker) == _workers(node), per_worker
+        assert set(per_worker) == workers_of(node), per_worker
     finally:
         node.stop()
 
@@ -240,57 +237,14 @@ def test_keep_alive_connections_are_spread_evenly_over_the_workers(tmp_path):
                     clients.append(client)
                     r = client.get(f"{node.url}/health")
                     assert r.status_code == 200
-                    holders.append(_serving_process(node.process.pid, port, _client_port(r)))
+                    holders.append(serving_process(node.process.pid, port, client_port(r)))
                 assert sorted(Counter(holders).values()) == [4, 4], Counter(holders)
-                assert set(holders) == _workers(node)
+                assert set(holders) == workers_of(node)
             finally:
                 for client in clients:
                     client.close()
     finally:
         node.stop()
-
-
-def _descendants(pid: int) -> set[int]:
-    """``pid`` and every process below it (the workers of `dmp serve --workers N`)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        found.add(p)
-        todo += children.get(p, [])
-    return found
-
-
-def _serving_process(server_pid: int, server_port: int, client_port: int) -> int:
-    """The process holding the server side of the TCP connection 127.0.0.1:client_port -> server_port."""
-    local, remote = f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}"
-    inodes = {fields[9] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
-              if (fields := line.split())[1] == local and fields[2] == remote}
-    assert len(inodes) == 1, inodes
-    target = f"socket:[{inodes.pop()}]"
-    for pid in _descendants(server_pid):
-        try:
-            fds = list(Path(f"/proc/{pid}/fd").iterdir())
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(fd) == target:
-                    return pid
-            except OSError:
-                continue
-    raise AssertionError(f"no process of the server holds {target}")
-
-
-def _client_port(response: httpx.Response) -> int:
-    return int(response.extensions["network_stream"].get_extra_info("client_addr")[1])
 
 
 def test_a_replay_is_refused_by_every_worker(tmp_path):
@@ -309,8 +263,8 @@ def test_a_replay_is_refused_by_every_worker(tmp_path):
             client = httpx.Client(timeout=60)
             health = client.get(f"{node.url}/health")
             assert health.status_code == 200
-            local = _client_port(health)
-            clients.append((client, local, _serving_process(node.process.pid, port, local)))
+            local = client_port(health)
+            clients.append((client, local, serving_process(node.process.pid, port, local)))
             per_worker = Counter(w for _, _, w in clients)
             if len(per_worker) == 2 and min(per_worker.values()) >= 3:
                 break
@@ -324,7 +278,7 @@ def test_a_replay_is_refused_by_every_worker(tmp_path):
         def send(c: tuple[httpx.Client, int, int]) -> tuple[int, Reply]:
             client, local, worker = c
             r = client.post(node.repository, content=body, headers={"Content-Type": ctype})
-            assert _client_port(r) == local  # sent on the connection that worker holds
+            assert client_port(r) == local  # sent on the connection that worker holds
             return worker, parse_reply(r.status_code, r.headers["content-type"], r.content)
 
         with ThreadPoolExecutor(len(chosen)) as pool:

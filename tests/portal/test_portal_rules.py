@@ -75,15 +75,6 @@ def test_lockout_after_five_failures_for_fifteen_minutes():
     assert not _rules.is_locked(None, NOW)
 
 
-def test_rate_limiter_counts_per_key_within_the_window():
-    t = [0.0]
-    limiter = _rules.RateLimiter(limit=3, window_s=60, clock=lambda: t[0])
-    assert [limiter.allow("a") for _ in range(4)] == [True, True, True, False]
-    assert limiter.allow("b")
-    t[0] = 60.5
-    assert limiter.allow("a")
-
-
 def test_contacts_are_masked_where_the_code_went():
     assert _rules.mask_email("patiente@example.fr") == "p***@example.fr"
     assert _rules.mask_mobile("06 12 34 56 78") == "** ** ** 56 78"

@@ -82,7 +82,7 @@ class PortalNode:
             store.dispose()
 
 
-def start_portal_node(data_dir: Path, database_url: str | None = None) -> PortalNode:
+def start_portal_node(data_dir: Path, database_url: str | None = None, *serve_args: str) -> PortalNode:
     smtp = SmtpRecorder()
     smtp.start()
     cfg = make_node(data_dir, patients=(), database_url=database_url)
@@ -90,7 +90,7 @@ def start_portal_node(data_dir: Path, database_url: str | None = None) -> Portal
                   notification_poll_s=0.2)
     cfg.save()
     try:
-        return PortalNode(start_node(cfg), smtp)
+        return PortalNode(start_node(cfg, *serve_args), smtp)
     except BaseException:
         smtp.stop()
         raise
