@@ -6,6 +6,7 @@ the wrapper reads the form first, on the event loop."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -22,11 +24,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from consent import AccessRefused, Reason
 from portal._accounts import Session
 from portal._documents import DocumentsError
+from registry import failure_summary
 
 SESSION_COOKIE: Final = "dmp_portal_session"
 CSRF_COOKIE: Final = "dmp_portal_csrf"
 PREFIX: Final = "/portal"
 MAX_FORM_BYTES: Final = 11 * 1024 * 1024     # an added document (10 MB) and its fields
+UNAVAILABLE_TEXT: Final = "Le service est momentanément indisponible. Réessayez plus tard."
 _HERE = Path(__file__).parent
 # No inline script or style anywhere: every asset is a file the node serves (docs/portal.md "Security").
 CSP: Final = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
@@ -43,6 +47,7 @@ SECURITY_HEADERS: Final = {
     "Strict-Transport-Security": "max-age=31536000",
 }
 
+log = logging.getLogger("dmp.portal")
 templates = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(["html"]),
                         trim_blocks=True, lstrip_blocks=True)
 
@@ -94,6 +99,17 @@ def wrap(page: Page, sessions: Sessions, *, need: str | None = "in") -> Callable
     """The page behind the common checks: ``need`` is the session stage required (None: none)."""
 
     async def endpoint(request: Request) -> Response:
+        try:
+            return await serve(request)
+        except SQLAlchemyError as failed:
+            # The database is down or failed (the session, the rate limit, an account): nothing was done, the
+            # patient hears the service is unavailable. The log has the failure, never its statement or
+            # parameters (patient keys, session hashes).
+            log.error("portal database error: %s", failure_summary(failed))
+            unavailable = PageRequest(request, None, client=request.client.host if request.client else "unknown")
+            return _finish(_error(unavailable, 503, UNAVAILABLE_TEXT), sessions, "")
+
+    async def serve(request: Request) -> Response:
         token = request.cookies.get(SESSION_COOKIE, "")
         session = await run_in_threadpool(sessions.lookup, token) if token else None
         pre_csrf = request.cookies.get(CSRF_COOKIE, "")
@@ -124,8 +140,8 @@ def wrap(page: Page, sessions: Sessions, *, need: str | None = "in") -> Callable
         except AccessRefused as refused:
             # What a page did not expect: the database is down (UNAVAILABLE), or the dossier changed meanwhile.
             status = 503 if refused.reason is Reason.UNAVAILABLE else 400
-            response = _error(page_request, status, "Le service est momentanément indisponible. Réessayez plus "
-                              "tard." if status == 503 else "Cette action n'est pas possible sur votre dossier.")
+            response = _error(page_request, status, UNAVAILABLE_TEXT if status == 503 else
+                              "Cette action n'est pas possible sur votre dossier.")
         except DocumentsError as exc:
             response = _error(page_request, 400, str(exc))
         return _finish(response, sessions, new_pre_csrf, clear_session=bool(token) and session is None)

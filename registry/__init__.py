@@ -33,7 +33,7 @@ from registry._registry import PatientError, Recorder, Registry, StoredDocument,
 from registry._response import parse_registry_response, registry_response
 from registry._rim import Kind, RimObject, RimSubmission, Slot, read_registry_object_list
 from registry._rim_write import submit_objects_request
-from registry._store import Store
+from registry._store import Store, failure_summary
 from registry._visibility import (
     DocumentFacts,
     DocumentFilter,
@@ -94,6 +94,7 @@ __all__ = [
     "describe_update",
     "document_entry_from_rim",
     "document_entry_to_rim",
+    "failure_summary",
     "now_dtm",
     "parse_registry_response",
     "patient_key",

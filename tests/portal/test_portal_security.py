@@ -6,28 +6,7 @@ from __future__ import annotations
 
 import re
 
-import httpx
-from portal_client import EMAIL, Client, PortalNode, csrf_of
-
-
-def activated(portal: PortalNode, email: str) -> tuple[str, str, str]:
-    """(NIR, login id, initial password) of a newly activated space."""
-    nir, _, code = portal.create_patient(email=email)
-    with Client(portal.url) as c:
-        token = csrf_of(c.get("/activation").text)
-        page = c.post("/activation", data={"csrf": token, "code": code, "nir": nir, "nir2": nir, "vitale": "12345678",
-                                           "email": email})
-        assert page.status_code == 200, page.text
-        login_id = re.search(r'id="login-id">([^<]+)<', page.text)
-        password = re.search(r'id="initial-password">([^<]+)<', page.text)
-        assert login_id is not None
-        assert password is not None
-        return nir, login_id.group(1), password.group(1).replace("&amp;", "&").replace("&#34;", '"')
-
-
-def login_attempt(c: Client, login_id: str, password: str) -> httpx.Response:
-    token = csrf_of(c.get("/connexion").text)
-    return c.post("/connexion", data={"csrf": token, "login": login_id, "password": password})
+from portal_client import EMAIL, Client, PortalNode, activated, csrf_of, login_attempt
 
 
 def test_headers_and_cookies(portal: PortalNode):
