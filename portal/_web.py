@@ -102,9 +102,9 @@ def wrap(page: Page, sessions: Sessions, *, need: str | None = "in") -> Callable
         try:
             return await serve(request)
         except SQLAlchemyError as failed:
-            # The database is down or failed (the session, the rate limit, an account): nothing was done, the
-            # patient hears the service is unavailable. The log has the failure, never its statement or
-            # parameters (patient keys, session hashes).
+            # The database is down or failed (the session, the rate limit, an account): the failed step's
+            # transaction is rolled back and the patient hears the service is unavailable. The log has the
+            # failure, never its statement or parameters (patient keys, session hashes).
             log.error("portal database error: %s", failure_summary(failed))
             unavailable = PageRequest(request, None, client=request.client.host if request.client else "unknown")
             return _finish(_error(unavailable, 503, UNAVAILABLE_TEXT), sessions, "")
