@@ -91,7 +91,9 @@ def test_the_workers_of_a_node_share_the_limit(backend, request, tmp_path):
 
             # Connections kept open one after the other: the balancer gives the second worker one of them.
             opened = [connected() for _ in range(4)]
-            (a, first_a, worker_a), (b, first_b, worker_b) = opened[0], next(o for o in opened if o[2] != opened[0][2])
+            other = next((o for o in opened if o[2] != opened[0][2]), None)
+            assert other is not None, "four connections kept open all went to one worker"
+            (a, first_a, worker_a), (b, first_b, worker_b) = opened[0], other
             assert {worker_a, worker_b} == workers_of(portal.node)
             first = [first_a, first_b]
             ports = [client_port(r) for r in first]
