@@ -106,8 +106,7 @@ def wrap(page: Page, sessions: Sessions, *, need: str | None = "in") -> Callable
             # transaction is rolled back and the patient hears the service is unavailable. The log has the
             # failure, never its statement or parameters (patient keys, session hashes).
             log.error("portal database error: %s", failure_summary(failed))
-            unavailable = PageRequest(request, None, client=request.client.host if request.client else "unknown")
-            return _finish(_error(unavailable, 503, UNAVAILABLE_TEXT), sessions, "")
+            return _finish(_error(PageRequest(request, None), 503, UNAVAILABLE_TEXT), sessions, "")
 
     async def serve(request: Request) -> Response:
         token = request.cookies.get(SESSION_COOKIE, "")
