@@ -21,7 +21,7 @@ import pytest
 from nodes import RunningNode, database_url, make_node, start_node
 from seaweed import SeaweedServer
 from vihf_client import fresh_vihf
-from xds_client import ITI18, ITI41, ITI43, Reply, adhoc_query, post, retrieve_request
+from xds_client import ITI18, ITI41, ITI43, Reply, adhoc_query, envelope, post, retrieve_request
 from xds_factory import PATIENT, REPOSITORY_ID, Doc, content_id, provide_and_register
 
 from registry import Problem
@@ -122,11 +122,14 @@ def test_a_vihf_used_on_one_node_is_refused_on_the_other(dmp):
     assert again.fault_code == "env:Sender"
     assert "DMPVIHFReplay" in again.fault_reason
     # the check is atomic across nodes: one VIHF sent to both at the same instant is accepted once
+    # The envelopes are made here, one after the other: lxml trees are not thread-safe, and four threads
+    # putting the one query element into four envelopes at once crashed the test process (SIGSEGV).
     vihf = fresh_vihf()
     replies: list[Reply] = []
-    threads = [threading.Thread(target=lambda n=n: replies.append(post(n.registry, ITI18, query, mtom=False,
-                                                                       vihf=vihf)))
-               for n in (dmp.a, dmp.b, dmp.a, dmp.b)]
+    sends = [(n, envelope(ITI18, query, vihf=vihf)) for n in (dmp.a, dmp.b, dmp.a, dmp.b)]
+    threads = [threading.Thread(target=lambda n=n, env=env: replies.append(
+                   post(n.registry, ITI18, query, mtom=False, raw_envelope=env)))
+               for n, env in sends]
     for t in threads:
         t.start()
     for t in threads:
