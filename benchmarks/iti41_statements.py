@@ -49,16 +49,18 @@ def main() -> None:
         texts: Counter[str] = Counter()
         counting = [False]
 
-        @event.listens_for(store.engine, "before_cursor_execute")
         def _count(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
             if counting[0]:
                 statements[statement.split(None, 1)[0].upper()] += 1
                 texts[" ".join(statement.split())[:150]] += 1
 
-        @event.listens_for(store.engine, "commit")
         def _commit(_conn: Any) -> None:
             if counting[0]:
                 statements["(commit)"] += 1
+
+        for engine in {store.engine, store.keyed_engine}:   # PostgreSQL: the writes have an engine of their own
+            event.listen(engine, "before_cursor_execute", _count)
+            event.listen(engine, "commit", _commit)
 
         with TestClient(app) as http:
             failures = 0

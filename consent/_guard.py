@@ -142,8 +142,9 @@ class Guard:
         self.store = store
         self.clock = clock
         self.notices = notices
-        # PostgreSQL: a caller's dossier (one statement) is read in autocommit on connections of the guard's own.
-        self._reader = None if store.is_sqlite else _dossiers.OneReader(OneStatementReads(store.engine))
+        # PostgreSQL: a caller's dossier (one statement by key) is read in autocommit on connections of the
+        # guard's own, made through the store's keyed_engine (generic plans allowed).
+        self._reader = None if store.is_sqlite else _dossiers.OneReader(OneStatementReads(store.keyed_engine))
 
     def dossier(self, patient_key: str, caller: Caller | None = None) -> Dossier | None:
         """The dossier as the rules need it for ``caller`` (its own authorisation only), or whole.

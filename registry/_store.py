@@ -50,6 +50,10 @@ class Store:
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: Engine = create_engine(url, **kwargs)
+        self.keyed_engine: Engine = self.engine if self.is_sqlite else create_engine(url, **kwargs)
+        """PostgreSQL: the connections of the write transactions and of other statements by key (a caller's
+        dossier), a pool of their own whose sessions let PostgreSQL choose generic plans; ``engine``'s plan
+        every execution with its values (see ``_postgresql_setup``). SQLite: ``engine``."""
         self._write_lock: AbstractContextManager[object] = threading.Lock() if self.is_sqlite else nullcontext()
         database = self.engine.url.database if self.is_sqlite else None
         self._process_lock = (_ProcessLock(Path(database + "-writer.lock"))
@@ -82,14 +86,22 @@ class Store:
     def _postgresql_setup(self) -> None:
         @event.listens_for(self.engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
-            # psycopg prepares a statement run 5 times on a connection, and after 5 more executions PostgreSQL
-            # may switch it to a generic plan, made without the parameter values. The registry's selectivities
-            # are skewed (one patient: 100 rows; one eventCode: 5% of the registry), so a generic plan can
-            # start from the wrong index: FindDocuments with an eventCodeList went from 6 to 24 ms at 30,000
-            # entries and 72 ms at 100,000, growing with the registry. Plan every execution with its values.
-            with dbapi_conn.cursor() as cur:
-                cur.execute("SET plan_cache_mode = force_custom_plan")
-            dbapi_conn.commit()
+            # Reads. psycopg prepares a statement run 5 times on a connection, and after 5 more executions
+            # PostgreSQL may switch it to a generic plan, made without the parameter values. The registry's
+            # selectivities are skewed (one patient: 100 rows; one eventCode: 5% of the registry), so a generic
+            # plan can start from the wrong index: FindDocuments with an eventCodeList went from 6 to 24 ms at
+            # 30,000 entries and 72 ms at 100,000, growing with the registry. Plan every execution with its values.
+            _set_plan_cache_mode(dbapi_conn, "force_custom_plan")
+
+        @event.listens_for(self.keyed_engine, "connect")
+        def _connect_writer(dbapi_conn: Any, _record: Any) -> None:
+            # Writes: PostgreSQL's own choice ("auto"). A registration's statements are fixed texts keyed by
+            # ids, whose plans do not depend on the values (the rows' INSERT ... SELECT FROM unnest, the access
+            # history's head by patient): their generic plan is made once per connection instead of a plan at
+            # every execution, ~0.45 ms of PostgreSQL's CPU per ITI-41 (benchmarks/README.md, issue 13). A
+            # statement whose generic plan would cost more (the checks' look-up by arrays of ids) keeps its
+            # custom plans: "auto" compares the two.
+            _set_plan_cache_mode(dbapi_conn, "auto")
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -97,7 +109,8 @@ class Store:
 
         SQLite has one writer at a time; threads of this process queue on a lock, processes on a file lock
         (see the module's docstring)."""
-        with self._write_lock, self._process_lock or nullcontext(), self.engine.connect() as conn, conn.begin():
+        with (self._write_lock, self._process_lock or nullcontext(), self.keyed_engine.connect() as conn,
+              conn.begin()):
             self._begin_sqlite(conn, "BEGIN IMMEDIATE")
             yield conn
 
@@ -170,9 +183,18 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.keyed_engine.dispose()
 
 
 PARTITIONS_ATTRIBUTE = "registry_partitions"  # read by migration 0008_scale
+
+
+def _set_plan_cache_mode(dbapi_conn: Any, mode: str) -> None:
+    """The session's ``plan_cache_mode`` of a new PostgreSQL connection (committed: not undone with the first
+    transaction that rolls back)."""
+    with dbapi_conn.cursor() as cur:
+        cur.execute(f"SET plan_cache_mode = {mode}")
+    dbapi_conn.commit()
 
 
 def _partitions(conn: Connection) -> int:

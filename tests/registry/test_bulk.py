@@ -280,7 +280,7 @@ def test_checks_take_a_constant_number_of_queries(new_registry, backend):
             s.submit([s.doc(b"%d-a" % i), s.doc(b"%d-b" % i)])
         registry = new_registry()
         seen: list[str] = []
-        event.listen(registry.store.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+        event.listen(registry.store.keyed_engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
         assert registry.bulk_register(s.copy(), batch=n).ok
         # Whether the registry is partitioned is asked once per database connection, not per batch.
         return [sql.split()[0] for sql in seen if "pg_partitioned_table" not in sql], \

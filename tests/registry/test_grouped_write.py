@@ -49,7 +49,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 def _commits(store: Store) -> list[int]:
     commits: list[int] = []
-    event.listen(store.engine, "commit", lambda _conn: commits.append(1))
+    event.listen(store.keyed_engine, "commit", lambda _conn: commits.append(1))
     return commits
 
 
@@ -125,7 +125,7 @@ def test_a_failed_commit_fails_every_work_of_the_group(store):
     first_running, release = threading.Event(), threading.Event()
     fail_commit = threading.Event()
 
-    @event.listens_for(store.engine, "commit")
+    @event.listens_for(store.keyed_engine, "commit")
     def _refuse(_conn: object) -> None:
         if fail_commit.is_set():
             raise RuntimeError("disk gone")

@@ -203,11 +203,11 @@ def test_a_registration_writes_its_rows_and_origin_in_one_statement(store):
     docs = [f.Doc(b"%d" % n, f"Document{n}", patient_id=PATIENT) for n in range(2)]
     request = f.submit_objects_request(docs, ss=f.submission_set(PATIENT), repository_attributes=True)
     sub = registry.read_request(request)
-    event.listen(store.engine, "before_cursor_execute", capture)
+    event.listen(store.keyed_engine, "before_cursor_execute", capture)
     try:
         response = registry.register_submission(sub, origin=Origin("899700000001", "1234", by_patient=False))
     finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
+        event.remove(store.keyed_engine, "before_cursor_execute", capture)
 
     assert not response.errors, response
     writes = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "WITH", "COPY"))]
