@@ -26,7 +26,7 @@ class Snapshot:
     wal_records: int = 0
     wal_bytes: int = 0
     wal_syncs: int = 0
-    statements: dict[str, tuple[int, float]] = field(default_factory=dict)  # query: (calls, total plan+exec ms)
+    statements: dict[str, tuple[int, float, float]] = field(default_factory=dict)  # query: (calls, plan ms, exec ms)
 
 
 class PgStats:
@@ -49,20 +49,22 @@ class PgStats:
             records, wal_bytes, syncs = conn.execute(
                 "SELECT wal_records, wal_bytes, wal_sync FROM pg_stat_wal").fetchone() or (0, 0, 0)
             rows = conn.execute(
-                "SELECT query, sum(calls)::bigint, sum(total_plan_time + total_exec_time) FROM pg_stat_statements"
+                "SELECT query, sum(calls)::bigint, sum(total_plan_time), sum(total_exec_time) FROM pg_stat_statements"
                 " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 " AND query NOT LIKE '%pg_stat_%' GROUP BY query").fetchall()
         return Snapshot(int(commits), int(rollbacks), int(records), int(wal_bytes), int(syncs),
-                        {q: (int(c), float(t)) for q, c, t in rows})
+                        {q: (int(c), float(p), float(e)) for q, c, p, e in rows})
 
 
 def print_per_document(before: Snapshot, after: Snapshot, documents: int, top: int = 25) -> None:
     """The difference ``after - before`` divided by ``documents``: commits, WAL, and each statement."""
     d = max(1, documents)
-    calls = {q: (c - before.statements.get(q, (0, 0.0))[0], t - before.statements.get(q, (0, 0.0))[1])
-             for q, (c, t) in after.statements.items()}
-    calls = {q: ct for q, ct in calls.items() if ct[0] > 0}
-    total = sum(c for c, _ in calls.values())
+    calls = {}
+    for q, (c, p, e) in after.statements.items():
+        c0, p0, e0 = before.statements.get(q, (0, 0.0, 0.0))
+        if c > c0:
+            calls[q] = (c - c0, p - p0, e - e0)
+    total = sum(c for c, _, _ in calls.values())
     # the before snapshot's own transaction is counted in between (the after one's is reported after its read)
     commits = after.commits - before.commits - 1
     print(f"PostgreSQL per document ({documents} documents): statements {total / d:.2f}, commits {commits / d:.2f}, "
@@ -70,6 +72,6 @@ def print_per_document(before: Snapshot, after: Snapshot, documents: int, top: i
           f"{(after.wal_syncs - before.wal_syncs) / d:.2f}, "
           f"WAL records {(after.wal_records - before.wal_records) / d:.1f}, "
           f"WAL bytes {(after.wal_bytes - before.wal_bytes) / d:.0f}")
-    print(f"  {'calls/doc':>9} {'mean ms':>8}  statement (pg_stat_statements, plan + exec)")
-    for q, (c, t) in sorted(calls.items(), key=lambda item: -item[1][0])[:top]:
-        print(f"  {c / d:>9.2f} {t / c:>8.3f}  {' '.join(q.split())[:150]}")
+    print(f"  {'calls/doc':>9} {'plan ms':>8} {'exec ms':>8}  statement (pg_stat_statements, means per call)")
+    for q, (c, p, e) in sorted(calls.items(), key=lambda item: -item[1][0])[:top]:
+        print(f"  {c / d:>9.2f} {p / c:>8.3f} {e / c:>8.3f}  {' '.join(q.split())[:150]}")

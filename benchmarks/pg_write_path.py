@@ -67,8 +67,8 @@ def register(store: Store, p: Prepared, now: str, origin: Origin, way: str) -> N
 def statements(before: Snapshot, after: Snapshot) -> tuple[int, int]:
     """(statements, of which COPYs) run between two snapshots."""
     total = copies = 0
-    for query, (calls, _) in after.statements.items():
-        n = calls - before.statements.get(query, (0, 0.0))[0]
+    for query, (calls, _, _) in after.statements.items():
+        n = calls - before.statements.get(query, (0, 0.0, 0.0))[0]
         total += n
         copies += n if query.lstrip().upper().startswith("COPY") else 0
     return total, copies
