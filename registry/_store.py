@@ -50,7 +50,9 @@ class Store:
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: Engine = create_engine(url, **kwargs)
-        self.keyed_engine: Engine = self.engine if self.is_sqlite else create_engine(url, **kwargs)
+        # Its writes are mostly the group commit's (one transaction at a time per process): 4 kept, 4 more in bursts.
+        self.keyed_engine: Engine = (self.engine if self.is_sqlite else
+                                     create_engine(url, **{**kwargs, "pool_size": 4, "max_overflow": 4}))
         """PostgreSQL: the connections of the write transactions and of other statements by key (a caller's
         dossier), a pool of their own whose sessions let PostgreSQL choose generic plans; ``engine``'s plan
         every execution with its values (see ``_postgresql_setup``). SQLite: ``engine``."""
