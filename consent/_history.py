@@ -127,7 +127,8 @@ def _append_in_one(also: tuple[Column[Any], ...]) -> DirectStatement:
         f"WHERE dossier.patient_key = {key}), "
         "added AS (INSERT INTO access_history (patient_key, seq, at, entry, prev_hash, hash) "
         f"SELECT {key}, seq, CAST(:at AS TEXT), CAST(:entry AS TEXT), prev_hash, hash FROM chained) "
-        f"SELECT history_seq, history_head{extra} FROM head").columns(d.history_seq, d.history_head, *also))
+        f"SELECT history_seq, history_head{extra} FROM head").columns(d.history_seq, d.history_head, *also),
+        prepared=True)   # its plan does not depend on the values: kept (registry.prepared_statement)
 
 
 @dataclass(frozen=True)

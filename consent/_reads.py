@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Executable
 
-from registry import AutocommitConnections
+from registry import AutocommitConnections, prepared_statement
 
 
 class OneStatementReads:
@@ -34,7 +34,8 @@ class OneStatementReads:
     def first(self, sql: str, row: Any, params: Mapping[str, Any]) -> Any:
         """The first row of ``sql`` (from :meth:`compile`) with ``params``, as ``row``; None when there is none."""
         def read(cursor: Any) -> Any:
-            cursor.execute(sql, params)
+            with prepared_statement(cursor.connection):   # by key: its plan does not depend on the values
+                cursor.execute(sql, params)
             found = cursor.fetchone()
             return None if found is None else row._make(found)
 

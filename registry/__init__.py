@@ -5,7 +5,7 @@ the SQL store, and the registry transactions (ITI-42 now; ITI-18 and ITI-57 buil
 from registry._autocommit import AutocommitConnections
 from registry._bulk import BulkReport, SubmissionOutcome
 from registry._catalogue import Problem
-from registry._direct import DirectStatement
+from registry._direct import DirectStatement, prepared_statement
 from registry._errors import (
     ErrorCode,
     RegistryError,
@@ -98,6 +98,7 @@ __all__ = [
     "now_dtm",
     "parse_registry_response",
     "patient_key",
+    "prepared_statement",
     "read_registry_object_list",
     "registry_response",
     "submission_patient",

@@ -24,7 +24,8 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,14 +62,36 @@ class _Form:
     expanded: dict[tuple[int, ...], tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
+@contextmanager
+def prepared_statement(driver_connection: Any) -> Iterator[None]:
+    """The statements executed inside are prepared on a psycopg connection (at their first execution, or used
+    as prepared already), whatever its ``prepare_threshold``; nothing changes on other drivers. For statements
+    whose plan does not depend on their values, on connections that prepare nothing otherwise
+    (``Store.keyed_engine``'s: see ``registry._store``)."""
+    before = getattr(driver_connection, "prepare_threshold", _ABSENT)
+    if before is _ABSENT:
+        yield
+        return
+    driver_connection.prepare_threshold = 0
+    try:
+        yield
+    finally:
+        driver_connection.prepare_threshold = before
+
+
+_ABSENT = object()
+
+
 class DirectStatement:
     """A SQLAlchemy Core statement executed without SQLAlchemy's per-execution overhead (see the module's
-    docstring). Results are namedtuples whose fields are the selected columns' keys (``row.closed_at``)."""
+    docstring). Results are namedtuples whose fields are the selected columns' keys (``row.closed_at``).
+    ``prepared``: always run as a prepared statement (:func:`prepared_statement`)."""
 
-    def __init__(self, statement: Executable) -> None:
+    def __init__(self, statement: Executable, *, prepared: bool = False) -> None:
         if not isinstance(statement, ClauseElement):
             raise TypeError("a SQLAlchemy Core statement is needed")
         self.statement = statement
+        self._prepared = prepared
         self._dml = isinstance(statement, UpdateBase)
         self._forms: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, ...], _Form]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -118,7 +141,8 @@ class DirectStatement:
             sql, names = self._expanded(form, lengths)
         cursor = _cursor(conn)
         try:
-            conn._cursor_execute(cursor, sql, self._params(form, names, params, expanded=bool(form.expanding)))
+            with prepared_statement(cursor.connection) if self._prepared else nullcontext():
+                conn._cursor_execute(cursor, sql, self._params(form, names, params, expanded=bool(form.expanding)))
             if not fetch:
                 return int(cursor.rowcount)
             raw = cursor.fetchall()

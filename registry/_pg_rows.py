@@ -3,7 +3,8 @@
 :func:`insert_in_one_statement` sends every row of a registration (``registry_object``, ``document_entry``,
 ``submission_set``, ``folder``, ``association``, ``object_value`` and ``submission_origin``) in one round trip:
 one fixed statement text made of data-modifying CTEs, each ``INSERT INTO t (columns) SELECT ... FROM
-unnest(arrays)``, with one array parameter per column (an empty array inserts nothing). The text never changes,
+unnest(arrays)``, each column's array a slice of one array parameter per kind of value (an empty slice
+inserts nothing). The text never changes,
 so psycopg prepares it once per connection and PostgreSQL parses it once (issue 13: five COPYs and an INSERT
 cost 11 round trips and ~1.5 ms of the node's CPU per document in a profile; benchmarks/pg_write_path.py).
 :func:`copy_rows` (one COPY per table: fewer bytes for thousands of rows) stays for the bulk path's large batches.
@@ -37,6 +38,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Connection, Dialect, Integer, LargeBinary, Table, exc
 
+from registry._direct import prepared_statement
 from registry._schema import (
     association,
     document_entry,
@@ -74,70 +76,84 @@ def insert_in_one_statement(conn: Connection, rows: Sequence[list[Row]]) -> None
     """``rows[i]``: the rows for ``TABLES[i]`` (each row with every column of its table; a list may be empty),
     inserted with one statement (see the module's docstring)."""
     plan = _plan(conn.dialect)
-    arrays: list[list[list[Any]]] = []
+    values: dict[str, list[Any]] = {kind: [] for kind in _KINDS}
+    bounds: list[int] = []
     for columns, table_rows in zip(plan.columns, rows, strict=True):
-        table_arrays = []
-        for name, process, as_text in columns:
-            values = [row[name] for row in table_rows]
+        for name, process, kind, as_text in columns:
+            column = [row[name] for row in table_rows]
             if process is not None:
-                values = [None if v is None else process(v) for v in values]
+                column = [None if v is None else process(v) for v in column]
             if as_text:
-                values = [None if v is None else str(v) for v in values]
-            table_arrays.append(values)
-        arrays.append(table_arrays)
-    params = tuple(a for t in plan.text_order for a in arrays[t])
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                column = [None if v is None else str(v) for v in column]
+            into = values[kind]
+            bounds += (len(into) + 1, len(into) + len(column))
+            into += column
+    dbapi: Any = conn.connection.dbapi_connection
+    cursor = dbapi.cursor()
     try:
         # SQLAlchemy's thin cursor path (as registry._direct): events, echo, driver errors wrapped as
-        # sqlalchemy.exc (IntegrityError, DataError...) with disconnect detection.
-        conn._cursor_execute(cursor, plan.sql, params)
+        # sqlalchemy.exc (IntegrityError, DataError...) with disconnect detection. Prepared: its plan does not
+        # depend on the values. The bounds as an array literal: one str parameter, parsed by PostgreSQL, costs
+        # psycopg less than a list of ints (dumped one by one in Python).
+        with prepared_statement(dbapi):
+            conn._cursor_execute(cursor, plan.sql, (*values.values(), "{" + ",".join(map(str, bounds)) + "}"))
     finally:
         cursor.close()
 
 
+_KINDS = {"t": "text", "b": "bytea", "o": "boolean"}
+"""The statement's arrays of values, one per kind (its PostgreSQL type); ``i`` holds the slices' bounds."""
+
+
 class _Plan:
-    """The statement's text and, per table, its columns with their bind processors and whether they are sent
-    as text (everything but bytes: converted by PostgreSQL's input functions, as COPY's text is)."""
+    """The statement's text and, per table, its columns with their bind processors, the array that carries
+    them (``t``: everything but bytes and booleans, converted by PostgreSQL's input functions as COPY's text
+    is) and whether they are sent as text.
+
+    Every value of a kind goes in that kind's one array, table after table and, within a table, column after
+    column; each column's values are a slice of it, between two bounds of the array ``i`` (1-based; an empty
+    slice when there are no rows). Four array parameters instead of one per column: psycopg converts each list
+    parameter in Python, and 48 of them cost the node several times the CPU of four (issue 13). The text
+    stays under psycopg's limit for caching its parsed form (``MAX_CACHED_STATEMENT_LENGTH``: a test checks)."""
 
     def __init__(self, dialect: Dialect) -> None:
-        self.columns: list[list[tuple[str, Any, bool]]] = []   # per table: (name, bind processor, as text)
+        self.columns: list[list[tuple[str, Any, str, bool]]] = []   # per table: (name, processor, kind, as text)
         inserts: list[str] = []
+        bound = 0
         for table in TABLES:
-            columns: list[tuple[str, Any, bool]] = []
-            arrays: list[str] = []
+            columns: list[tuple[str, Any, str, bool]] = []
+            slices: list[str] = []
             selected: list[str] = []
             for column in table.columns:
                 sql_type = column.type
                 impl = getattr(sql_type, "impl_instance", sql_type)
+                cast = None
                 if isinstance(impl, LargeBinary):
-                    arrays.append("%b::bytea[]")
-                    selected.append(column.name)
-                    as_text = False
+                    kind = "b"
                 elif isinstance(impl, Boolean):
-                    arrays.append("%b::boolean[]")
-                    selected.append(column.name)
-                    as_text = False
+                    kind = "o"
                 else:
-                    arrays.append("%b::text[]")
+                    kind = "t"
                     # Integers through their input function (int4in, int8in: COPY's conversion and message);
                     # text columns by the INSERT's assignment cast, which checks varchar(n)'s length.
                     cast = ("bigint" if isinstance(impl, BigInteger) else "integer" if isinstance(impl, Integer)
                             else None)
-                    selected.append(f"CAST({column.name} AS {cast})" if cast else column.name)
-                    as_text = cast is not None
-                columns.append((column.name, sql_type.bind_processor(dialect), as_text))
+                slices.append(f"p.{kind}[p.i[{bound + 1}]:p.i[{bound + 2}]]")
+                bound += 2
+                selected.append(f"CAST({column.name} AS {cast})" if cast else column.name)
+                columns.append((column.name, sql_type.bind_processor(dialect), kind, cast is not None))
             names = ", ".join(c.name for c in table.columns)
             # Names from the schema only; every value is a parameter.
             inserts.append(f"INSERT INTO {table.name} ({names}) SELECT {', '.join(selected)} "  # noqa: S608
-                           f"FROM unnest({', '.join(arrays)}) AS r({names})")
+                           f"FROM p, unnest({', '.join(slices)}) AS r({names})")
             self.columns.append(columns)
         # PostgreSQL runs the primary statement, then the CTEs from the last one written to the first
-        # (ExecPostprocessPlan: its list of secondary ModifyTable nodes is built with lcons). The parameters
-        # are numbered in the text's order, so the CTEs come in reverse and their arrays with them.
+        # (ExecPostprocessPlan: its list of secondary ModifyTable nodes is built with lcons): the CTEs come in
+        # reverse, so that the tables are written in COPY's order.
         first, *others = inserts
         ctes = [f"w{i} AS ({sql})" for i, sql in reversed(list(enumerate(others, 1)))]
-        self.sql = f"WITH {', '.join(ctes)} {first}"
-        self.text_order = [*reversed(range(1, len(inserts))), 0]   # the tables' arrays in the text's order
+        arrays = ", ".join(f"%b::{sql_type}[] AS {kind}" for kind, sql_type in _KINDS.items())
+        self.sql = f"WITH p AS (SELECT {arrays}, %s::int4[] AS i), {', '.join(ctes)} {first}"
 
 
 _PLANS: weakref.WeakKeyDictionary[Dialect, _Plan] = weakref.WeakKeyDictionary()

@@ -54,8 +54,8 @@ class Store:
         self.keyed_engine: Engine = (self.engine if self.is_sqlite else
                                      create_engine(url, **{**kwargs, "pool_size": 4, "max_overflow": 4}))
         """PostgreSQL: the connections of the write transactions and of other statements by key (a caller's
-        dossier), a pool of their own whose sessions let PostgreSQL choose generic plans; ``engine``'s plan
-        every execution with its values (see ``_postgresql_setup``). SQLite: ``engine``."""
+        dossier), a pool of their own where the statements that ask to be prepared keep a generic plan;
+        ``engine``'s plan every execution with its values (see ``_postgresql_setup``). SQLite: ``engine``."""
         self._write_lock: AbstractContextManager[object] = threading.Lock() if self.is_sqlite else nullcontext()
         database = self.engine.url.database if self.is_sqlite else None
         self._process_lock = (_ProcessLock(Path(database + "-writer.lock"))
@@ -96,14 +96,17 @@ class Store:
             _set_plan_cache_mode(dbapi_conn, "force_custom_plan")
 
         @event.listens_for(self.keyed_engine, "connect")
-        def _connect_writer(dbapi_conn: Any, _record: Any) -> None:
-            # Writes: PostgreSQL's own choice ("auto"). A registration's statements are fixed texts keyed by
-            # ids, whose plans do not depend on the values (the rows' INSERT ... SELECT FROM unnest, the access
-            # history's head by patient): their generic plan is made once per connection instead of a plan at
-            # every execution, ~0.45 ms of PostgreSQL's CPU per ITI-41 (benchmarks/README.md, issue 13). A
-            # statement whose generic plan would cost more (the checks' look-up by arrays of ids) keeps its
-            # custom plans: "auto" compares the two.
+        def _connect_keyed(dbapi_conn: Any, _record: Any) -> None:
+            # Writes and reads by key: PostgreSQL's own choice ("auto") for the few statements that ask to be
+            # prepared (registry.prepared_statement: a registration's rows, the access history's append, the
+            # caller's dossier read), whose plans do not depend on the values; PostgreSQL keeps their generic
+            # plan, made once per connection instead of a plan at every execution (~0.45 ms of PostgreSQL's CPU
+            # per ITI-41; benchmarks/README.md, issue 13). Every other statement is not prepared, so planned
+            # with its values at each execution: under "auto" a prepared look-up by arrays of ids (the checks'
+            # look-up of a registration) switched to a generic plan made while its tables were small and kept
+            # it as they grew (1-1.3 ms instead of 0.03 per execution, benchmarks/pg_write_path.py).
             _set_plan_cache_mode(dbapi_conn, "auto")
+            dbapi_conn.prepare_threshold = None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

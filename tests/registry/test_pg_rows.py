@@ -217,3 +217,13 @@ def test_a_registration_writes_its_rows_and_origin_in_one_statement(store):
         origins = conn.execute(text("SELECT count(*) FROM submission_origin WHERE submitter = '899700000001'"))
         documents = conn.execute(text("SELECT count(*) FROM registry_object WHERE kind = 'DE'"))
         assert (origins.scalar(), documents.scalar()) == (1, 2)
+
+
+def test_the_statement_is_short_enough_for_psycopgs_cache_of_parsed_queries(store):
+    """psycopg parses a query's placeholders again at every execution when its text is longer than this: the
+    statement's parameters are a few arrays sliced in SQL so that it stays under (registry._pg_rows)."""
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    from registry._pg_rows import _plan
+
+    assert len(_plan(store.engine.dialect).sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH
