@@ -146,3 +146,41 @@ def history_problems(database_url: str) -> list[object]:
         return list(verify_history(store))
     finally:
         store.dispose()
+
+
+def test_two_workers_on_postgresql_feeding_two_patients_crosswise_never_deadlock(tmp_path, request):
+    """Every ITI-41's transaction locks its patient's dossier row (the access-history entry), and each worker
+    of `dmp serve --workers 2` groups the transactions of its concurrent requests. Two groups holding two
+    patients' rows in opposite orders deadlocked, and PostgreSQL refused one group whole after
+    deadlock_timeout: valid submissions answered "the registry database is unavailable" (benchmarks/README.md,
+    issue 13 session 10: 60 of 2,000). A group's works run in the order of their patients."""
+    from consent_client import cli, doc, new_patient, vihf
+    from nodes import database_url
+    from vihf_client import ALICE
+
+    node = start_node(make_node(tmp_path / "node", database_url=database_url("postgresql", request)),
+                      "--workers", "2")
+    try:
+        patients = [new_patient(node), new_patient(node)]
+        # signed beforehand, so that the requests reach the workers together and their transactions group
+        submissions = [(doc(b"document %d\r\n" % i, patients[i % 2]), vihf(ALICE, patients[i % 2]))
+                       for i in range(400)]
+        local, clients = threading.local(), []
+
+        def send(submission: tuple[Doc, object]) -> tuple[str, tuple[str, ...]]:
+            d, assertion = submission
+            if not hasattr(local, "client"):
+                local.client = httpx.Client(timeout=60)
+                clients.append(local.client)
+            reply = post(node.repository, ITI41, provide_and_register([d]), vihf=assertion, client=local.client,
+                         attachments=[OutgoingAttachment(content_id(d), d.mime_type, d.content)])
+            return reply.status, tuple(reply.error_codes)
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(send, submissions))
+        for client in clients:
+            client.close()
+        assert [a for a in answers if a != ("Success", ())] == []
+        assert "every access history verifies" in cli(node, "history", "verify")
+    finally:
+        node.stop()
