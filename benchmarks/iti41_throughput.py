@@ -4,11 +4,14 @@ sent by 1 and by N concurrent clients to a fresh node (SQLite + filesystem blobs
 Prints documents/s, latency percentiles, failures (every answer must be Success), the server's peak RSS (VmHWM
 summed over its processes), its PSS (shared pages counted once) and the RSS of each of its processes.
 Requests are encoded before the clock starts, so the figures are the server's (plus HTTP), not the encoder's.
-The clients share the machine's cores with the server: by default each is a plain HTTP/1.1 keep-alive connection
-of the standard library (``--client http``, ~0.3 ms of CPU per request); ``--client httpx`` is the heavier
-``httpx.Client`` of earlier runs, to compare. The client CPU per request is printed either way.
+The clients share the machine's cores with the server, so the lighter they are the closer the figures are to the
+server's own: by default each is an HTTP/1.1 keep-alive connection on a plain socket (``--client socket``,
+~0.25 ms of CPU per request here, the answer's status still checked); ``--client http`` is the standard
+library's ``http.client`` (~0.6-0.7 ms: it parses every answer header with the email package) and ``--client
+httpx`` the heavier ``httpx.Client`` of the first runs, to compare with earlier figures. The client CPU per
+request is printed either way.
 
-    .venv/bin/python benchmarks/iti41_throughput.py [--requests 2000] [--clients 1,8] [--client http|httpx]
+    .venv/bin/python benchmarks/iti41_throughput.py [--requests 2000] [--clients 1,8] [--client socket|http|httpx]
                                                     [--py-spy OUT.txt]
                                                     [--database postgresql [--pg-statements]]
 
@@ -27,6 +30,7 @@ import http.client
 import itertools
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import tempfile
@@ -143,8 +147,10 @@ def answer_problem(status: int, content_type: str, body: bytes, spool: Path) -> 
     reply = parse_reply(status, content_type, body, spool)
     if reply.mime is not None:
         reply.mime.discard()
+    if reply.registry_response is None:   # a SOAP fault
+        return f"HTTP {status}: {reply.fault_reason}"
     got = reply.status if status == 200 else f"HTTP {status}"
-    return None if got == "Success" else f"{got}: {reply.errors or reply.fault_reason}"
+    return None if got == "Success" else f"{got}: {reply.errors}"
 
 
 class _Connection:
@@ -168,6 +174,75 @@ class _Connection:
         self.conn.close()
 
 
+class _Socket:
+    """One client's keep-alive HTTP/1.1 connection on a plain socket, as lean as a load generator in C: the
+    request line and headers are formatted once per connection and sent with the body in one ``sendall``; the
+    answer's head is cut at its blank line and only its status, Content-Type, Content-Length, Transfer-Encoding
+    and Connection are read (``http.client`` parses every header with the email package: ~0.2 ms of this
+    process's CPU per request, on the cores the server is measured on)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.address = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.head = (f"POST {parts.path} HTTP/1.1\r\nHost: {self.address[0]}:{self.address[1]}\r\n"
+                     "Content-Type: {}\r\nContent-Length: {}\r\n\r\n")
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def post(self, req: Request) -> tuple[int, str, bytes]:
+        if self.sock is None:
+            self.sock = socket.create_connection(self.address, timeout=120)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.buffer = b""
+        self.sock.sendall(self.head.format(req.content_type, len(req.body)).encode("latin-1") + req.body)
+        head = self._until(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        fields = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        if "chunked" in fields.get("transfer-encoding", "").lower():
+            body = self._chunked()
+        else:
+            body = self._exactly(int(fields.get("content-length", "0")))
+        if fields.get("connection", "").lower() == "close":   # an error answer: the next request reconnects
+            self.close()
+        return int(status_line.split(" ", 2)[1]), fields.get("content-type", ""), body
+
+    def _recv(self) -> None:
+        assert self.sock is not None
+        data = self.sock.recv(262144)
+        if not data:
+            raise ConnectionError("the server closed the connection mid-answer")
+        self.buffer += data
+
+    def _until(self, mark: bytes) -> bytes:
+        while (end := self.buffer.find(mark)) < 0:
+            self._recv()
+        out, self.buffer = self.buffer[:end], self.buffer[end + len(mark):]
+        return out
+
+    def _exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            self._recv()
+        out, self.buffer = self.buffer[:size], self.buffer[size:]
+        return out
+
+    def _chunked(self) -> bytes:
+        chunks = []
+        while size := int(self._until(b"\r\n").split(b";")[0], 16):
+            chunks.append(self._exactly(size))
+            self._exactly(2)
+        while self._until(b"\r\n"):   # trailers, up to the blank line
+            pass
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 class _Httpx:
     """One client's ``httpx.Client`` (keep-alive), as the benchmark used before ``--client http``."""
 
@@ -182,11 +257,12 @@ class _Httpx:
         self.client.close()
 
 
-CLIENTS: dict[str, Callable[[str], _Connection | _Httpx]] = {"http": _Connection, "httpx": _Httpx}
+CLIENTS: dict[str, Callable[[str], _Connection | _Socket | _Httpx]] = {
+    "http": _Connection, "socket": _Socket, "httpx": _Httpx}
 
 
 def run(node: RunningNode, requests: list[Request], clients: int, max_seconds: float, spool: Path,
-        kind: str = "http", database_cpu: Callable[[], float] = lambda: 0.0) -> RunResult:
+        kind: str = "socket", database_cpu: Callable[[], float] = lambda: 0.0) -> RunResult:
     """Send ``requests`` from ``clients`` threads, each with its own connection (``kind``: a key of
     :data:`CLIENTS`), until all are sent or ``max_seconds`` have passed. Answers that are not the expected
     Success are decoded with ``spool`` as their spool directory; ``database_cpu`` reads the CPU seconds the
@@ -318,8 +394,9 @@ def main() -> None:
                          "durable settings (tests/support/pg.py; fsync and synchronous_commit on)")
     ap.add_argument("--sqlite-synchronous", choices=["FULL", "NORMAL", "OFF"],
                     help="override the node's sqlite_synchronous setting (default: the node's own, FULL)")
-    ap.add_argument("--client", choices=sorted(CLIENTS), default="http",
-                    help="http: http.client keep-alive connections (default); httpx: httpx.Client, as before")
+    ap.add_argument("--client", choices=sorted(CLIENTS), default="socket",
+                    help="socket: keep-alive connections on plain sockets (default); http: http.client's, as in "
+                         "sessions 6-12; httpx: httpx.Client, as before")
     ap.add_argument("--strace", type=Path, metavar="OUT",
                     help="count the server's system calls with `strace -c -f` during the last run (summary to OUT; "
                          "the calls per document are printed; strace slows the server: not a CPU or rate figure)")
