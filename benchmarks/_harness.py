@@ -65,8 +65,9 @@ def durable_postgres(*settings: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def durable_postgres_server(*settings: str) -> Iterator[Any]:
-    """As `durable_postgres`, yielding the ``pg.PostgresServer`` itself (its ``url``, ``data`` directory, ...)."""
+def durable_postgres_server(*settings: str, keep: bool = False) -> Iterator[Any]:
+    """As `durable_postgres`, yielding the ``pg.PostgresServer`` itself (its ``url``, ``data`` directory, ...).
+    ``keep``: stop the cluster at the end but leave its files (see iti41_throughput.py's ``--keep-files``)."""
     import pg
 
     server = pg.PostgresServer()
@@ -77,7 +78,10 @@ def durable_postgres_server(*settings: str) -> Iterator[Any]:
                     f"-c full_page_writes=on -c shared_buffers=256MB {extra}")
         yield server
     finally:
-        server.remove()
+        if keep and server.running:
+            server.stop()
+        elif not keep:
+            server.remove()
 
 
 def yardstick() -> float:
