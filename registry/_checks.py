@@ -257,15 +257,16 @@ def _together(ids: bool, keys: bool, unique_ids: bool) -> DirectStatement:
     """The look-ups of :class:`_Statements` asked for in one statement (PostgreSQL): registered objects by id
     (parameter ``ids``), patients (``keys``), uniqueIds (``unique_ids``), each row saying which one it answers
     (``what``). Every branch selects the same typed columns (NULL where it has none), so the results decode as
-    the separate look-ups' do (``ObjectId``, ``StatusCode``)."""
-    ro, de, pt = registry_object.c, document_entry.c, patient.c
+    the separate look-ups' do (``ObjectId``, ``StatusCode``). The uniqueIds' branch gives each holder's id and
+    kind, not a DocumentEntry's hash and size (:func:`_document_hashes`, when one is found)."""
+    ro, pt = registry_object.c, patient.c
 
     def among(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
         return _among(column, name, postgresql=True)
 
     def columns(what: int, **given: Any) -> list[Any]:
         wanted = {"id": ro.id, "kind": ro.kind, "status": ro.status, "patient_key": ro.patient_key,
-                  "unique_id": ro.unique_id, "hash": de.hash, "size": de.size, "closed_at": pt.closed_at}
+                  "unique_id": ro.unique_id, "closed_at": pt.closed_at}
         return [literal_column(str(what), Integer).label("what"),
                 *(given[n].label(n) if n in given else cast(null(), c.type).label(n) for n, c in wanted.items())]
 
