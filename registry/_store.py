@@ -93,7 +93,7 @@ class Store:
             # selectivities are skewed (one patient: 100 rows; one eventCode: 5% of the registry), so a generic
             # plan can start from the wrong index: FindDocuments with an eventCodeList went from 6 to 24 ms at
             # 30,000 entries and 72 ms at 100,000, growing with the registry. Plan every execution with its values.
-            _set_plan_cache_mode(dbapi_conn, "force_custom_plan")
+            _set_session(dbapi_conn, plan_cache_mode="force_custom_plan")
 
         @event.listens_for(self.keyed_engine, "connect")
         def _connect_keyed(dbapi_conn: Any, _record: Any) -> None:
@@ -104,8 +104,12 @@ class Store:
             # per ITI-41; benchmarks/README.md, issue 13). Every other statement is not prepared, so planned
             # with its values at each execution: under "auto" a prepared look-up by arrays of ids (the checks'
             # look-up of a registration) switched to a generic plan made while its tables were small and kept
-            # it as they grew (1-1.3 ms instead of 0.03 per execution, benchmarks/pg_write_path.py).
-            _set_plan_cache_mode(dbapi_conn, "auto")
+            # it as they grew (1-1.3 ms instead of 0.03 per execution, benchmarks/pg_write_path.py). Sequential
+            # scans off: every statement here is by key, where an index scan is right whatever the tables' size,
+            # and a generic plan made on an empty registry (the look-up's, prepared with IN lists:
+            # registry._checks) would otherwise scan sequentially until autovacuum analyzes the tables (a table
+            # with no usable index is still scanned).
+            _set_session(dbapi_conn, plan_cache_mode="auto", enable_seqscan="off")
             dbapi_conn.prepare_threshold = None
 
     @contextmanager
@@ -194,11 +198,12 @@ class Store:
 PARTITIONS_ATTRIBUTE = "registry_partitions"  # read by migration 0008_scale
 
 
-def _set_plan_cache_mode(dbapi_conn: Any, mode: str) -> None:
-    """The session's ``plan_cache_mode`` of a new PostgreSQL connection (committed: not undone with the first
+def _set_session(dbapi_conn: Any, **settings: str) -> None:
+    """Planner settings of a new PostgreSQL connection's session (committed: not undone with the first
     transaction that rolls back)."""
     with dbapi_conn.cursor() as cur:
-        cur.execute(f"SET plan_cache_mode = {mode}")
+        for name, value in settings.items():
+            cur.execute(f"SET {name} = {value}")
     dbapi_conn.commit()
 
 

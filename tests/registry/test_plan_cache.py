@@ -1,12 +1,13 @@
 """PostgreSQL's plans of the registry's statements (``registry._store``): the write transactions run on
 connections where PostgreSQL may keep a generic plan of a prepared statement ("auto") and only the statements
 whose plan does not depend on their values are prepared (``registry.prepared_statement``): a registration's
-rows are planned once per connection, its checks' look-up at every execution with its values; the reads'
-connections plan every execution with its values ("force_custom_plan": skewed selectivities, see the store's
-module)."""
+rows and its checks' look-up are planned once per connection (sequential scans off, so that a plan made on an
+empty registry reads by index); the reads' connections plan every execution with its values
+("force_custom_plan": skewed selectivities, see the store's module)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -34,25 +35,68 @@ def _register(registry: Registry, n: int) -> None:
     assert not response.errors, response
 
 
-def test_a_registrations_rows_are_planned_once_per_connection_and_its_look_up_at_each_execution(store: Store
-                                                                                                 ) -> None:
-    registry = Registry(store)
-    for n in range(12):   # one after the other: one write connection; the rows' statement prepared at the first
-        _register(registry, n)
+def _prepared(store: Store) -> list[tuple[str, int, int]]:
     with store.keyed_engine.connect() as conn:
-        mode = conn.exec_driver_sql("SHOW plan_cache_mode").scalar()
-        prepared = conn.exec_driver_sql(
-            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements").all()
-    assert mode == "auto"
+        assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
+        assert conn.exec_driver_sql("SHOW enable_seqscan").scalar() == "off"
+        return [tuple(r) for r in conn.exec_driver_sql(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements").all()]
+
+
+def test_a_registrations_rows_and_look_up_are_planned_once_per_connection(store: Store) -> None:
+    registry = Registry(store)
+    for n in range(12):   # one after the other: one write connection; the statements prepared at the first
+        _register(registry, n)
+    prepared = _prepared(store)
     rows = [(generic, custom) for statement, generic, custom in prepared if "INSERT INTO registry_object" in statement]
+    look_ups = [(generic, custom) for statement, generic, custom in prepared if "UNION ALL" in statement]
     assert len(rows) == 1, prepared
-    generic, custom = rows[0]
-    # PostgreSQL plans the first five executions with their values, then compares and keeps the generic plan
-    assert generic >= 6, rows
-    assert custom <= 5, rows
-    # nothing else is prepared, the checks' look-up by arrays of ids (registry._checks) among them: a generic
-    # plan made on small tables would be kept as they grow
-    assert [s for s, _, _ in prepared] == [s for s, _, _ in prepared if "INSERT INTO registry_object" in s]
+    assert len(look_ups) == 1, prepared   # every registration here looks up as many values of each kind
+    for generic, custom in rows + look_ups:
+        # PostgreSQL plans the first five executions with their values, then compares and keeps the generic plan
+        assert generic >= 6, prepared
+        assert custom <= 5, prepared
+    # nothing else is prepared
+    assert len(prepared) == 2, prepared
+
+
+def test_the_look_ups_generic_plan_made_on_a_young_registry_reads_by_index(store: Store) -> None:
+    """The generic plan PostgreSQL keeps for the look-up may be made while the registry is still small (one page,
+    analyzed); on the write connections (sequential scans off) it reads by index all the same, so it stays right as
+    the tables grow until autovacuum analyzes them again."""
+    from registry._checks import _together
+
+    statement = _together(True, True, True, prepared=True).statement
+    with store.keyed_engine.connect() as conn:
+        sql = str(statement.compile(conn).string)
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cur:
+            # a young registry, as autovacuum analyzes it: a few rows, one page
+            for table in ("registry_object", "patient"):
+                cur.execute(f"CREATE TEMPORARY TABLE {table} (LIKE public.{table} INCLUDING INDEXES)")
+                cur.execute(f"INSERT INTO pg_temp.{table} SELECT * FROM public.{table} LIMIT 20")
+                cur.execute(f"ANALYZE pg_temp.{table}")
+            cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            numbered, parameters = _numbered(sql)
+            cur.execute("PREPARE look_up AS " + numbered)
+            cur.execute("EXPLAIN EXECUTE look_up(" + ", ".join(["NULL"] * parameters) + ")")
+            plan = "\n".join(r[0] for r in cur.fetchall())
+        conn.rollback()
+    assert "Index" in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+def _numbered(sql: str) -> tuple[str, int]:
+    """The statement with each IN list of two parameters, numbered $1, $2, ...; and how many there are."""
+    count = 0
+
+    def two(_match: re.Match[str]) -> str:
+        nonlocal count
+        count += 2
+        return f"${count - 1}, ${count}"
+
+    return re.sub(r"__\[POSTCOMPILE_\w+\]", two, sql), count
 
 
 def test_reads_plan_every_execution_and_keyed_autocommit_work_may_not(store: Store) -> None:
