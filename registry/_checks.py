@@ -144,8 +144,8 @@ class Known:
                        documents: set[str]) -> None:
         """The three look-ups of :meth:`_load_apart` in one statement, one round trip (PostgreSQL; issue 13):
         the rows of each are those its own statement returns. Only the look-ups with values to look up are in
-        the statement (one text per combination, each prepared by psycopg): an empty one still costs PostgreSQL
-        its planning, on every partition of a partitioned registry."""
+        the statement (one text per combination, and per count of values when prepared: see :func:`_together`):
+        an empty one still costs PostgreSQL its planning, on every partition of a partitioned registry."""
         unique_ids = packages | documents
         if not (keys or ids or unique_ids):
             return
