@@ -161,12 +161,12 @@ class Known:
                 if r.unique_id in documents:
                     registered_documents[r.id] = r.unique_id
             elif r.kind in ("SS", "FD") and r.unique_id in packages:
-                self.package_unique_ids[r.unique_id] = self.package_unique_ids.get(r.unique_id, 0) + 1
+                self._count_package(r.unique_id)
         if registered_documents:   # a DocumentEntry uniqueId sent again: rare, its hash and size looked up apart
             entries = {d.id: d for d in _document_hashes().rows(conn, {"ids": sorted(registered_documents)})}
             for entry_id, uid in registered_documents.items():
                 d = entries.get(entry_id)
-                self.document_unique_ids.setdefault(uid, []).append((d.hash, d.size) if d else (None, None))
+                self._count_document(uid, d.hash if d else None, d.size if d else None)
 
     def _load_apart(self, conn: Connection, keys: set[str], ids: set[str], packages: set[str],
                     documents: set[str]) -> None:
@@ -183,9 +183,17 @@ class Known:
     def _count_unique_id(self, r: Any, packages: set[str], documents: set[str]) -> None:
         if r.kind == "DE":
             if r.unique_id in documents:
-                self.document_unique_ids.setdefault(r.unique_id, []).append((r.hash, r.size))
+                self._count_document(r.unique_id, r.hash, r.size)
         elif r.unique_id in packages:
-            self.package_unique_ids[r.unique_id] = self.package_unique_ids.get(r.unique_id, 0) + 1
+            self._count_package(r.unique_id)
+
+    def _count_package(self, unique_id: str) -> None:
+        """One more SubmissionSet or Folder holds ``unique_id``."""
+        self.package_unique_ids[unique_id] = self.package_unique_ids.get(unique_id, 0) + 1
+
+    def _count_document(self, unique_id: str, sha1: str | None, size: int | None) -> None:
+        """One more DocumentEntry holds ``unique_id``, with that hash and size."""
+        self.document_unique_ids.setdefault(unique_id, []).append((sha1, size))
 
     def add(self, objects: Iterable[Row], documents: Iterable[Row]) -> None:
         """The ``registry_object`` and ``document_entry`` rows of a submission registered in this transaction:
@@ -195,10 +203,10 @@ class Known:
             self.objects[o["id"]] = Existing(o["id"], o["kind"], o["status"], o["patient_key"], o["unique_id"])
             uid = o["unique_id"]
             if uid and o["kind"] in ("SS", "FD"):
-                self.package_unique_ids[uid] = self.package_unique_ids.get(uid, 0) + 1
+                self._count_package(uid)
             elif uid and o["kind"] == "DE":
                 d = by_id[o["id"]]
-                self.document_unique_ids.setdefault(uid, []).append((d["hash"], d["size"]))
+                self._count_document(uid, d["hash"], d["size"])
 
     def deprecate(self, ids: Iterable[str]) -> None:
         for i in ids:
