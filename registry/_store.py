@@ -98,17 +98,15 @@ class Store:
         @event.listens_for(self.keyed_engine, "connect")
         def _connect_keyed(dbapi_conn: Any, _record: Any) -> None:
             # Writes and reads by key: PostgreSQL's own choice ("auto") for the few statements that ask to be
-            # prepared (registry.prepared_statement: a registration's rows, the access history's append, the
-            # caller's dossier read), whose plans do not depend on the values; PostgreSQL keeps their generic
-            # plan, made once per connection instead of a plan at every execution (~0.45 ms of PostgreSQL's CPU
-            # per ITI-41; benchmarks/README.md, issue 13). Every other statement is not prepared, so planned
-            # with its values at each execution: under "auto" a prepared look-up by arrays of ids (the checks'
-            # look-up of a registration) switched to a generic plan made while its tables were small and kept
-            # it as they grew (1-1.3 ms instead of 0.03 per execution, benchmarks/pg_write_path.py). Sequential
-            # scans off: every statement here is by key, where an index scan is right whatever the tables' size,
-            # and a generic plan made on an empty registry (the look-up's, prepared with IN lists:
-            # registry._checks) would otherwise scan sequentially until autovacuum analyzes the tables (a table
-            # with no usable index is still scanned).
+            # prepared (registry.prepared_statement: a registration's rows and its checks' look-up of a few
+            # values, the access history's append, the caller's dossier read), whose plans do not depend on the
+            # values; PostgreSQL keeps their generic plan, made once per connection instead of a plan at every
+            # execution (~0.45 ms of PostgreSQL's CPU per ITI-41; benchmarks/README.md, issue 13). Every other
+            # statement is not prepared, so planned with its values at each execution. Sequential scans off:
+            # every statement here is by key, where an index scan is right whatever the tables' size, and a
+            # generic plan made on a young registry would otherwise scan sequentially and be kept as the tables
+            # grow, until autovacuum analyzes them (seen with the look-up: 1-1.3 ms instead of 0.03 per
+            # execution, benchmarks/pg_write_path.py; a table with no usable index is still scanned).
             _set_session(dbapi_conn, plan_cache_mode="auto", enable_seqscan="off")
             dbapi_conn.prepare_threshold = None
 
