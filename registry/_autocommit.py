@@ -8,8 +8,9 @@ snapshot and commits it on its own. Here it runs in autocommit on the driver's c
 The connections are made through the engine (its URL, ``connect_args`` and connect-time settings) and detached
 from its pool. No ping: a connection the server closed (a restart) fails its statement, and the work is run
 again, once, on a new connection, the idle connections made before the failure being dropped (as dead as the
-failed one). The caller states why running its work twice is safe (a read changes nothing; an atomic
-statement cannot take effect twice).
+failed one): its own and the engine pool's (the write connections are not pinged either: ``Store.write``).
+The caller states why running its work twice is safe (a read changes nothing; an atomic statement cannot take
+effect twice).
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class AutocommitConnections:
                 _close(conn)
                 if not lost or attempt == 2:
                     raise DBAPIError.instance(None, None, failed, self._driver_error) from None
-                self.close()   # made before the server went away: as dead as this one
+                self.close()   # made before the server went away: as dead as this one,
+                self._engine.dispose()   # and so are the engine's pooled ones, where _connect takes from
                 continue
             if len(self._idle) < self._max_idle:
                 self._idle.append(conn)

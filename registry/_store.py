@@ -11,10 +11,12 @@ one commits are run together, each in a savepoint, with one commit (one WAL fsyn
 gets its own result or exception only once the group is committed (acknowledged = durable), and a work that
 fails is rolled back to its savepoint without touching the others (docs/architecture.md, "Group commit").
 
-PostgreSQL connections are pinged when they come out of the pool (``pool_pre_ping``): a server restarted
-between two requests is noticed there and the connection replaced, so the first request after a restart is
-served, not refused. (Pinging only connections idle for over a second saved no measurable CPU per document
-and made the first request after a restart fail: docs/architecture.md.)
+PostgreSQL: the reads' connections are pinged when they come out of the pool (``pool_pre_ping``): a server
+restarted between two requests is noticed there and the connection replaced, so the first request after a
+restart is served, not refused. A write transaction's connection is not pinged: its BEGIN, sent by the store
+(the driver is in autocommit), is the ping. A connection the server closed fails its BEGIN, before any work
+ran, and the transaction starts again on a new connection (:meth:`Store.write`): one round trip per
+transaction instead of two (issue 13).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -51,16 +54,18 @@ class Store:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: Engine = create_engine(url, **kwargs)
         # Its writes are mostly the group commit's (one transaction at a time per process): 4 kept, 4 more in bursts.
-        self.keyed_engine: Engine = (self.engine if self.is_sqlite else
-                                     create_engine(url, **{**kwargs, "pool_size": 4, "max_overflow": 4}))
+        self.keyed_engine: Engine = (self.engine if self.is_sqlite else create_engine(
+            url, **{**kwargs, "pool_size": 4, "max_overflow": 4, "pool_pre_ping": False}))
         """PostgreSQL: the connections of the write transactions and of other statements by key (a caller's
         dossier), a pool of their own where the statements that ask to be prepared keep a generic plan;
-        ``engine``'s plan every execution with its values (see ``_postgresql_setup``). SQLite: ``engine``."""
+        ``engine``'s plan every execution with its values (see ``_postgresql_setup``). Their driver is in
+        autocommit and not pinged: :meth:`write` begins the transaction. SQLite: ``engine``."""
         self._write_lock: AbstractContextManager[object] = threading.Lock() if self.is_sqlite else nullcontext()
         database = self.engine.url.database if self.is_sqlite else None
         self._process_lock = (_ProcessLock(Path(database + "-writer.lock"))
                               if database and database != ":memory:" and not database.startswith("file:") else None)
         self._group = _GroupCommit(self)
+        self._driver_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         if self.is_sqlite:
             self._sqlite_setup(sqlite_synchronous)
         else:
@@ -109,6 +114,7 @@ class Store:
             # execution, benchmarks/pg_write_path.py; a table with no usable index is still scanned).
             _set_session(dbapi_conn, plan_cache_mode="auto", enable_seqscan="off")
             dbapi_conn.prepare_threshold = None
+            dbapi_conn.autocommit = True   # the store sends BEGIN itself, and it is the ping (write())
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -116,10 +122,33 @@ class Store:
 
         SQLite has one writer at a time; threads of this process queue on a lock, processes on a file lock
         (see the module's docstring)."""
-        with (self._write_lock, self._process_lock or nullcontext(), self.keyed_engine.connect() as conn,
-              conn.begin()):
+        with (self._write_lock, self._process_lock or nullcontext(), self._begun() as conn, conn.begin()):
             self._begin_sqlite(conn, "BEGIN IMMEDIATE")
             yield conn
+
+    def _begun(self) -> Connection:
+        """A keyed connection; on PostgreSQL its transaction begun. The BEGIN is the connection's ping (the
+        keyed pool has none): a connection the server closed (a restart) fails it before any work ran, the
+        pool's other connections are dropped (made before the server went away, as dead) and the transaction
+        begins on a new one, once. SQLAlchemy's ``begin()`` sends nothing on PostgreSQL: psycopg's COMMIT and
+        ROLLBACK follow the server's transaction state, which this BEGIN opened."""
+        if self.is_sqlite:
+            return self.keyed_engine.connect()
+        for attempt in (1, 2):
+            conn = self.keyed_engine.connect()
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            try:
+                driver.execute("BEGIN")
+                return conn
+            except self._driver_error as failed:
+                lost = self.keyed_engine.dialect.is_disconnect(failed, driver, None)  # type: ignore[arg-type]
+                conn.invalidate()
+                conn.close()
+                if not lost or attempt == 2:
+                    raise DBAPIError.instance(None, None, failed, self._driver_error) from None
+                self.keyed_engine.dispose()
+        raise AssertionError("unreachable")   # pragma: no cover
 
     def grouped_write(self, work: Callable[[Connection], T], *, order: str = "") -> T:
         """``work(conn)`` in a write transaction that may be shared with the works other threads of this process
@@ -320,7 +349,10 @@ class _GroupCommit:
                 # Savepoints sent straight to the driver, like BEGIN (``_sqlite_setup``): SQLAlchemy's
                 # begin_nested compiles and executes SAVEPOINT and RELEASE through its whole execution path,
                 # ~60 us of CPU per request of a group (issue 13). A failed work is rolled back to its savepoint
-                # here, as begin_nested did; SQLAlchemy's own savepoints inside a work nest within it.
+                # here, as begin_nested did; SQLAlchemy's own savepoints inside a work nest within it. None is
+                # released (a round trip each on PostgreSQL): a savepoint of the same name nests in the previous
+                # one, ROLLBACK TO undoes only the newest (PostgreSQL, SQLite), and the commit keeps them all;
+                # at most MAX_GROUP deep, within PostgreSQL's cache of a transaction's 64 subtransactions.
                 driver = conn.connection.driver_connection
                 assert driver is not None
                 for p in group:
@@ -330,7 +362,6 @@ class _GroupCommit:
                     except Exception as failed:
                         p.result, p.error = None, failed
                         driver.execute("ROLLBACK TO SAVEPOINT grouped_work")
-                    driver.execute("RELEASE SAVEPOINT grouped_work")
         except BaseException as failed:   # no transaction, or the commit (or the only work) failed: nothing stored
             for p in group or take():     # not taken yet if the transaction could not start: they hear why
                 if p.error is None:

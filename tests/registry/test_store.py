@@ -53,3 +53,34 @@ def test_a_postgresql_connection_lost_while_idle_is_replaced_before_use(request)
             assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
     finally:
         store.dispose()
+
+
+def test_write_connections_lost_while_idle_are_replaced_at_begin(request):
+    """The write transactions' connections are not pinged: the BEGIN the store sends is their ping. When the
+    server has dropped every pooled one (a PostgreSQL restart), the first write fails its BEGIN, before any of
+    its work ran, drops the pool's other connections (as dead) and runs in a transaction on a new connection."""
+    import psycopg
+    from nodes import database_url
+    from psycopg.pq import TransactionStatus
+
+    url = database_url("postgresql", request)
+    assert url is not None
+    store = Store(url)
+    try:
+        with store.write() as first, store.write() as second:   # two connections in the write pool
+            pids = {c.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() for c in (first, second)}
+        assert len(pids) == 2
+        server = request.getfixturevalue("shared_postgres")
+        with psycopg.connect(f"host={server.root} user=app dbname=postgres", autocommit=True) as admin:
+            for pid in pids:
+                assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+        ran = 0
+        with store.write() as conn:
+            ran += 1
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            assert driver.info.transaction_status == TransactionStatus.INTRANS
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() not in pids
+        assert ran == 1
+    finally:
+        store.dispose()
