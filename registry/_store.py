@@ -148,6 +148,9 @@ class Store:
                 if not lost or attempt == 2:
                     raise DBAPIError.instance(None, None, failed, self._driver_error) from None
                 self.keyed_engine.dispose()
+            except BaseException:   # interrupted: the connection goes back to the pool, where it is reset
+                conn.close()
+                raise
         raise AssertionError("unreachable")   # pragma: no cover
 
     def grouped_write(self, work: Callable[[Connection], T], *, order: str = "") -> T:
