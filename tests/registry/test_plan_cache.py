@@ -83,6 +83,7 @@ def test_the_look_ups_generic_plan_made_on_a_young_registry_reads_by_index(store
             cur.execute("PREPARE look_up AS " + numbered)
             cur.execute("EXPLAIN EXECUTE look_up(" + ", ".join(["NULL"] * parameters) + ")")
             plan = "\n".join(r[0] for r in cur.fetchall())
+            cur.execute("DEALLOCATE look_up")   # not undone by the rollback: the module's store is shared
         driver.rollback()   # the temporary tables would otherwise hide the registry's on this pooled connection
     assert "Index" in plan, plan
     assert "Seq Scan" not in plan, plan
